@@ -1,0 +1,1 @@
+//! husk-testing: see README
