@@ -1,1 +1,95 @@
-pub fn main() -> ! { std::process::exit(1) }
+//! husk-init: the container side of husk.
+//!
+//! `husk create` re-executes the husk binary as `husk init <sync-fd>`. The binary's `main` calls
+//! [`main`] before anything else (no threads, no logger), and from there on everything up to the
+//! `execve` of the user's process lives in this crate:
+//! - stage 1 ([`stage1`]) joins and creates the namespaces in the order the kernel needs, forks
+//!   when a pid or time namespace must take effect, reports the child's pid and exits;
+//! - stage 2 ([`stage2`]) is the container's PID 1: root filesystem, process attributes, then it
+//!   reports ready and blocks on the exec fifo until `husk start`.
+//!
+//! Errors go back to the parent as [`proto::InitFailure`] (the step and its errno).
+
+pub mod hooks;
+pub mod proto;
+mod rootfs;
+mod stage1;
+mod stage2;
+pub mod sys;
+
+use proto::{Channel, InitFailure, ToParent};
+
+/// Whether this process was started as the init (`argv[1] == "init"`).
+pub fn is_init_invocation() -> bool {
+    std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == proto::INIT_ARG)
+}
+
+/// Entry point of the init. Never returns: it execs the container process or exits non-zero.
+pub fn main() -> ! {
+    let Some(fd) = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse::<std::os::fd::RawFd>().ok())
+    else {
+        eprintln!("husk init: this command is internal to husk and takes the bootstrap socket fd");
+        std::process::exit(2);
+    };
+    // SAFETY: the parent placed the child end of the bootstrap socketpair at this descriptor and
+    // nothing else in this fresh process refers to it.
+    let channel = unsafe { Channel::from_raw_fd(fd) };
+    let failure = match stage1::run(&channel) {
+        Ok(never) => match never {},
+        Err(failure) => failure,
+    };
+    // The parent may be gone already (after `Ready`); stderr is then the only witness.
+    if channel
+        .send(&ToParent::Failed(failure.clone()), &[])
+        .is_err()
+    {
+        eprintln!("husk init: {failure}");
+    }
+    std::process::exit(1);
+}
+
+/// Attaches a step description (and the errno) to a failed call.
+pub(crate) trait Step<T> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, InitFailure>;
+}
+
+fn errno_of(e: &std::io::Error) -> Option<i32> {
+    e.raw_os_error()
+}
+
+impl<T> Step<T> for std::io::Result<T> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, InitFailure> {
+        self.map_err(|e| InitFailure {
+            step: what(),
+            errno: errno_of(&e),
+            detail: if e.raw_os_error().is_some() {
+                None
+            } else {
+                Some(e.to_string())
+            },
+        })
+    }
+}
+
+impl<T> Step<T> for nix::Result<T> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, InitFailure> {
+        self.map_err(|e| InitFailure {
+            step: what(),
+            errno: Some(e as i32),
+            detail: None,
+        })
+    }
+}
+
+/// A failure with no errno.
+pub(crate) fn failure(step: impl Into<String>, detail: impl Into<String>) -> InitFailure {
+    InitFailure {
+        step: step.into(),
+        errno: None,
+        detail: Some(detail.into()),
+    }
+}

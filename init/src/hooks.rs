@@ -1,0 +1,90 @@
+//! Running OCI hooks: used by the host side (prestart, createRuntime, poststart, poststop) and by
+//! the init (createContainer, startContainer), so both behave the same.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::proto::HookPlan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("run hook {path}: {source}")]
+    Spawn {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("hook {path} failed: {status}")]
+    Failed { path: String, status: String },
+    #[error("hook {path} timed out after {secs}s")]
+    TimedOut { path: String, secs: u64 },
+}
+
+impl HookError {
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            HookError::Spawn { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `hook` with the container state JSON on its stdin and waits for it (up to its timeout).
+pub fn run_hook(hook: &HookPlan, state_json: &str) -> Result<(), HookError> {
+    let path = hook.path.display().to_string();
+    let spawn_err = |source| HookError::Spawn {
+        path: path.clone(),
+        source,
+    };
+    let mut cmd = Command::new(&hook.path);
+    if let Some((arg0, rest)) = hook.args.split_first() {
+        cmd.arg0(arg0).args(rest);
+    }
+    cmd.env_clear();
+    for kv in &hook.env {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin closes the pipe early: that is not a failure.
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let exited = match hook.timeout_secs {
+        None => true,
+        Some(secs) => wait_exit(child.id() as i32, Duration::from_secs(secs)).map_err(spawn_err)?,
+    };
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(HookError::TimedOut {
+            path,
+            secs: hook.timeout_secs.unwrap_or(0),
+        });
+    }
+    let status = child.wait().map_err(spawn_err)?;
+    if status.success() {
+        return Ok(());
+    }
+    let status = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (_, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    };
+    Err(HookError::Failed { path, status })
+}
+
+/// Runs hooks in order, stopping at the first failure.
+pub fn run_hooks(hooks: &[HookPlan], state_json: &str) -> Result<(), HookError> {
+    hooks.iter().try_for_each(|h| run_hook(h, state_json))
+}
+
+/// Waits until the child `pid` exits or `timeout` passes; true when it exited.
+fn wait_exit(pid: i32, timeout: Duration) -> std::io::Result<bool> {
+    let pidfd = crate::sys::pidfd_open(pid)?;
+    crate::sys::wait_readable(pidfd.as_fd(), timeout)
+}

@@ -1,0 +1,386 @@
+//! The bootstrap protocol shared by the host side (`husk::spawn`) and the init.
+//!
+//! One `SOCK_SEQPACKET` socketpair joins the parent and the init. Every packet is one
+//! JSON-encoded message; file descriptors travel beside it as `SCM_RIGHTS`. The exchange is:
+//!
+//! ```text
+//! parent                                   init (stage 1, then stage 2)
+//!   Bootstrap (+ exec fifo fd)      ──▶
+//!                                   ◀──   NeedIdMaps            (only with a new user namespace)
+//!   IdMapsWritten                   ──▶
+//!                                   ◀──   Stage2Pid(pid)        (stage 1 then exits)
+//!                                   ◀──   RunRuntimeHooks       (stage 2, mounts done, before pivot_root)
+//!   HooksDone { state }             ──▶
+//!                                   ◀──   Ready                 (stage 2 now waits on the exec fifo)
+//! any time:                         ◀──   Failed(InitFailure)
+//! ```
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Bumped whenever a message changes shape: a parent and an init from different builds refuse
+/// each other instead of misreading.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The argument that makes the husk binary run as the container's init.
+pub const INIT_ARG: &str = "init";
+
+/// A namespace kind, with its `CLONE_NEW*` flag.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceKind {
+    User,
+    Mount,
+    Pid,
+    Network,
+    Uts,
+    Ipc,
+    Cgroup,
+    Time,
+}
+
+impl NamespaceKind {
+    /// The order the kernel needs for joining and creating: the user namespace first (it owns the
+    /// others), the mount namespace last among the joined ones so that the other paths still
+    /// resolve on the host.
+    pub const SETUP_ORDER: [NamespaceKind; 8] = [
+        NamespaceKind::User,
+        NamespaceKind::Ipc,
+        NamespaceKind::Uts,
+        NamespaceKind::Network,
+        NamespaceKind::Pid,
+        NamespaceKind::Cgroup,
+        NamespaceKind::Time,
+        NamespaceKind::Mount,
+    ];
+
+    pub fn clone_flag(self) -> libc::c_int {
+        match self {
+            NamespaceKind::User => libc::CLONE_NEWUSER,
+            NamespaceKind::Mount => libc::CLONE_NEWNS,
+            NamespaceKind::Pid => libc::CLONE_NEWPID,
+            NamespaceKind::Network => libc::CLONE_NEWNET,
+            NamespaceKind::Uts => libc::CLONE_NEWUTS,
+            NamespaceKind::Ipc => libc::CLONE_NEWIPC,
+            NamespaceKind::Cgroup => libc::CLONE_NEWCGROUP,
+            NamespaceKind::Time => libc::CLONE_NEWTIME,
+        }
+    }
+
+    /// The name under /proc/<pid>/ns/ and in config.json's `linux.namespaces[].type`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            NamespaceKind::User => "user",
+            NamespaceKind::Mount => "mnt",
+            NamespaceKind::Pid => "pid",
+            NamespaceKind::Network => "net",
+            NamespaceKind::Uts => "uts",
+            NamespaceKind::Ipc => "ipc",
+            NamespaceKind::Cgroup => "cgroup",
+            NamespaceKind::Time => "time",
+        }
+    }
+}
+
+/// A namespace to create (`path: None`) or join.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct NamespacePlan {
+    pub kind: NamespaceKind,
+    pub path: Option<PathBuf>,
+}
+
+/// What a mount entry becomes once its options are parsed on the host.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A bind mount; `recursive` for rbind.
+    Bind { recursive: bool },
+    /// Any filesystem mounted by type (proc, tmpfs, sysfs, devpts, mqueue, ...).
+    Filesystem,
+    /// `type: cgroup`/`cgroup2`: the container's view of its cgroups.
+    Cgroup,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MountPlan {
+    /// Absolute path inside the container.
+    pub destination: PathBuf,
+    /// For binds an absolute host path; for filesystems the mount source string.
+    pub source: Option<PathBuf>,
+    pub fstype: Option<String>,
+    pub kind: MountKind,
+    /// `MS_*` flags for the mount itself.
+    pub flags: u64,
+    /// `MS_*` flags cleared by options such as `rw`, `suid`, `dev` (used by bind remounts).
+    pub clear_flags: u64,
+    /// `MS_SHARED`/`MS_SLAVE`/`MS_PRIVATE`/`MS_UNBINDABLE` (with `MS_REC`), applied after mounting.
+    pub propagation: Vec<u64>,
+    /// Filesystem-specific options joined with commas.
+    pub data: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct DevicePlan {
+    /// Absolute path inside the container.
+    pub path: PathBuf,
+    /// `S_IFCHR`, `S_IFBLK` or `S_IFIFO`.
+    pub file_type: u32,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RlimitPlan {
+    /// `RLIMIT_*` resource number.
+    pub resource: i32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct HookPlan {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProcessPlan {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: Option<u32>,
+    pub rlimits: Vec<RlimitPlan>,
+    pub no_new_privileges: bool,
+    pub oom_score_adj: Option<i32>,
+    /// `process.capabilities`, applied around the uid/gid change.
+    pub capabilities: Option<oci_spec::runtime::LinuxCapabilities>,
+}
+
+/// One mounted cgroup hierarchy of the host.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CgroupHierarchy {
+    /// Where the host mounts it, e.g. `/sys/fs/cgroup/memory`.
+    pub mount_point: PathBuf,
+    /// `cgroup` or `cgroup2`.
+    pub fstype: String,
+    /// The hierarchy's controller options, e.g. `memory` or `name=systemd`.
+    pub options: String,
+}
+
+/// Everything the init needs, validated and resolved on the host before any fork.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Bootstrap {
+    pub version: u32,
+    pub namespaces: Vec<NamespacePlan>,
+    /// `/proc/self/timens_offsets` lines, written right after the time namespace is created.
+    pub time_offsets: Vec<String>,
+    /// Absolute host path of the root filesystem.
+    pub rootfs: PathBuf,
+    pub rootfs_readonly: bool,
+    /// Propagation applied to the container's view of `/` (`MS_SLAVE|MS_REC` by default).
+    pub rootfs_propagation: u64,
+    pub mounts: Vec<MountPlan>,
+    pub no_pivot: bool,
+    /// The standard devices (null, zero, full, random, urandom, tty) not overridden by the spec.
+    pub devices: Vec<DevicePlan>,
+    pub masked_paths: Vec<PathBuf>,
+    pub readonly_paths: Vec<PathBuf>,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub sysctl: Vec<(String, String)>,
+    pub process: ProcessPlan,
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    pub new_session_keyring: bool,
+    pub create_container_hooks: Vec<HookPlan>,
+    pub start_container_hooks: Vec<HookPlan>,
+    /// Whether the parent asks for prestart/createRuntime hooks (saves a round trip when none).
+    pub has_runtime_hooks: bool,
+    /// Fds 3..3+N are the caller's and stay open in the container.
+    pub preserve_fds: u32,
+    /// The host's cgroup hierarchies, for `type: cgroup` mounts (empty when there is none).
+    pub cgroup_hierarchies: Vec<CgroupHierarchy>,
+    /// The container's cgroup path relative to each hierarchy root.
+    pub cgroup_path: PathBuf,
+}
+
+/// Where init failed, with the errno when a system call failed.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct InitFailure {
+    /// What init was doing, e.g. `mount proc on /proc`.
+    pub step: String,
+    pub errno: Option<i32>,
+    /// Extra text when there is no errno (or beside it).
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for InitFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.step)?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        if let Some(errno) = self.errno {
+            write!(f, ": {}", io::Error::from_raw_os_error(errno))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum ToInit {
+    /// First message; the exec fifo (opened read-write) travels with it.
+    Bootstrap(Box<Bootstrap>),
+    IdMapsWritten,
+    /// Prestart and createRuntime hooks have run; `state` is the state JSON for the
+    /// createContainer and startContainer hooks.
+    HooksDone {
+        state: String,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum ToParent {
+    NeedIdMaps,
+    /// The container's PID 1 as seen from the parent's pid namespace.
+    Stage2Pid(i32),
+    RunRuntimeHooks,
+    Ready,
+    Failed(InitFailure),
+}
+
+/// One end of the bootstrap socketpair.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Largest message accepted; a spec with a big seccomp profile stays far below.
+const MAX_MESSAGE: usize = 4 << 20;
+
+impl Channel {
+    /// A connected pair, both ends close-on-exec.
+    pub fn pair() -> io::Result<(Channel, Channel)> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    /// Adopts an inherited descriptor (the init's end after exec).
+    ///
+    /// # Safety
+    /// `fd` must be an open socket that nothing else owns.
+    pub unsafe fn from_raw_fd(fd: RawFd) -> Channel {
+        // SAFETY: the caller guarantees sole ownership of an open descriptor.
+        Channel {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        }
+    }
+
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    pub fn send<T: Serialize>(&self, msg: &T, fds: &[RawFd]) -> io::Result<()> {
+        let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        let iov = [IoSlice::new(&bytes)];
+        let cmsgs: Vec<ControlMessage> = if fds.is_empty() {
+            Vec::new()
+        } else {
+            vec![ControlMessage::ScmRights(fds)]
+        };
+        let sent = sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        if sent != bytes.len() {
+            return Err(io::Error::other("short write on bootstrap socket"));
+        }
+        Ok(())
+    }
+
+    /// Receives one message; a closed peer is `UnexpectedEof`.
+    pub fn recv<T: DeserializeOwned>(&self) -> io::Result<(T, Vec<OwnedFd>)> {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            // Peek with MSG_TRUNC to learn the real size of a packet larger than the buffer.
+            let peeked = nix::sys::socket::recv(
+                self.fd.as_raw_fd(),
+                &mut buf[..1],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            );
+            match peeked {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) if n > MAX_MESSAGE => {
+                    return Err(io::Error::other("bootstrap message too large"))
+                }
+                Ok(n) if n > buf.len() => buf.resize(n, 0),
+                Ok(_) => {}
+            }
+            break;
+        }
+        let mut cmsg_space = nix::cmsg_space!([RawFd; 8]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let (len, fds) = loop {
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(msg) => {
+                    let mut fds = Vec::new();
+                    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+                        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                            for fd in raw {
+                                // SAFETY: SCM_RIGHTS hands us fresh descriptors we now own.
+                                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                            }
+                        }
+                    }
+                    break (msg.bytes, fds);
+                }
+            }
+        };
+        if len == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let msg = serde_json::from_slice(&buf[..len]).map_err(io::Error::other)?;
+        Ok((msg, fds))
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Channel {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,541 @@
+//! The container's root filesystem: mounts, devices, pivot_root, masked and read-only paths.
+//!
+//! Every destination inside the rootfs is resolved with `openat2(RESOLVE_IN_ROOT)` and mounted
+//! through `/proc/self/fd/N` of the resolved descriptor, so a symlink in the rootfs (even one
+//! swapped in during setup) cannot redirect a mount onto the host.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{mkdirat, mknodat, Mode, SFlag};
+use nix::sys::statvfs::{fstatvfs, FsFlags};
+use nix::unistd::{fchownat, symlinkat, Gid, Uid};
+
+use crate::proto::{Bootstrap, DevicePlan, InitFailure, MountKind, MountPlan, NamespaceKind};
+use crate::sys::open_in_root;
+use crate::{failure, Step};
+
+const NONE: Option<&str> = None;
+
+fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// The rootfs opened as a directory, for resolving paths inside it.
+pub(crate) struct Root {
+    fd: OwnedFd,
+    host_path: PathBuf,
+}
+
+impl Root {
+    fn open(path: &Path) -> Result<Root, InitFailure> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .step(|| format!("open rootfs {}", path.display()))?;
+        // SAFETY: open returned a new descriptor that we own.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(Root {
+            fd,
+            host_path: path.to_path_buf(),
+        })
+    }
+
+    fn open_path(&self, path: &Path) -> std::io::Result<OwnedFd> {
+        open_in_root(self.fd.as_fd(), path, libc::O_PATH)
+    }
+
+    /// Creates every missing directory of `path` inside the root and returns the last one.
+    fn mkdir_all(&self, path: &Path) -> Result<OwnedFd, InitFailure> {
+        let mut current = PathBuf::from("/");
+        let mut dir = self
+            .open_path(&current)
+            .step(|| format!("open {}", self.host_path.display()))?;
+        for comp in path.components() {
+            let Component::Normal(name) = comp else {
+                continue;
+            };
+            current.push(name);
+            match self.open_path(&current) {
+                Ok(fd) => dir = fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    match mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => {
+                            return Err(e).step(|| format!("mkdir {} in rootfs", current.display()))
+                        }
+                    }
+                    dir = self
+                        .open_path(&current)
+                        .step(|| format!("open {} in rootfs", current.display()))?;
+                }
+                Err(e) => return Err(e).step(|| format!("open {} in rootfs", current.display())),
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Makes sure `path` exists as a directory (or, with `file`, a regular file) and opens it.
+    fn ensure(&self, path: &Path, file: bool) -> Result<OwnedFd, InitFailure> {
+        if !file {
+            return self.mkdir_all(path);
+        }
+        if let Ok(fd) = self.open_path(path) {
+            return Ok(fd);
+        }
+        let (parent, name) = split(path)?;
+        let parent_fd = self.mkdir_all(parent)?;
+        let created = nix::fcntl::openat(
+            Some(parent_fd.as_raw_fd()),
+            name,
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::from_bits_truncate(0o644),
+        );
+        match created {
+            Ok(fd) => drop(nix::unistd::close(fd)),
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).step(|| format!("create {} in rootfs", path.display())),
+        }
+        self.open_path(path)
+            .step(|| format!("open {} in rootfs", path.display()))
+    }
+}
+
+fn split(path: &Path) -> Result<(&Path, &OsStr), InitFailure> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => Err(failure(
+            format!("resolve {}", path.display()),
+            "not a file path",
+        )),
+    }
+}
+
+/// The mount flags a remount must keep (the kernel refuses to drop locked ones).
+fn current_flags(fd: BorrowedFd<'_>) -> MsFlags {
+    let Ok(stat) = fstatvfs(fd) else {
+        return MsFlags::empty();
+    };
+    let f = stat.flags();
+    let pairs = [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ];
+    pairs
+        .iter()
+        .filter(|(st, _)| f.contains(*st))
+        .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms)
+}
+
+/// Everything before the runtime hooks: propagation, the rootfs bind, config mounts, devices.
+pub(crate) fn prepare(boot: &Bootstrap) -> Result<(), InitFailure> {
+    mount(
+        NONE,
+        "/",
+        NONE,
+        MsFlags::from_bits_retain(boot.rootfs_propagation as _),
+        NONE,
+    )
+    .step(|| "set propagation of /".into())?;
+    if boot.rootfs_propagation & libc::MS_SHARED != 0 {
+        make_parent_mount_private(&boot.rootfs)?;
+    }
+    mount(
+        Some(&boot.rootfs),
+        &boot.rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .step(|| format!("bind mount rootfs {}", boot.rootfs.display()))?;
+    let root = Root::open(&boot.rootfs)?;
+    let new_cgroupns = boot
+        .namespaces
+        .iter()
+        .any(|ns| ns.kind == NamespaceKind::Cgroup);
+    for m in &boot.mounts {
+        mount_one(&root, m, boot, new_cgroupns)?;
+    }
+    create_devices(&root, &boot.devices)?;
+    create_dev_symlinks(&root)?;
+    Ok(())
+}
+
+/// pivot_root needs the rootfs's parent mount not to be shared.
+fn make_parent_mount_private(rootfs: &Path) -> Result<(), InitFailure> {
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").step(|| "read mountinfo".into())?;
+    let mount_point = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|mp| parent.starts_with(mp))
+        .max_by_key(|mp| mp.as_os_str().len())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    mount(NONE, &mount_point, NONE, MsFlags::MS_PRIVATE, NONE)
+        .step(|| format!("make {} private", mount_point.display()))
+}
+
+fn mount_one(
+    root: &Root,
+    m: &MountPlan,
+    boot: &Bootstrap,
+    new_cgroupns: bool,
+) -> Result<(), InitFailure> {
+    let dest = &m.destination;
+    let describe = |what: &str| {
+        format!(
+            "mount {} on {}{}",
+            m.source
+                .as_deref()
+                .map(|s| s.display().to_string())
+                .or_else(|| m.fstype.clone())
+                .unwrap_or_else(|| "none".into()),
+            dest.display(),
+            what
+        )
+    };
+    let flags = MsFlags::from_bits_retain(m.flags as _);
+    match &m.kind {
+        MountKind::Bind { recursive } => {
+            let source = m
+                .source
+                .as_deref()
+                .ok_or_else(|| failure(describe(""), "bind mount without a source"))?;
+            let is_file = !std::fs::metadata(source)
+                .step(|| describe(": stat source"))?
+                .is_dir();
+            let target = root.ensure(dest, is_file)?;
+            let mut bind = MsFlags::MS_BIND;
+            if *recursive {
+                bind |= MsFlags::MS_REC;
+            }
+            mount(Some(source), &fd_path(target.as_fd()), NONE, bind, NONE)
+                .step(|| describe(""))?;
+            let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+            if !extra.is_empty() || m.clear_flags != 0 {
+                remount_bind(
+                    root,
+                    dest,
+                    extra,
+                    MsFlags::from_bits_retain(m.clear_flags as _),
+                )
+                .map_err(|e| InitFailure {
+                    step: describe(" (remount)"),
+                    ..e
+                })?;
+            }
+        }
+        MountKind::Filesystem => {
+            let target = root.ensure(dest, false)?;
+            let data = (!m.data.is_empty()).then_some(m.data.as_str());
+            let source = m
+                .source
+                .clone()
+                .or_else(|| m.fstype.clone().map(PathBuf::from));
+            mount(
+                source.as_deref(),
+                &fd_path(target.as_fd()),
+                m.fstype.as_deref(),
+                flags,
+                data,
+            )
+            .step(|| describe(""))?;
+        }
+        MountKind::Cgroup => mount_cgroups(root, m, boot, new_cgroupns, flags)?,
+    }
+    if !m.propagation.is_empty() {
+        let target = root.open_path(dest).step(|| describe(": reopen"))?;
+        for p in &m.propagation {
+            mount(
+                NONE,
+                &fd_path(target.as_fd()),
+                NONE,
+                MsFlags::from_bits_retain(*p as _),
+                NONE,
+            )
+            .step(|| describe(": set propagation"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies flags to a bind mount: a bind ignores them at first, so remount, keeping the locked ones.
+fn remount_bind(root: &Root, dest: &Path, set: MsFlags, clear: MsFlags) -> Result<(), InitFailure> {
+    let target = root
+        .open_path(dest)
+        .step(|| format!("reopen {}", dest.display()))?;
+    let flags = (current_flags(target.as_fd()) | set) & !clear;
+    mount(
+        NONE,
+        &fd_path(target.as_fd()),
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        NONE,
+    )
+    .step(|| format!("remount {}", dest.display()))
+}
+
+/// `type: cgroup`: a tmpfs holding one directory per host hierarchy. With a new cgroup namespace
+/// each is a fresh cgroup mount (showing the namespace's root); without one, a bind of the
+/// container's own cgroup directory.
+fn mount_cgroups(
+    root: &Root,
+    m: &MountPlan,
+    boot: &Bootstrap,
+    new_cgroupns: bool,
+    flags: MsFlags,
+) -> Result<(), InitFailure> {
+    let dest = &m.destination;
+    let keep = flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let unified_only =
+        boot.cgroup_hierarchies.len() == 1 && boot.cgroup_hierarchies[0].fstype == "cgroup2";
+    if unified_only {
+        let h = &boot.cgroup_hierarchies[0];
+        let target = root.ensure(dest, false)?;
+        mount_hierarchy(h, &fd_path(target.as_fd()), boot, new_cgroupns, flags)
+            .step(|| format!("mount cgroup2 on {}", dest.display()))?;
+        return Ok(());
+    }
+    let target = root.ensure(dest, false)?;
+    mount(
+        Some("tmpfs"),
+        &fd_path(target.as_fd()),
+        Some("tmpfs"),
+        keep,
+        Some("mode=755"),
+    )
+    .step(|| format!("mount tmpfs on {}", dest.display()))?;
+    for h in &boot.cgroup_hierarchies {
+        let name = h.mount_point.file_name().unwrap_or_default();
+        let sub = dest.join(name);
+        let target = root.ensure(&sub, false)?;
+        mount_hierarchy(h, &fd_path(target.as_fd()), boot, new_cgroupns, flags)
+            .step(|| format!("mount cgroup {} on {}", h.options, sub.display()))?;
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let target = root
+            .open_path(dest)
+            .step(|| format!("reopen {}", dest.display()))?;
+        mount(
+            NONE,
+            &fd_path(target.as_fd()),
+            NONE,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep,
+            Some("mode=755"),
+        )
+        .step(|| format!("remount {} read-only", dest.display()))?;
+    }
+    Ok(())
+}
+
+fn mount_hierarchy(
+    h: &crate::proto::CgroupHierarchy,
+    target: &Path,
+    boot: &Bootstrap,
+    new_cgroupns: bool,
+    flags: MsFlags,
+) -> nix::Result<()> {
+    let mount_flags = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+    if new_cgroupns {
+        let data = (h.fstype == "cgroup").then_some(h.options.as_str());
+        return mount(
+            Some("cgroup"),
+            target,
+            Some(h.fstype.as_str()),
+            mount_flags,
+            data,
+        );
+    }
+    let rel = boot
+        .cgroup_path
+        .strip_prefix("/")
+        .unwrap_or(&boot.cgroup_path);
+    let source = h.mount_point.join(rel);
+    mount(
+        Some(&source),
+        target,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )?;
+    let extra = mount_flags & !MsFlags::MS_REMOUNT;
+    if !extra.is_empty() {
+        mount(
+            NONE,
+            target,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
+            NONE,
+        )?;
+    }
+    Ok(())
+}
+
+fn create_devices(root: &Root, devices: &[DevicePlan]) -> Result<(), InitFailure> {
+    for dev in devices {
+        let (parent, name) = split(&dev.path)?;
+        let dir = root.mkdir_all(parent)?;
+        let kind = SFlag::from_bits_truncate(dev.file_type as libc::mode_t);
+        let mode = Mode::from_bits_truncate(dev.mode as libc::mode_t);
+        let devnum = nix::sys::stat::makedev(dev.major, dev.minor);
+        let _ = nix::unistd::unlinkat(
+            Some(dir.as_raw_fd()),
+            name,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        match mknodat(Some(dir.as_raw_fd()), name, kind, mode, devnum) {
+            Ok(()) => {
+                fchownat(
+                    Some(dir.as_raw_fd()),
+                    name,
+                    Some(Uid::from_raw(dev.uid)),
+                    Some(Gid::from_raw(dev.gid)),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .step(|| format!("chown device {}", dev.path.display()))?;
+            }
+            // In a user namespace mknod is not allowed: bind the host's device instead.
+            Err(Errno::EPERM) => {
+                let target = root.ensure(&dev.path, true)?;
+                mount(
+                    Some(&dev.path),
+                    &fd_path(target.as_fd()),
+                    NONE,
+                    MsFlags::MS_BIND,
+                    NONE,
+                )
+                .step(|| format!("bind mount device {}", dev.path.display()))?;
+            }
+            Err(e) => return Err(e).step(|| format!("mknod {}", dev.path.display())),
+        }
+    }
+    Ok(())
+}
+
+fn create_dev_symlinks(root: &Root) -> Result<(), InitFailure> {
+    let dev = root.mkdir_all(Path::new("/dev"))?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    for (target, name) in links {
+        match symlinkat(target, Some(dev.as_raw_fd()), name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).step(|| format!("symlink /dev/{name}")),
+        }
+    }
+    // /dev/ptmx must be the devpts instance's multiplexer, whatever the image shipped.
+    let _ = nix::unistd::unlinkat(
+        Some(dev.as_raw_fd()),
+        "ptmx",
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx").step(|| "symlink /dev/ptmx".into())?;
+    Ok(())
+}
+
+/// Switches to the rootfs: pivot_root (or MS_MOVE + chroot with `--no-pivot`).
+pub(crate) fn enter(boot: &Bootstrap) -> Result<(), InitFailure> {
+    nix::unistd::chdir(&boot.rootfs).step(|| format!("chdir {}", boot.rootfs.display()))?;
+    if boot.no_pivot {
+        mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).step(|| "move rootfs to /".into())?;
+        nix::unistd::chroot(".").step(|| "chroot".into())?;
+    } else {
+        // pivot_root(".", ".") stacks the old root on top of the new one; detach it from there.
+        nix::unistd::pivot_root(".", ".").step(|| "pivot_root".into())?;
+        // Keep the unmount from propagating back to the host's mounts.
+        mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+            .step(|| "make old root a slave".into())?;
+        umount2(".", MntFlags::MNT_DETACH).step(|| "unmount old root".into())?;
+    }
+    nix::unistd::chdir("/").step(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// After entering the rootfs: masked paths, read-only paths and a read-only root.
+pub(crate) fn finish(boot: &Bootstrap) -> Result<(), InitFailure> {
+    for path in &boot.masked_paths {
+        mask(path)?;
+    }
+    for path in &boot.readonly_paths {
+        make_readonly(path)?;
+    }
+    if boot.rootfs_readonly {
+        let root = std::fs::File::open("/").step(|| "open /".into())?;
+        let flags = current_flags(root.as_fd()) | MsFlags::MS_RDONLY;
+        mount(
+            NONE,
+            "/",
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            NONE,
+        )
+        .step(|| "remount / read-only".into())?;
+    }
+    Ok(())
+}
+
+fn mask(path: &Path) -> Result<(), InitFailure> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).step(|| format!("stat masked path {}", path.display())),
+    };
+    if meta.is_dir() {
+        mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+    } else {
+        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
+    }
+    .step(|| format!("mask {}", path.display()))
+}
+
+fn make_readonly(path: &Path) -> Result<(), InitFailure> {
+    match mount(
+        Some(path),
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    ) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).step(|| format!("bind read-only path {}", path.display())),
+    }
+    let fd = std::fs::File::open(path).step(|| format!("open {}", path.display()))?;
+    let flags = current_flags(fd.as_fd()) | MsFlags::MS_RDONLY;
+    mount(
+        NONE,
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_REC | flags,
+        NONE,
+    )
+    .step(|| format!("remount {} read-only", path.display()))
+}
+
+/// Writes `linux.sysctl` through the container's /proc.
+pub(crate) fn apply_sysctl(sysctl: &[(String, String)]) -> Result<(), InitFailure> {
+    for (key, value) in sysctl {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value.as_bytes()).step(|| format!("set sysctl {key}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Stage 1: namespaces. Runs single-threaded right after the re-exec.
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::sched::{setns, unshare, CloneFlags};
+
+use crate::proto::{
+    Bootstrap, Channel, InitFailure, NamespaceKind, ToInit, ToParent, PROTOCOL_VERSION,
+};
+use crate::sys::{fork_as_sibling, Forked};
+use crate::{failure, stage2, Step};
+
+pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
+    let (msg, mut fds) = channel
+        .recv::<ToInit>()
+        .step(|| "receive bootstrap".into())?;
+    let ToInit::Bootstrap(boot) = msg else {
+        return Err(failure("receive bootstrap", "unexpected message"));
+    };
+    if boot.version != PROTOCOL_VERSION {
+        return Err(failure(
+            "receive bootstrap",
+            format!(
+                "protocol {} from the parent, {PROTOCOL_VERSION} here",
+                boot.version
+            ),
+        ));
+    }
+    let exec_fifo = fds
+        .pop()
+        .ok_or_else(|| failure("receive bootstrap", "no exec fifo"))?;
+    enter_namespaces(channel, &boot)?;
+
+    // A new pid namespace takes effect for children only, and so does a joined one; the time
+    // namespace likewise. Fork only then: otherwise this process goes on as the container.
+    let needs_fork = boot
+        .namespaces
+        .iter()
+        .any(|ns| matches!(ns.kind, NamespaceKind::Pid | NamespaceKind::Time));
+    if needs_fork {
+        match fork_as_sibling().step(|| "fork container init".into())? {
+            Forked::Parent(pid) => {
+                channel
+                    .send(&ToParent::Stage2Pid(pid), &[])
+                    .step(|| "report container pid".into())?;
+                std::process::exit(0);
+            }
+            Forked::Child => {}
+        }
+    } else {
+        channel
+            .send(&ToParent::Stage2Pid(std::process::id() as i32), &[])
+            .step(|| "report container pid".into())?;
+    }
+    stage2::run(channel, &boot, exec_fifo)
+}
+
+fn enter_namespaces(channel: &Channel, boot: &Bootstrap) -> Result<(), InitFailure> {
+    // Open every namespace to join before entering any: once in another mount or user
+    // namespace the paths may no longer resolve or be permitted.
+    let mut to_join: Vec<(NamespaceKind, OwnedFd)> = Vec::new();
+    for ns in &boot.namespaces {
+        if let Some(path) = &ns.path {
+            let file = File::open(path)
+                .step(|| format!("open {} namespace {}", ns.kind.proc_name(), path.display()))?;
+            to_join.push((ns.kind, file.into()));
+        }
+    }
+    let mut create = CloneFlags::empty();
+    for kind in NamespaceKind::SETUP_ORDER {
+        let Some(plan) = boot.namespaces.iter().find(|ns| ns.kind == kind) else {
+            continue;
+        };
+        if let Some((_, fd)) = to_join.iter().find(|(k, _)| *k == kind) {
+            setns(fd.as_fd(), CloneFlags::from_bits_retain(kind.clone_flag())).step(|| {
+                format!(
+                    "join {} namespace {}",
+                    kind.proc_name(),
+                    plan.path
+                        .as_deref()
+                        .unwrap_or_else(|| "".as_ref())
+                        .display()
+                )
+            })?;
+            if kind == NamespaceKind::User {
+                become_namespace_root()?;
+            }
+        } else if kind == NamespaceKind::User {
+            // The user namespace comes first and alone: the others must be owned by it, and
+            // its id maps are written by the parent, which is privileged in ours.
+            unshare(CloneFlags::CLONE_NEWUSER).step(|| "create user namespace".into())?;
+            channel
+                .send(&ToParent::NeedIdMaps, &[])
+                .step(|| "request id maps".into())?;
+            match channel
+                .recv::<ToInit>()
+                .step(|| "wait for id maps".into())?
+                .0
+            {
+                ToInit::IdMapsWritten => {}
+                other => return Err(failure("wait for id maps", format!("got {other:?}"))),
+            }
+            become_namespace_root()?;
+        } else {
+            create |= CloneFlags::from_bits_retain(kind.clone_flag());
+        }
+    }
+    if !create.is_empty() {
+        unshare(create).step(|| "create namespaces".into())?;
+    }
+    if create.contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        && !boot.time_offsets.is_empty()
+    {
+        std::fs::write("/proc/self/timens_offsets", boot.time_offsets.join("\n"))
+            .step(|| "write /proc/self/timens_offsets".into())?;
+    }
+    Ok(())
+}
+
+/// Switches to uid/gid 0 of the user namespace just entered, so that files the init creates
+/// belong to the container's root.
+fn become_namespace_root() -> Result<(), InitFailure> {
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .step(|| "setresgid to namespace root".into())?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .step(|| "setresuid to namespace root".into())?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Stage 2: the container's PID 1, from namespaces to execve.
+
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
+
+use crate::hooks::run_hooks;
+use crate::proto::{Bootstrap, Channel, InitFailure, NamespaceKind, ProcessPlan, ToInit, ToParent};
+use crate::{failure, rootfs, sys, Step};
+
+pub(crate) fn run(
+    channel: &Channel,
+    boot: &Bootstrap,
+    exec_fifo: OwnedFd,
+) -> Result<Infallible, InitFailure> {
+    // Modes of created devices and directories must be exactly what the spec says.
+    nix::sys::stat::umask(Mode::empty());
+    nix::unistd::setsid().step(|| "setsid".into())?;
+    let has = |kind| boot.namespaces.iter().any(|ns| ns.kind == kind);
+    let new = |kind| {
+        boot.namespaces
+            .iter()
+            .any(|ns| ns.kind == kind && ns.path.is_none())
+    };
+
+    if let Some(adj) = boot.process.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .step(|| format!("set oom_score_adj to {adj}"))?;
+    }
+    if let Some(name) = &boot.hostname {
+        nix::unistd::sethostname(name).step(|| format!("set hostname {name}"))?;
+    }
+    if let Some(name) = &boot.domainname {
+        sys::set_domainname(name).step(|| format!("set domainname {name}"))?;
+    }
+    if new(NamespaceKind::Network) {
+        sys::loopback_up().step(|| "bring up loopback".into())?;
+    }
+    let in_mount_ns = has(NamespaceKind::Mount);
+    if in_mount_ns {
+        rootfs::prepare(boot)?;
+    }
+
+    let needs_state = boot.has_runtime_hooks
+        || !boot.create_container_hooks.is_empty()
+        || !boot.start_container_hooks.is_empty();
+    let mut state = String::new();
+    if needs_state {
+        channel
+            .send(&ToParent::RunRuntimeHooks, &[])
+            .step(|| "request runtime hooks".into())?;
+        match channel
+            .recv::<ToInit>()
+            .step(|| "wait for runtime hooks".into())?
+            .0
+        {
+            ToInit::HooksDone { state: s } => state = s,
+            other => return Err(failure("wait for runtime hooks", format!("got {other:?}"))),
+        }
+    }
+    run_hooks(&boot.create_container_hooks, &state)
+        .map_err(|e| hook_failure("createContainer", &e))?;
+
+    if in_mount_ns {
+        rootfs::enter(boot)?;
+        rootfs::finish(boot)?;
+    } else {
+        nix::unistd::chroot(&boot.rootfs).step(|| format!("chroot {}", boot.rootfs.display()))?;
+    }
+    rootfs::apply_sysctl(&boot.sysctl)?;
+
+    let process = &boot.process;
+    for r in &process.rlimits {
+        sys::set_rlimit(r.resource, r.soft, r.hard)
+            .step(|| format!("set rlimit {}", r.resource))?;
+    }
+    if boot.new_session_keyring {
+        // Some kernels or seccomp setups refuse keyrings; the container just shares ours then.
+        let _ = sys::join_new_session_keyring();
+    }
+    change_user(process)?;
+    let umask = process.umask.unwrap_or(0o022);
+    nix::sys::stat::umask(Mode::from_bits_truncate(umask as _));
+    nix::unistd::chdir(&process.cwd).step(|| format!("chdir to cwd {}", process.cwd.display()))?;
+    let executable = find_executable(process)?;
+    if process.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().step(|| "set no_new_privs".into())?;
+    }
+    // Nothing of the runtime's may reach the container: only stdio and the preserved fds.
+    sys::cloexec_from(3 + boot.preserve_fds).step(|| "mark descriptors close-on-exec".into())?;
+
+    channel
+        .send(&ToParent::Ready, &[])
+        .step(|| "report ready".into())?;
+    wait_for_start(&exec_fifo)?;
+    drop(exec_fifo);
+    run_hooks(&boot.start_container_hooks, &state)
+        .map_err(|e| hook_failure("startContainer", &e))?;
+    if boot.seccomp.is_some() {
+        return Err(failure(
+            "load seccomp filter",
+            "linux.seccomp is not supported yet",
+        ));
+    }
+    let err = sys::execve(&executable, &process.args, &process.env);
+    Err(InitFailure {
+        step: format!("exec {}", executable.display()),
+        errno: err.raw_os_error(),
+        detail: None,
+    })
+}
+
+fn hook_failure(kind: &str, e: &crate::hooks::HookError) -> InitFailure {
+    InitFailure {
+        step: format!("{kind} hook"),
+        errno: e.errno(),
+        detail: Some(e.to_string()),
+    }
+}
+
+fn change_user(process: &ProcessPlan) -> Result<(), InitFailure> {
+    let gids: Vec<Gid> = process
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // setgroups is refused in a user namespace whose setgroups file says deny; then there is
+    // nothing to drop and the spec cannot have asked for extra groups.
+    match nix::unistd::setgroups(&gids) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EPERM) if gids.is_empty() => {}
+        Err(e) => return Err(e).step(|| "setgroups".into()),
+    }
+    let gid = Gid::from_raw(process.gid);
+    nix::unistd::setresgid(gid, gid, gid).step(|| format!("setgid {}", process.gid))?;
+    let uid = Uid::from_raw(process.uid);
+    nix::unistd::setresuid(uid, uid, uid).step(|| format!("setuid {}", process.uid))?;
+    Ok(())
+}
+
+/// Resolves `args[0]` the way execvp would, with the container's PATH, so that a missing
+/// binary fails `create` instead of the container after `start`.
+fn find_executable(process: &ProcessPlan) -> Result<PathBuf, InitFailure> {
+    let arg0 = process
+        .args
+        .first()
+        .ok_or_else(|| failure("find executable", "process.args is empty"))?;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if arg0.contains('/') {
+        let path = PathBuf::from(arg0);
+        return if is_exec(&path) {
+            Ok(path)
+        } else {
+            Err(failure(
+                format!("exec: {arg0:?}"),
+                "no such file or directory, or not executable",
+            ))
+        };
+    }
+    let path_var = process
+        .env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(arg0))
+        .find(|p| is_exec(p))
+        .ok_or_else(|| {
+            failure(
+                format!("exec: {arg0:?}"),
+                "executable file not found in $PATH",
+            )
+        })
+}
+
+/// Blocks until `husk start` writes to the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitFailure> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).step(|| "wait on exec fifo".into()),
+        }
+    }
+}
