@@ -1,0 +1,97 @@
+# husk build, test and demo entry points. Everything here runs as root on Debian 12 (no sudo).
+
+SHELL := /bin/bash
+
+# The runtime that `demo` and `conformance` drive; point it at /usr/sbin/runc to compare with the reference.
+RUNTIME ?= $(CURDIR)/target/release/husk
+# Extra arguments for `cargo test` in `make test`, e.g. TEST_ARGS='-p husk -- --nocapture'.
+TEST_ARGS ?=
+# Extra arguments for the conformance test binary (after `--`), e.g. a test-name filter.
+CONFORMANCE_ARGS ?=
+# 1 = after the cargo tests, drive husk through podman, containerd and docker. Off until the exec/terminal work
+# lands: that issue turns it on by default.
+CLIENTS_SMOKE ?= 0
+# Reference runtimes for `make bench`.
+BENCH_RUNTIMES ?= runc crun
+
+SHARED_TOOLS := $(CURDIR)/../shared/tools
+ROOTFS_DIR := $(CURDIR)/rootfs/out/busybox
+DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace
+DEMO_SCRIPT := echo "Hello from a container started by $(notdir $(RUNTIME))"; id; hostname; ls /
+
+# rustup's default install location, for shells that have not sourced ~/.cargo/env.
+ifneq ($(wildcard $(HOME)/.cargo/bin/cargo),)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+endif
+
+.DEFAULT_GOAL := build
+.PHONY: deps build rootfs demo test lint bench conformance clean
+
+# Installs only what is missing. `apt-get update` runs first when the package lists are empty or more than a
+# week old, and once more if the install still fails.
+deps:
+	@missing=(); \
+	for pkg in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$$pkg"); \
+	done; \
+	if [ $${#missing[@]} -eq 0 ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	echo "deps: installing $${missing[*]}"; \
+	if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || \
+		[ -n "$$(find /var/lib/apt/lists -maxdepth 0 -mtime +7)" ]; then \
+		apt-get update; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y "$${missing[@]}" || { apt-get update && apt-get install -y "$${missing[@]}"; }
+
+build:
+	@command -v cargo >/dev/null || { echo "build: cargo not found; install Rust with rustup" >&2; exit 1; }
+	cargo build --release --workspace
+
+rootfs:
+	rootfs/build.sh
+
+# A bundle in a temp dir holding a copy of the busybox rootfs and the runtime's default spec, edited to print a
+# greeting and some facts about the container. The trap removes the container and the bundle however it ends.
+demo: deps build rootfs
+	@set -euo pipefail; \
+	[ -x "$$(command -v $(RUNTIME))" ] || { echo "demo: runtime $(RUNTIME) is not executable" >&2; exit 1; }; \
+	bundle=$$(mktemp -d /tmp/husk-demo.XXXXXX); \
+	id=demo-$$$$; \
+	trap '$(RUNTIME) delete --force "$$id" >/dev/null 2>&1 || true; rm -rf "$$bundle"' EXIT; \
+	trap 'exit 130' INT TERM; \
+	cp -a $(ROOTFS_DIR) "$$bundle/rootfs"; \
+	$(RUNTIME) spec --bundle "$$bundle"; \
+	jq --arg script '$(DEMO_SCRIPT)' '.process.terminal = false | .process.args = ["/bin/sh", "-c", $$script]' \
+		"$$bundle/config.json" >"$$bundle/config.json.new"; \
+	mv "$$bundle/config.json.new" "$$bundle/config.json"; \
+	echo "demo: $(RUNTIME) run --bundle $$bundle $$id"; \
+	$(RUNTIME) run --bundle "$$bundle" "$$id"
+
+test: export HUSK_ROOTFS := $(ROOTFS_DIR)
+test: deps build rootfs
+	cargo test --release --workspace $(TEST_ARGS)
+	@if [ "$(CLIENTS_SMOKE)" = 1 ]; then \
+		echo "$(SHARED_TOOLS)/clients-smoke.sh target/release/husk all"; \
+		$(SHARED_TOOLS)/clients-smoke.sh target/release/husk all; \
+	fi
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: build
+	$(SHARED_TOOLS)/lifecycle-bench.sh target/release/husk $(BENCH_RUNTIMES)
+
+# The conformance suite is a test target named `conformance` in the husk package (tests/conformance.rs); it
+# drives $(RUNTIME), which may be any runc-compatible runtime.
+conformance:
+	@$(MAKE) --no-print-directory deps
+	@cargo metadata --no-deps --format-version 1 | jq -e \
+		'[.packages[] | select(.name == "husk") | .targets[] | select(.kind == ["test"] and .name == "conformance")] | length > 0' \
+		>/dev/null || { echo "conformance: the husk package has no test target named 'conformance' (tests/conformance.rs) yet" >&2; exit 1; }
+	@$(MAKE) --no-print-directory build rootfs
+	HUSK_TEST_RUNTIME=$(RUNTIME) HUSK_ROOTFS=$(ROOTFS_DIR) cargo test --release --test conformance -- $(CONFORMANCE_ARGS)
+
+clean:
+	cargo clean
+	rm -rf rootfs/out/busybox rootfs/out/busybox.tar.gz rootfs/out/.busybox.*
