@@ -1,1 +1,34 @@
-//! husk
+//! husk: a runc-compatible OCI container runtime, as a library.
+//!
+//! ```no_run
+//! # fn main() -> husk::Result<()> {
+//! husk::init_if_requested(); // first thing in main: this binary doubles as the container init
+//! let runtime = husk::Runtime::new("/run/my-app");
+//! let mut c = runtime.create("web", "/path/to/bundle".as_ref(), &Default::default())?;
+//! c.start()?;
+//! let status = c.wait()?;
+//! c.delete(false)?;
+//! # let _ = status; Ok(()) }
+//! ```
+
+pub mod cgroups;
+pub mod config;
+mod container;
+mod error;
+mod spawn;
+pub mod state;
+
+pub use config::CreateOptions;
+pub use container::{Container, ExitStatus, Runtime};
+pub use error::{Error, Result};
+pub use oci_spec;
+pub use state::{OciState, Status};
+
+/// When this process was started as a container init (`argv[1] == "init"`), runs the init and
+/// never returns. Call it first in `main` of any program that uses [`Runtime`] with its own
+/// binary as the init.
+pub fn init_if_requested() {
+    if husk_init::is_init_invocation() {
+        husk_init::main();
+    }
+}

@@ -303,11 +303,14 @@ fn mount_cgroups(
     let unified_only =
         boot.cgroup_hierarchies.len() == 1 && boot.cgroup_hierarchies[0].fstype == "cgroup2";
     if unified_only {
-        let h = &boot.cgroup_hierarchies[0];
-        let target = root.ensure(dest, false)?;
-        mount_hierarchy(h, &fd_path(target.as_fd()), boot, new_cgroupns, flags)
-            .step(|| format!("mount cgroup2 on {}", dest.display()))?;
-        return Ok(());
+        return mount_hierarchy(
+            root,
+            &boot.cgroup_hierarchies[0],
+            dest,
+            boot,
+            new_cgroupns,
+            flags,
+        );
     }
     let target = root.ensure(dest, false)?;
     mount(
@@ -320,10 +323,7 @@ fn mount_cgroups(
     .step(|| format!("mount tmpfs on {}", dest.display()))?;
     for h in &boot.cgroup_hierarchies {
         let name = h.mount_point.file_name().unwrap_or_default();
-        let sub = dest.join(name);
-        let target = root.ensure(&sub, false)?;
-        mount_hierarchy(h, &fd_path(target.as_fd()), boot, new_cgroupns, flags)
-            .step(|| format!("mount cgroup {} on {}", h.options, sub.display()))?;
+        mount_hierarchy(root, h, &dest.join(name), boot, new_cgroupns, flags)?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         let target = root
@@ -342,22 +342,26 @@ fn mount_cgroups(
 }
 
 fn mount_hierarchy(
+    root: &Root,
     h: &crate::proto::CgroupHierarchy,
-    target: &Path,
+    dest: &Path,
     boot: &Bootstrap,
     new_cgroupns: bool,
     flags: MsFlags,
-) -> nix::Result<()> {
+) -> Result<(), InitFailure> {
+    let target = root.ensure(dest, false)?;
+    let what = || format!("mount {} {} on {}", h.fstype, h.options, dest.display());
     let mount_flags = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
     if new_cgroupns {
         let data = (h.fstype == "cgroup").then_some(h.options.as_str());
         return mount(
             Some("cgroup"),
-            target,
+            &fd_path(target.as_fd()),
             Some(h.fstype.as_str()),
             mount_flags,
             data,
-        );
+        )
+        .step(what);
     }
     let rel = boot
         .cgroup_path
@@ -366,20 +370,14 @@ fn mount_hierarchy(
     let source = h.mount_point.join(rel);
     mount(
         Some(&source),
-        target,
+        &fd_path(target.as_fd()),
         NONE,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         NONE,
-    )?;
-    let extra = mount_flags & !MsFlags::MS_REMOUNT;
-    if !extra.is_empty() {
-        mount(
-            NONE,
-            target,
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
-            NONE,
-        )?;
+    )
+    .step(what)?;
+    if !mount_flags.is_empty() {
+        remount_bind(root, dest, mount_flags, MsFlags::empty())?;
     }
     Ok(())
 }

@@ -1,0 +1,73 @@
+//! `husk features`: what this build supports, built from the validator's own tables.
+
+use husk::config::{
+    HOOKS, MOUNT_FLAG_OPTIONS, NAMESPACES, OCI_VERSION_MAX, OCI_VERSION_MIN, PROPAGATION_OPTIONS,
+};
+use serde_json::json;
+
+use super::CmdResult;
+
+pub fn features() -> serde_json::Value {
+    let mut mount_options: Vec<&str> = MOUNT_FLAG_OPTIONS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .chain(PROPAGATION_OPTIONS.iter().map(|(n, _)| *n))
+        .collect();
+    mount_options.sort_unstable();
+    json!({
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION_MAX,
+        "hooks": HOOKS,
+        "mountOptions": mount_options,
+        "linux": {
+            "namespaces": NAMESPACES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {}
+    })
+}
+
+pub fn run() -> CmdResult {
+    println!("{}", serde_json::to_string_pretty(&features())?);
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option the validator accepts is advertised, and nothing else.
+    #[test]
+    fn features_match_validator_tables() {
+        let f = features();
+        let listed: Vec<&str> = f["mountOptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for (name, _, _) in MOUNT_FLAG_OPTIONS {
+            assert!(listed.contains(name), "{name} missing");
+        }
+        for (name, _) in PROPAGATION_OPTIONS {
+            assert!(listed.contains(name), "{name} missing");
+        }
+        assert_eq!(
+            listed.len(),
+            MOUNT_FLAG_OPTIONS.len() + PROPAGATION_OPTIONS.len()
+        );
+        let ns = f["linux"]["namespaces"].as_array().unwrap();
+        assert_eq!(ns.len(), NAMESPACES.len());
+        // Each advertised namespace name is one config.json accepts.
+        for n in ns {
+            let json = serde_json::json!({"type": n});
+            serde_json::from_value::<husk::oci_spec::runtime::LinuxNamespace>(json)
+                .unwrap_or_else(|e| panic!("{n} rejected: {e}"));
+        }
+    }
+}

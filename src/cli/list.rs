@@ -1,0 +1,86 @@
+//! `husk list`.
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::{runtime, CmdResult};
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// table or json.
+    #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Print only the ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// The owner column: the user owning the state directory.
+fn owner(root: &Path, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(root.join(id)) else {
+        return String::new();
+    };
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("#{}", meta.uid()))
+}
+
+pub fn run(root: &Path, a: ListArgs) -> CmdResult {
+    let containers = runtime(root).list()?;
+    if a.quiet {
+        for c in &containers {
+            println!("{}", c.id());
+        }
+        return Ok(0);
+    }
+    let states: Vec<husk::OciState> = containers
+        .iter()
+        .map(|c| husk::OciState {
+            owner: owner(root, c.id()),
+            ..c.state()
+        })
+        .collect();
+    if a.format == "json" {
+        println!("{}", serde_json::to_string(&states)?);
+        return Ok(0);
+    }
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+    for s in &states {
+        rows.push([
+            s.id.clone(),
+            s.pid.to_string(),
+            s.status.to_string(),
+            s.bundle.display().to_string(),
+            s.created.clone(),
+            s.owner.clone(),
+        ]);
+    }
+    print!("{}", table(&rows));
+    Ok(0)
+}
+
+/// Columns padded like Go's tabwriter with minwidth 12 and padding 3 (runc's layout).
+fn table(rows: &[[String; 6]]) -> String {
+    let mut widths = [0usize; 6];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max((cell.chars().count() + 3).max(12));
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}", width = widths[i]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}

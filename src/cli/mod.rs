@@ -1,0 +1,126 @@
+//! Argument parsing (runc's names and flags) and dispatch. Each subcommand lives in its own file.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+mod log;
+mod spec;
+mod start;
+mod state;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use log::Logger;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "husk",
+    about = "A runc-compatible OCI container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/husk")]
+    pub root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Log debug messages too.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (accepted for compatibility; see README).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility.
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container (its process waits for `start`).
+    Create(create::CreateArgs),
+    /// Create and start a container; in the foreground, wait for it and return its exit code.
+    Run(create::RunArgs),
+    /// Start a created container.
+    Start(start::StartArgs),
+    /// Print a container's state as JSON.
+    State(state::StateArgs),
+    /// Send a signal to a container's init (or all its processes).
+    Kill(kill::KillArgs),
+    /// Delete a container.
+    Delete(delete::DeleteArgs),
+    /// List containers.
+    #[command(alias = "ps-list")]
+    List(list::ListArgs),
+    /// Write a starter config.json.
+    Spec(spec::SpecArgs),
+    /// Print the features this runtime supports, as JSON.
+    Features,
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let logger = Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
+    if cli.version {
+        println!(
+            "husk version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            husk::config::OCI_VERSION_MAX
+        );
+        return 0;
+    }
+    let Some(command) = cli.command else {
+        logger.error("no command given; see husk --help");
+        return 1;
+    };
+    let result = match command {
+        Command::Create(a) => create::create(&cli.root, a),
+        Command::Run(a) => create::run(&cli.root, a),
+        Command::Start(a) => start::run(&cli.root, a),
+        Command::State(a) => state::run(&cli.root, a),
+        Command::Kill(a) => kill::run(&cli.root, a),
+        Command::Delete(a) => delete::run(&cli.root, a),
+        Command::List(a) => list::run(&cli.root, a),
+        Command::Spec(a) => spec::run(a),
+        Command::Features => features::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            logger.error(&e.to_string());
+            1
+        }
+    }
+}
+
+/// What a subcommand returns: its exit code, or an error to log.
+pub type CmdResult = Result<i32, Box<dyn std::error::Error>>;
+
+/// The runtime for a command's `--root`.
+fn runtime(root: &std::path::Path) -> husk::Runtime {
+    husk::Runtime::new(root)
+}

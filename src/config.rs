@@ -1,0 +1,739 @@
+//! config.json → the validated plan the init runs ([`Bootstrap`]) plus what the host keeps.
+//!
+//! Everything that can be wrong with a bundle is found here, before any process is forked or
+//! anything is written. The tables of known options are also what `husk features` reports.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use husk_init::proto::{
+    Bootstrap, CgroupHierarchy, DevicePlan, HookPlan, MountKind, MountPlan, NamespaceKind,
+    NamespacePlan, ProcessPlan, RlimitPlan, PROTOCOL_VERSION,
+};
+use oci_spec::runtime::{
+    Hook, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, LinuxResources, PosixRlimitType,
+    Spec,
+};
+
+use crate::error::{Error, Result};
+
+/// Mount options that set (`false`) or clear (`true`) an `MS_*` flag.
+pub const MOUNT_FLAG_OPTIONS: &[(&str, bool, libc::c_ulong)] = &[
+    ("async", true, libc::MS_SYNCHRONOUS),
+    ("atime", true, libc::MS_NOATIME),
+    ("bind", false, libc::MS_BIND),
+    ("defaults", false, 0),
+    ("dev", true, libc::MS_NODEV),
+    ("diratime", true, libc::MS_NODIRATIME),
+    ("dirsync", false, libc::MS_DIRSYNC),
+    ("exec", true, libc::MS_NOEXEC),
+    ("iversion", false, libc::MS_I_VERSION),
+    ("lazytime", false, libc::MS_LAZYTIME),
+    ("loud", true, libc::MS_SILENT),
+    ("mand", false, libc::MS_MANDLOCK),
+    ("noatime", false, libc::MS_NOATIME),
+    ("nodev", false, libc::MS_NODEV),
+    ("nodiratime", false, libc::MS_NODIRATIME),
+    ("noexec", false, libc::MS_NOEXEC),
+    ("noiversion", true, libc::MS_I_VERSION),
+    ("nolazytime", true, libc::MS_LAZYTIME),
+    ("nomand", true, libc::MS_MANDLOCK),
+    ("norelatime", true, libc::MS_RELATIME),
+    ("nostrictatime", true, libc::MS_STRICTATIME),
+    ("nosuid", false, libc::MS_NOSUID),
+    ("rbind", false, libc::MS_BIND | libc::MS_REC),
+    ("relatime", false, libc::MS_RELATIME),
+    ("remount", false, libc::MS_REMOUNT),
+    ("ro", false, libc::MS_RDONLY),
+    ("rw", true, libc::MS_RDONLY),
+    ("silent", false, libc::MS_SILENT),
+    ("strictatime", false, libc::MS_STRICTATIME),
+    ("suid", true, libc::MS_NOSUID),
+    ("sync", false, libc::MS_SYNCHRONOUS),
+];
+
+/// Propagation options, for mounts and for `linux.rootfsPropagation`.
+pub const PROPAGATION_OPTIONS: &[(&str, libc::c_ulong)] = &[
+    ("private", libc::MS_PRIVATE),
+    ("rprivate", libc::MS_PRIVATE | libc::MS_REC),
+    ("shared", libc::MS_SHARED),
+    ("rshared", libc::MS_SHARED | libc::MS_REC),
+    ("slave", libc::MS_SLAVE),
+    ("rslave", libc::MS_SLAVE | libc::MS_REC),
+    ("unbindable", libc::MS_UNBINDABLE),
+    ("runbindable", libc::MS_UNBINDABLE | libc::MS_REC),
+];
+
+/// Namespaces husk can create or join, by their config.json name.
+pub const NAMESPACES: &[(&str, NamespaceKind)] = &[
+    ("cgroup", NamespaceKind::Cgroup),
+    ("ipc", NamespaceKind::Ipc),
+    ("mount", NamespaceKind::Mount),
+    ("network", NamespaceKind::Network),
+    ("pid", NamespaceKind::Pid),
+    ("user", NamespaceKind::User),
+    ("uts", NamespaceKind::Uts),
+    ("time", NamespaceKind::Time),
+];
+
+/// Hook kinds husk runs.
+pub const HOOKS: &[&str] = &[
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+/// The runtime-spec versions this build understands.
+pub const OCI_VERSION_MIN: &str = "1.0.0";
+pub const OCI_VERSION_MAX: &str = "1.2.1";
+
+/// Options chosen on the command line that shape the container.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Hooks run by the host side.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct HostHooks {
+    pub prestart: Vec<HookPlan>,
+    pub create_runtime: Vec<HookPlan>,
+    pub poststart: Vec<HookPlan>,
+    pub poststop: Vec<HookPlan>,
+}
+
+/// A bundle checked and resolved: ready to spawn.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    pub boot: Bootstrap,
+    pub host_hooks: HostHooks,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub oci_version: String,
+    pub annotations: HashMap<String, String>,
+    pub uid_mappings: Vec<LinuxIdMapping>,
+    pub gid_mappings: Vec<LinuxIdMapping>,
+    pub cgroups_path: Option<PathBuf>,
+    pub resources: Option<LinuxResources>,
+    pub terminal: bool,
+}
+
+impl ContainerConfig {
+    /// Reads `<bundle>/config.json` and validates it.
+    pub fn load(bundle: &Path, opts: &CreateOptions) -> Result<ContainerConfig> {
+        let bundle = std::fs::canonicalize(bundle).map_err(|e| Error::Bundle {
+            path: bundle.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let path = bundle.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Bundle {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let spec: Spec = serde_json::from_str(&text).map_err(|e| Error::Bundle {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::from_spec(spec, &bundle, opts)
+    }
+
+    /// Validates an already parsed spec; relative paths are taken from `bundle`.
+    pub fn from_spec(spec: Spec, bundle: &Path, opts: &CreateOptions) -> Result<ContainerConfig> {
+        if spec.version().is_empty() {
+            return Err(Error::config("ociVersion", "missing"));
+        }
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::config("root", "missing"))?;
+        let rootfs = bundle.join(root.path());
+        let rootfs = std::fs::canonicalize(&rootfs)
+            .map_err(|e| Error::config("root.path", format!("{}: {e}", rootfs.display())))?;
+        if !rootfs.is_dir() {
+            return Err(Error::config(
+                "root.path",
+                format!("{} is not a directory", rootfs.display()),
+            ));
+        }
+        let linux = spec.linux().clone().unwrap_or_default();
+        let namespaces = namespaces(&linux)?;
+        let has = |k: NamespaceKind| namespaces.iter().any(|n| n.kind == k);
+        if !has(NamespaceKind::Mount) {
+            return Err(Error::config(
+                "linux.namespaces",
+                "a mount namespace is required",
+            ));
+        }
+        let new_userns = namespaces
+            .iter()
+            .any(|n| n.kind == NamespaceKind::User && n.path.is_none());
+        let uid_mappings = linux.uid_mappings().clone().unwrap_or_default();
+        let gid_mappings = linux.gid_mappings().clone().unwrap_or_default();
+        if new_userns && (uid_mappings.is_empty() || gid_mappings.is_empty()) {
+            return Err(Error::config(
+                "linux.uidMappings",
+                "a new user namespace needs uid and gid mappings",
+            ));
+        }
+        if !has(NamespaceKind::User) && !(uid_mappings.is_empty() && gid_mappings.is_empty()) {
+            return Err(Error::config(
+                "linux.uidMappings",
+                "id mappings need a user namespace",
+            ));
+        }
+        for (field, value) in [
+            ("hostname", spec.hostname()),
+            ("domainname", spec.domainname()),
+        ] {
+            if value.as_deref().is_some_and(|v| !v.is_empty()) && !has(NamespaceKind::Uts) {
+                return Err(Error::config(field, "setting it needs a uts namespace"));
+            }
+        }
+
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::config("process", "missing"))?;
+        let process_plan = process_plan(process, &uid_mappings, &gid_mappings)?;
+        let terminal = process.terminal().unwrap_or(false);
+
+        let time_offsets = time_offsets(&linux, has(NamespaceKind::Time))?;
+        let mounts = spec
+            .mounts()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| mount_plan(i, m, bundle))
+            .collect::<Result<Vec<_>>>()?;
+        let cgroup_hierarchies = if mounts.iter().any(|m| m.kind == MountKind::Cgroup) {
+            host_cgroup_hierarchies()
+        } else {
+            Vec::new()
+        };
+        let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
+            None | Some("") => (libc::MS_SLAVE | libc::MS_REC) as u64,
+            Some(name) => PROPAGATION_OPTIONS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, f)| *f as u64)
+                .ok_or_else(|| {
+                    Error::config("linux.rootfsPropagation", format!("unknown value {name:?}"))
+                })?,
+        };
+        let sysctl = sysctl(&linux, &has)?;
+        let devices = devices(&linux)?;
+        let abs_paths = |field: &str, v: &Option<Vec<String>>| -> Result<Vec<PathBuf>> {
+            v.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    if p.starts_with('/') {
+                        Ok(PathBuf::from(p))
+                    } else {
+                        Err(Error::config(field, format!("{p:?} is not absolute")))
+                    }
+                })
+                .collect()
+        };
+        let masked_paths = abs_paths("linux.maskedPaths", linux.masked_paths())?;
+        let readonly_paths = abs_paths("linux.readonlyPaths", linux.readonly_paths())?;
+
+        let hooks = spec.hooks().clone().unwrap_or_default();
+        let plans = |field: &str, h: &Option<Vec<Hook>>| -> Result<Vec<HookPlan>> {
+            h.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|h| hook_plan(field, h))
+                .collect()
+        };
+        let host_hooks = HostHooks {
+            prestart: plans("hooks.prestart", hooks.prestart())?,
+            create_runtime: plans("hooks.createRuntime", hooks.create_runtime())?,
+            poststart: plans("hooks.poststart", hooks.poststart())?,
+            poststop: plans("hooks.poststop", hooks.poststop())?,
+        };
+        let boot = Bootstrap {
+            version: PROTOCOL_VERSION,
+            namespaces,
+            time_offsets,
+            rootfs: rootfs.clone(),
+            rootfs_readonly: root.readonly().unwrap_or(false),
+            rootfs_propagation,
+            mounts,
+            no_pivot: opts.no_pivot,
+            devices,
+            masked_paths,
+            readonly_paths,
+            hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
+            domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
+            sysctl,
+            process: process_plan,
+            seccomp: linux.seccomp().clone(),
+            new_session_keyring: !opts.no_new_keyring,
+            create_container_hooks: plans("hooks.createContainer", hooks.create_container())?,
+            start_container_hooks: plans("hooks.startContainer", hooks.start_container())?,
+            has_runtime_hooks: !(host_hooks.prestart.is_empty()
+                && host_hooks.create_runtime.is_empty()),
+            preserve_fds: opts.preserve_fds,
+            cgroup_hierarchies,
+            cgroup_path: PathBuf::new(),
+        };
+        Ok(ContainerConfig {
+            boot,
+            host_hooks,
+            bundle: bundle.to_path_buf(),
+            rootfs,
+            oci_version: spec.version().clone(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            uid_mappings,
+            gid_mappings,
+            cgroups_path: linux.cgroups_path().clone(),
+            resources: linux.resources().clone(),
+            terminal,
+        })
+    }
+}
+
+fn namespace_kind(t: LinuxNamespaceType) -> NamespaceKind {
+    match t {
+        LinuxNamespaceType::Mount => NamespaceKind::Mount,
+        LinuxNamespaceType::Cgroup => NamespaceKind::Cgroup,
+        LinuxNamespaceType::Uts => NamespaceKind::Uts,
+        LinuxNamespaceType::Ipc => NamespaceKind::Ipc,
+        LinuxNamespaceType::User => NamespaceKind::User,
+        LinuxNamespaceType::Pid => NamespaceKind::Pid,
+        LinuxNamespaceType::Network => NamespaceKind::Network,
+        LinuxNamespaceType::Time => NamespaceKind::Time,
+    }
+}
+
+fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Vec<NamespacePlan>> {
+    let mut out: Vec<NamespacePlan> = Vec::new();
+    for ns in linux.namespaces().as_deref().unwrap_or_default() {
+        let kind = namespace_kind(ns.typ());
+        if out.iter().any(|n| n.kind == kind) {
+            return Err(Error::config(
+                "linux.namespaces",
+                format!("{} namespace listed twice", kind.proc_name()),
+            ));
+        }
+        let path = ns.path().clone().filter(|p| !p.as_os_str().is_empty());
+        if let Some(p) = &path {
+            if !p.exists() {
+                return Err(Error::config(
+                    "linux.namespaces",
+                    format!(
+                        "{} namespace path {} does not exist",
+                        kind.proc_name(),
+                        p.display()
+                    ),
+                ));
+            }
+        }
+        if kind == NamespaceKind::Time && !Path::new("/proc/self/ns/time").exists() {
+            return Err(Error::config(
+                "linux.namespaces",
+                "time namespaces are not supported by this kernel",
+            ));
+        }
+        out.push(NamespacePlan { kind, path });
+    }
+    Ok(out)
+}
+
+fn time_offsets(linux: &oci_spec::runtime::Linux, has_timens: bool) -> Result<Vec<String>> {
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(Vec::new());
+    };
+    if !offsets.is_empty() && !has_timens {
+        return Err(Error::config(
+            "linux.timeOffsets",
+            "time offsets need a time namespace",
+        ));
+    }
+    offsets
+        .iter()
+        .map(|(clock, off)| match clock.as_str() {
+            "monotonic" | "boottime" => Ok(format!(
+                "{clock} {} {}",
+                off.secs().unwrap_or(0),
+                off.nanosecs().unwrap_or(0)
+            )),
+            other => Err(Error::config(
+                "linux.timeOffsets",
+                format!("unknown clock {other:?}"),
+            )),
+        })
+        .collect()
+}
+
+fn host_id(mappings: &[LinuxIdMapping], id: u32) -> Option<u32> {
+    mappings.iter().find_map(|m| {
+        (id >= m.container_id() && id - m.container_id() < m.size())
+            .then(|| m.host_id() + (id - m.container_id()))
+    })
+}
+
+/// The host uid that the container's root maps to (0 without a user namespace).
+pub fn host_root(mappings: &[LinuxIdMapping]) -> u32 {
+    if mappings.is_empty() {
+        0
+    } else {
+        host_id(mappings, 0).unwrap_or(u32::MAX)
+    }
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> i32 {
+    (match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as i32
+}
+
+fn process_plan(
+    process: &oci_spec::runtime::Process,
+    uid_mappings: &[LinuxIdMapping],
+    gid_mappings: &[LinuxIdMapping],
+) -> Result<ProcessPlan> {
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(Error::config("process.args", "must not be empty"));
+    }
+    let cwd = process.cwd().clone();
+    if !cwd.is_absolute() {
+        return Err(Error::config(
+            "process.cwd",
+            format!("{} is not absolute", cwd.display()),
+        ));
+    }
+    let user = process.user();
+    if !uid_mappings.is_empty() && host_id(uid_mappings, user.uid()).is_none() {
+        return Err(Error::config(
+            "process.user.uid",
+            format!("{} is not mapped in linux.uidMappings", user.uid()),
+        ));
+    }
+    if !gid_mappings.is_empty() && host_id(gid_mappings, user.gid()).is_none() {
+        return Err(Error::config(
+            "process.user.gid",
+            format!("{} is not mapped in linux.gidMappings", user.gid()),
+        ));
+    }
+    let mut rlimits = Vec::new();
+    for r in process.rlimits().as_deref().unwrap_or_default() {
+        if r.soft() > r.hard() {
+            return Err(Error::config(
+                "process.rlimits",
+                format!(
+                    "{:?}: soft limit {} above hard limit {}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                ),
+            ));
+        }
+        let resource = rlimit_resource(r.typ());
+        if rlimits.iter().any(|p: &RlimitPlan| p.resource == resource) {
+            return Err(Error::config(
+                "process.rlimits",
+                format!("{:?} listed twice", r.typ()),
+            ));
+        }
+        rlimits.push(RlimitPlan {
+            resource,
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(Error::config(
+                "process.oomScoreAdj",
+                format!("{adj} is outside -1000..1000"),
+            ));
+        }
+    }
+    for kv in process.env().as_deref().unwrap_or_default() {
+        if kv.contains('\0') {
+            return Err(Error::config("process.env", format!("{kv:?} contains NUL")));
+        }
+    }
+    Ok(ProcessPlan {
+        args,
+        env: process.env().clone().unwrap_or_default(),
+        cwd,
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        rlimits,
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        oom_score_adj: process.oom_score_adj(),
+        capabilities: process.capabilities().clone(),
+    })
+}
+
+/// Parses one `mounts[]` entry; `index` names it in errors.
+fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan> {
+    let field = format!("mounts[{index}] ({})", m.destination().display());
+    let dest = m.destination();
+    if dest.as_os_str().is_empty() {
+        return Err(Error::config(field, "empty destination"));
+    }
+    // Relative destinations are taken from the container's root, as runc does.
+    let destination = Path::new("/").join(dest);
+    if destination
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(Error::config(field, "destination must not contain \"..\""));
+    }
+    let mut flags: u64 = 0;
+    let mut clear_flags: u64 = 0;
+    let mut propagation = Vec::new();
+    let mut data = Vec::new();
+    let mut bind = None;
+    for opt in m.options().as_deref().unwrap_or_default() {
+        if let Some((_, clear, flag)) = MOUNT_FLAG_OPTIONS.iter().find(|(n, _, _)| n == opt) {
+            if *flag & libc::MS_BIND != 0 {
+                bind = Some(*flag & libc::MS_REC != 0);
+            } else if *clear {
+                clear_flags |= *flag as u64;
+                flags &= !(*flag as u64);
+            } else {
+                flags |= *flag as u64;
+                clear_flags &= !(*flag as u64);
+            }
+        } else if let Some((_, flag)) = PROPAGATION_OPTIONS.iter().find(|(n, _)| n == opt) {
+            propagation.push(*flag as u64);
+        } else {
+            data.push(opt.as_str());
+        }
+    }
+    let fstype = m.typ().clone().filter(|t| !t.is_empty());
+    let kind = match (fstype.as_deref(), bind) {
+        (_, Some(_)) | (Some("bind"), None) => MountKind::Bind {
+            recursive: bind.unwrap_or(false),
+        },
+        (Some("cgroup") | Some("cgroup2"), None) => MountKind::Cgroup,
+        (Some(_), None) => MountKind::Filesystem,
+        (None, None) => {
+            return Err(Error::config(field, "no type and not a bind mount"));
+        }
+    };
+    let source = match (&kind, m.source()) {
+        (MountKind::Bind { .. }, None) => {
+            return Err(Error::config(field, "bind mount without a source"));
+        }
+        (MountKind::Bind { .. }, Some(src)) => {
+            let abs = bundle.join(src);
+            if !abs.exists() {
+                return Err(Error::config(
+                    field,
+                    format!("bind source {} does not exist", abs.display()),
+                ));
+            }
+            Some(abs)
+        }
+        (_, src) => src.clone(),
+    };
+    Ok(MountPlan {
+        destination,
+        source,
+        fstype,
+        kind,
+        flags,
+        clear_flags,
+        propagation,
+        data: data.join(","),
+    })
+}
+
+/// The host's mounted cgroup hierarchies, read from /proc/self/mountinfo.
+fn host_cgroup_hierarchies() -> Vec<CgroupHierarchy> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount_point = left.split(' ').nth(4).unwrap_or_default();
+        let mut r = right.split(' ');
+        let fstype = r.next().unwrap_or_default();
+        let super_opts = r.nth(1).unwrap_or_default();
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let options = super_opts
+            .split(',')
+            .filter(|o| {
+                !matches!(
+                    *o,
+                    "rw" | "ro" | "relatime" | "nsdelegate" | "memory_recursiveprot"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        out.push(CgroupHierarchy {
+            mount_point: PathBuf::from(mount_point),
+            fstype: fstype.to_string(),
+            options,
+        });
+    }
+    out
+}
+
+fn sysctl(
+    linux: &oci_spec::runtime::Linux,
+    has: &dyn Fn(NamespaceKind) -> bool,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (key, value) in linux.sysctl().clone().unwrap_or_default() {
+        let needs = if key.starts_with("net.") {
+            NamespaceKind::Network
+        } else if key.starts_with("fs.mqueue.")
+            || matches!(
+                key.as_str(),
+                "kernel.msgmax"
+                    | "kernel.msgmnb"
+                    | "kernel.msgmni"
+                    | "kernel.sem"
+                    | "kernel.shmall"
+                    | "kernel.shmmax"
+                    | "kernel.shmmni"
+                    | "kernel.shm_rmid_forced"
+            )
+        {
+            NamespaceKind::Ipc
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            NamespaceKind::Uts
+        } else {
+            return Err(Error::config(
+                format!("linux.sysctl {key}"),
+                "not in a namespace the container can own",
+            ));
+        };
+        if !has(needs) {
+            return Err(Error::config(
+                format!("linux.sysctl {key}"),
+                format!("needs a {} namespace", needs.proc_name()),
+            ));
+        }
+        if key.contains("..") || key.contains('/') {
+            return Err(Error::config(format!("linux.sysctl {key}"), "bad key"));
+        }
+        out.push((key, value));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The devices every container gets, plus `linux.devices` (which win on the same path).
+fn devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<DevicePlan>> {
+    let standard = [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ];
+    let mut out: Vec<DevicePlan> = standard
+        .iter()
+        .map(|(path, major, minor)| DevicePlan {
+            path: PathBuf::from(path),
+            file_type: libc::S_IFCHR,
+            major: *major,
+            minor: *minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect();
+    for (i, d) in linux
+        .devices()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let field = format!("linux.devices[{i}] ({})", d.path().display());
+        if !d.path().is_absolute()
+            || d.path()
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(Error::config(field, "path must be absolute without \"..\""));
+        }
+        let file_type = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => return Err(Error::config(field, "type must be c, b, u or p")),
+        };
+        if d.major() < 0 || d.minor() < 0 {
+            return Err(Error::config(field, "negative major or minor"));
+        }
+        out.retain(|p| p.path != *d.path());
+        out.push(DevicePlan {
+            path: d.path().clone(),
+            file_type,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+fn hook_plan(field: &str, h: &Hook) -> Result<HookPlan> {
+    if !h.path().is_absolute() {
+        return Err(Error::config(
+            field,
+            format!("hook path {} is not absolute", h.path().display()),
+        ));
+    }
+    let timeout_secs = match h.timeout() {
+        None => None,
+        Some(t) if t > 0 => Some(t as u64),
+        Some(t) => {
+            return Err(Error::config(
+                field,
+                format!("timeout {t} must be positive"),
+            ))
+        }
+    };
+    Ok(HookPlan {
+        path: h.path().clone(),
+        args: h
+            .args()
+            .clone()
+            .unwrap_or_else(|| vec![h.path().display().to_string()]),
+        env: h.env().clone().unwrap_or_default(),
+        timeout_secs,
+    })
+}

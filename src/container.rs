@@ -1,0 +1,298 @@
+//! The public engine: [`Runtime`] (a state root) and [`Container`] handles.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::cgroups::CgroupManager;
+use crate::config::{ContainerConfig, CreateOptions};
+use crate::error::{Context, Error, Result};
+use crate::spawn::{self, kill_all, oci_state, state_json};
+use crate::state::{OciState, Record, StateDir, Status};
+
+/// Where containers' state lives, and which binary serves as their init.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    root: PathBuf,
+    init_binary: PathBuf,
+}
+
+impl Runtime {
+    /// A runtime keeping state under `root` (husk's CLI default is `/run/husk`).
+    ///
+    /// The init is `/proc/self/exe`: a program embedding husk must call
+    /// [`husk::init_if_requested`](crate::init_if_requested) first thing in `main`, or point
+    /// [`Runtime::with_init_binary`] at the `husk` binary.
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime {
+            root: root.into(),
+            init_binary: PathBuf::from("/proc/self/exe"),
+        }
+    }
+
+    /// Uses `binary` (a husk binary) as the container init.
+    pub fn with_init_binary(mut self, binary: impl Into<PathBuf>) -> Runtime {
+        self.init_binary = binary.into();
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates container `id` from the bundle at `bundle`: on return it is `created`, its init
+    /// waiting for [`Container::start`].
+    pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<Container> {
+        crate::state::validate_id(id)?;
+        let config = ContainerConfig::load(bundle, opts)?;
+        if config.terminal {
+            return Err(Error::config(
+                "process.terminal",
+                "terminals need --console-socket, which this husk does not support yet",
+            ));
+        }
+        let dir = StateDir::create(&self.root, id)?;
+        let record = spawn::create(&self.init_binary, id, dir, config)?;
+        Ok(Container {
+            dir: self.root.join(id),
+            record,
+        })
+    }
+
+    /// Opens an existing container.
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let dir = StateDir::open(&self.root, id)?;
+        let record = dir.load()?;
+        Ok(Container {
+            dir: dir.dir.clone(),
+            record,
+        })
+    }
+
+    /// Every container under the root, in id order.
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).context(|| format!("read {}", self.root.display())),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join(crate::state::STATE_FILE).exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        Ok(ids.iter().filter_map(|id| self.load(id).ok()).collect())
+    }
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+    /// The process was not our child, so its status could not be collected.
+    Unknown,
+}
+
+impl ExitStatus {
+    /// The shell convention: the code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+            ExitStatus::Unknown => 255,
+        }
+    }
+}
+
+/// A handle on one container. It holds no lock: every operation locks, re-reads and acts.
+#[derive(Debug, Clone)]
+pub struct Container {
+    dir: PathBuf,
+    record: Record,
+}
+
+impl Container {
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    /// The init's pid (in husk's pid namespace), while it lives.
+    pub fn pid(&self) -> Option<i32> {
+        self.record.pid
+    }
+
+    pub fn bundle(&self) -> &Path {
+        &self.record.bundle
+    }
+
+    pub fn created(&self) -> &str {
+        &self.record.created
+    }
+
+    fn cgroup(&self) -> Option<CgroupManager> {
+        self.record.cgroup.as_ref().map(CgroupManager::from_saved)
+    }
+
+    /// The current status, derived from the live process.
+    pub fn status(&self) -> Status {
+        let cg = self.cgroup();
+        self.record
+            .status(&self.dir.join(crate::state::EXEC_FIFO), || {
+                cg.is_some_and(|c| c.is_frozen().unwrap_or(false))
+            })
+    }
+
+    /// The OCI state (plus runc's `rootfs`, `created`, `owner`).
+    pub fn state(&self) -> OciState {
+        oci_state(&self.record, self.status())
+    }
+
+    fn lock(&self) -> Result<StateDir> {
+        let root = self.dir.parent().unwrap_or(Path::new("/"));
+        StateDir::open(root, &self.record.id)
+    }
+
+    /// Releases the init waiting on the exec fifo: it execs the container process.
+    pub fn start(&mut self) -> Result<()> {
+        let dir = self.lock()?;
+        self.record = dir.load()?;
+        let status = self.status();
+        if status != Status::Created {
+            return Err(self.wrong_state("start", status));
+        }
+        let fifo = dir.fifo_path();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&fifo);
+        let mut file = match file {
+            Ok(f) => f,
+            // No reader: the init is gone.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                return Err(self.wrong_state("start", Status::Stopped))
+            }
+            Err(e) => return Err(e).context(|| format!("open {}", fifo.display())),
+        };
+        std::io::Write::write_all(&mut file, b"0")
+            .context(|| format!("write {}", fifo.display()))?;
+        drop(file);
+        std::fs::remove_file(&fifo).context(|| format!("remove {}", fifo.display()))?;
+        let state = state_json(&self.record, Status::Running);
+        for hook in &self.record.hooks.poststart {
+            if let Err(e) = husk_init::hooks::run_hook(hook, &state) {
+                eprintln!("husk: warning: poststart {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn wrong_state(&self, op: &'static str, status: Status) -> Error {
+        Error::WrongState {
+            id: self.record.id.clone(),
+            op,
+            status: status.to_string(),
+        }
+    }
+
+    /// Sends `signal` to the init, or with `all` to every process in the container's cgroup.
+    pub fn kill(&self, signal: Signal, all: bool) -> Result<()> {
+        let _dir = self.lock()?;
+        let status = self.status();
+        if status == Status::Stopped {
+            return Err(self.wrong_state("kill", status));
+        }
+        let pids = match (all, self.cgroup()) {
+            (true, Some(cg)) => cg.pids()?,
+            _ => self.record.pid.into_iter().collect(),
+        };
+        for pid in pids {
+            match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => return Err(e).context(|| format!("signal {signal} to {pid}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Pids of every process in the container.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        match self.cgroup() {
+            Some(cg) => Ok(cg.pids()?),
+            None => Ok(self.record.pid.into_iter().collect()),
+        }
+    }
+
+    /// Waits for the init to exit. Its status is known only to its parent (the process that
+    /// created the container); others get [`ExitStatus::Unknown`].
+    pub fn wait(&self) -> Result<ExitStatus> {
+        let Some(pid) = self.record.pid else {
+            return Ok(ExitStatus::Unknown);
+        };
+        use nix::sys::wait::{waitpid, WaitStatus};
+        loop {
+            match waitpid(Pid::from_raw(pid), None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::Exited(code)),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(ExitStatus::Signaled(sig as i32)),
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::ECHILD) => break,
+                Err(e) => return Err(e).context(|| format!("wait for {pid}")),
+            }
+        }
+        if self.record.init_alive() {
+            let pidfd = husk_init::sys::pidfd_open(pid).context(|| format!("pidfd_open {pid}"))?;
+            husk_init::sys::wait_readable(pidfd.as_fd(), Duration::from_secs(u32::MAX as u64))
+                .context(|| format!("wait for {pid}"))?;
+        }
+        Ok(ExitStatus::Unknown)
+    }
+
+    /// Deletes the container. Without `force` it must be stopped or created; with `force`
+    /// a running container is killed first.
+    pub fn delete(self, force: bool) -> Result<()> {
+        let dir = self.lock()?;
+        let status = self.status();
+        match status {
+            Status::Stopped | Status::Created | Status::Creating => {}
+            Status::Running | Status::Paused if force => {}
+            _ => return Err(self.wrong_state("delete", status)),
+        }
+        if status != Status::Stopped {
+            if let Some(pid) = self.record.pid {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        if let Some(cg) = self.cgroup() {
+            kill_all(&cg);
+            self.wait_gone(&cg);
+            cg.destroy()?;
+        }
+        let state = state_json(&self.record, Status::Stopped);
+        let poststop = self.record.hooks.poststop.clone();
+        dir.remove()?;
+        for hook in &poststop {
+            if let Err(e) = husk_init::hooks::run_hook(hook, &state) {
+                eprintln!("husk: warning: poststop {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (briefly) until the init and the cgroup's processes are gone.
+    fn wait_gone(&self, cg: &CgroupManager) {
+        for _ in 0..500 {
+            let init_gone = !self.record.init_alive();
+            if init_gone && cg.pids().map(|p| p.is_empty()).unwrap_or(true) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
