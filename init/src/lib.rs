@@ -13,6 +13,7 @@
 pub mod hooks;
 pub mod proto;
 mod rootfs;
+pub mod security;
 mod stage1;
 mod stage2;
 pub mod sys;
