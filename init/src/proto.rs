@@ -228,14 +228,13 @@ pub struct InitFailure {
 
 impl std::fmt::Display for InitFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A detail, when there is one, already tells the whole story (errno included).
         f.write_str(&self.step)?;
-        if let Some(detail) = &self.detail {
-            write!(f, ": {detail}")?;
+        match (&self.detail, self.errno) {
+            (Some(detail), _) => write!(f, ": {detail}"),
+            (None, Some(errno)) => write!(f, ": {}", io::Error::from_raw_os_error(errno)),
+            (None, None) => Ok(()),
         }
-        if let Some(errno) = self.errno {
-            write!(f, ": {}", io::Error::from_raw_os_error(errno))?;
-        }
-        Ok(())
     }
 }
 

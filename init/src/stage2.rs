@@ -10,7 +10,7 @@ use nix::unistd::{Gid, Uid};
 
 use crate::hooks::run_hooks;
 use crate::proto::{Bootstrap, Channel, InitFailure, NamespaceKind, ProcessPlan, ToInit, ToParent};
-use crate::{failure, rootfs, sys, Step};
+use crate::{failure, rootfs, security, sys, Step};
 
 pub(crate) fn run(
     channel: &Channel,
@@ -82,7 +82,44 @@ pub(crate) fn run(
         // Some kernels or seccomp setups refuse keyrings; the container just shares ours then.
         let _ = sys::join_new_session_keyring();
     }
+    let caps = process
+        .capabilities
+        .as_ref()
+        .map(security::parse_capabilities)
+        .transpose()
+        .map_err(|e| security_failure("parse capabilities", &e))?;
+    let filter = boot
+        .seccomp
+        .as_ref()
+        .map(security::build_filter)
+        .transpose()
+        .map_err(|e| security_failure("build seccomp filter", &e))?;
+    if filter.as_ref().is_some_and(|f| f.uses_notify()) {
+        return Err(failure(
+            "build seccomp filter",
+            "SCMP_ACT_NOTIFY is not supported yet",
+        ));
+    }
+    // Without no_new_privs the kernel takes a filter only from a task holding CAP_SYS_ADMIN,
+    // so it goes in before the capabilities are dropped; with it, as late as possible.
+    let mut late_filter = None;
+    if let Some(f) = filter {
+        if process.no_new_privileges {
+            late_filter = Some(f);
+        } else {
+            f.load()
+                .map_err(|e| security_failure("load seccomp filter", &e))?;
+        }
+    }
+    if let Some(caps) = &caps {
+        security::prepare_before_user_change(caps)
+            .map_err(|e| security_failure("prepare capabilities", &e))?;
+    }
     change_user(process)?;
+    if let Some(caps) = &caps {
+        security::apply_after_user_change(caps)
+            .map_err(|e| security_failure("apply capabilities", &e))?;
+    }
     let umask = process.umask.unwrap_or(0o022);
     nix::sys::stat::umask(Mode::from_bits_truncate(umask as _));
     nix::unistd::chdir(&process.cwd).step(|| format!("chdir to cwd {}", process.cwd.display()))?;
@@ -100,11 +137,9 @@ pub(crate) fn run(
     drop(exec_fifo);
     run_hooks(&boot.start_container_hooks, &state)
         .map_err(|e| hook_failure("startContainer", &e))?;
-    if boot.seccomp.is_some() {
-        return Err(failure(
-            "load seccomp filter",
-            "linux.seccomp is not supported yet",
-        ));
+    if let Some(f) = late_filter {
+        f.load()
+            .map_err(|e| security_failure("load seccomp filter", &e))?;
     }
     let err = sys::execve(&executable, &process.args, &process.env);
     Err(InitFailure {
@@ -112,6 +147,14 @@ pub(crate) fn run(
         errno: err.raw_os_error(),
         detail: None,
     })
+}
+
+fn security_failure(step: &str, e: &security::SecurityError) -> InitFailure {
+    InitFailure {
+        step: step.to_string(),
+        errno: e.errno(),
+        detail: Some(e.to_string()),
+    }
 }
 
 fn hook_failure(kind: &str, e: &crate::hooks::HookError) -> InitFailure {

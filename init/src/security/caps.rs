@@ -156,7 +156,7 @@ pub fn prepare_before_user_change(p: &ParsedCapabilities) -> Result<(), Security
 }
 
 /// After setuid/setgid: set effective, permitted and inheritable in one capset, then the
-/// ambient set (each ambient capability must be permitted and inheritable), then clear
+/// ambient set (only capabilities that are also permitted and inheritable), then clear
 /// KEEPCAPS. Capabilities the running kernel does not know are left out.
 pub fn apply_after_user_change(p: &ParsedCapabilities) -> Result<(), SecurityError> {
     let supported = ::caps::runtime::thread_all_supported();
@@ -182,6 +182,10 @@ pub fn apply_after_user_change(p: &ParsedCapabilities) -> Result<(), SecurityErr
         .iter()
         .copied()
         .filter(|cap| supported.contains(cap))
+        // The kernel only lets a capability that is both permitted and inheritable be ambient.
+        // Specs commonly list ambient capabilities without inheritable ones (runc's default
+        // spec does); like runc, such entries are left out rather than failing the container.
+        .filter(|cap| p.permitted.contains(cap) && p.inheritable.contains(cap))
         .collect();
     ambient.sort_by_key(|cap| cap.index());
     for cap in ambient {
