@@ -267,8 +267,17 @@ impl Record {
     }
 }
 
-/// Now, as RFC 3339 UTC with nanoseconds (the form runc prints).
+/// Now, as RFC 3339 UTC with nanoseconds (the form runc prints for `created`).
 pub fn now_rfc3339() -> String {
+    rfc3339(true)
+}
+
+/// Now, as RFC 3339 UTC in whole seconds (the form of runc's log lines).
+pub fn now_rfc3339_seconds() -> String {
+    rfc3339(false)
+}
+
+fn rfc3339(nanos: bool) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -284,12 +293,16 @@ pub fn now_rfc3339() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
+    let fraction = if nanos {
+        format!(".{:09}", now.subsec_nanos())
+    } else {
+        String::new()
+    };
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        now.subsec_nanos()
     )
 }
 

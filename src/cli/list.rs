@@ -45,7 +45,12 @@ pub fn run(root: &Path, a: ListArgs) -> CmdResult {
         })
         .collect();
     if a.format == "json" {
-        println!("{}", serde_json::to_string(&states)?);
+        // runc prints `null` for no containers; keep parsers that expect it happy.
+        if states.is_empty() {
+            println!("null");
+        } else {
+            println!("{}", serde_json::to_string(&states)?);
+        }
         return Ok(0);
     }
     let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];

@@ -19,22 +19,31 @@ impl Logger {
         }
     }
 
-    /// Logs an error: to the log file (when set) and always as plain text on stderr.
+    /// Logs an error as runc does: with `--log`, a line in the file and the bare message on
+    /// stderr; without it, the formatted line on stderr.
     pub fn error(&self, msg: &str) {
-        self.write("error", msg);
-        eprintln!("{msg}");
+        if self.file.is_some() {
+            self.write("error", msg);
+            eprintln!("{msg}");
+        } else {
+            eprintln!("{}", self.format("error", msg));
+        }
+    }
+
+    fn format(&self, level: &str, msg: &str) -> String {
+        let time = husk::state::now_rfc3339_seconds();
+        if self.json {
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+        } else {
+            format!("time={time:?} level={level} msg={msg:?}")
+        }
     }
 
     fn write(&self, level: &str, msg: &str) {
         let Some(path) = &self.file else {
             return;
         };
-        let time = husk::state::now_rfc3339();
-        let line = if self.json {
-            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
-        } else {
-            format!("time={time:?} level={level} msg={msg:?}")
-        };
+        let line = self.format(level, msg);
         // Appending to a log file the caller named is the one host write the CLI does itself.
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
