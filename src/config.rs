@@ -90,12 +90,23 @@ pub const HOOKS: &[&str] = &[
 pub const OCI_VERSION_MIN: &str = "1.0.0";
 pub const OCI_VERSION_MAX: &str = "1.2.1";
 
+/// Where a terminal's pty master goes.
+#[derive(Debug, Clone)]
+pub enum ConsoleDest {
+    /// Sent over this unix socket (runc's `--console-socket` protocol).
+    Socket(PathBuf),
+    /// Handed back to the caller (a foreground `run`/`exec` relays it).
+    Keep,
+}
+
 /// Options chosen on the command line that shape the container.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Where the pty master goes when `process.terminal` is set (required then).
+    pub console: Option<ConsoleDest>,
 }
 
 /// Hooks run by the host side.
@@ -283,6 +294,9 @@ impl ContainerConfig {
             preserve_fds: opts.preserve_fds,
             cgroup_hierarchies,
             cgroup_path: PathBuf::new(),
+            exec: false,
+            terminal,
+            console_size: console_size(process),
         };
         Ok(ContainerConfig {
             boot,
@@ -298,6 +312,68 @@ impl ContainerConfig {
             terminal,
         })
     }
+}
+
+fn console_size(process: &oci_spec::runtime::Process) -> Option<(u16, u16)> {
+    process.console_size().map(|b| {
+        (
+            b.height().min(u16::MAX as u64) as u16,
+            b.width().min(u16::MAX as u64) as u16,
+        )
+    })
+}
+
+/// The plan for `husk exec`: `process` run in the namespaces of the container whose init is
+/// `init_pid` (`namespaces` as /proc/<pid>/ns names), with the container's seccomp profile.
+pub fn exec_bootstrap(
+    process: &oci_spec::runtime::Process,
+    spec: &Spec,
+    init_pid: i32,
+    namespaces: &[String],
+    preserve_fds: u32,
+) -> Result<Bootstrap> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let uid_mappings = linux.uid_mappings().clone().unwrap_or_default();
+    let gid_mappings = linux.gid_mappings().clone().unwrap_or_default();
+    let namespaces = namespaces
+        .iter()
+        .filter_map(|name| NAMESPACES.iter().find(|(_, k)| k.proc_name() == name))
+        .map(|(_, kind)| NamespacePlan {
+            kind: *kind,
+            path: Some(PathBuf::from(format!(
+                "/proc/{init_pid}/ns/{}",
+                kind.proc_name()
+            ))),
+        })
+        .collect();
+    Ok(Bootstrap {
+        version: PROTOCOL_VERSION,
+        namespaces,
+        time_offsets: Vec::new(),
+        rootfs: PathBuf::from("/"),
+        rootfs_readonly: false,
+        rootfs_propagation: 0,
+        mounts: Vec::new(),
+        no_pivot: false,
+        devices: Vec::new(),
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
+        hostname: None,
+        domainname: None,
+        sysctl: Vec::new(),
+        process: process_plan(process, &uid_mappings, &gid_mappings)?,
+        seccomp: linux.seccomp().clone(),
+        new_session_keyring: false,
+        create_container_hooks: Vec::new(),
+        start_container_hooks: Vec::new(),
+        has_runtime_hooks: false,
+        preserve_fds,
+        cgroup_hierarchies: Vec::new(),
+        cgroup_path: PathBuf::new(),
+        exec: true,
+        terminal: process.terminal().unwrap_or(false),
+        console_size: console_size(process),
+    })
 }
 
 fn namespace_kind(t: LinuxNamespaceType) -> NamespaceKind {

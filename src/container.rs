@@ -1,14 +1,15 @@
 //! The public engine: [`Runtime`] (a state root) and [`Container`] handles.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
 
 use crate::cgroups::CgroupManager;
-use crate::config::{ContainerConfig, CreateOptions};
+use crate::config::{ConsoleDest, ContainerConfig, CreateOptions};
 use crate::error::{Context, Error, Result};
 use crate::spawn::{self, kill_all, oci_state, state_json};
 use crate::state::{OciState, Record, StateDir, Status};
@@ -48,17 +49,20 @@ impl Runtime {
     pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<Container> {
         crate::state::validate_id(id)?;
         let config = ContainerConfig::load(bundle, opts)?;
-        if config.terminal {
+        if config.terminal && opts.console.is_none() {
             return Err(Error::config(
                 "process.terminal",
-                "terminals need --console-socket, which this husk does not support yet",
+                "a terminal needs a console socket (--console-socket) to send it to",
             ));
         }
+        let console = opts.console.as_ref().filter(|_| config.terminal);
         let dir = StateDir::create(&self.root, id)?;
-        let record = spawn::create(&self.init_binary, id, dir, config)?;
+        let (record, console) = spawn::create(&self.init_binary, id, dir, config, console)?;
         Ok(Container {
             dir: self.root.join(id),
             record,
+            init_binary: self.init_binary.clone(),
+            console,
         })
     }
 
@@ -69,6 +73,8 @@ impl Runtime {
         Ok(Container {
             dir: dir.dir.clone(),
             record,
+            init_binary: self.init_binary.clone(),
+            console: None,
         })
     }
 
@@ -110,10 +116,79 @@ impl ExitStatus {
 }
 
 /// A handle on one container. It holds no lock: every operation locks, re-reads and acts.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Container {
     dir: PathBuf,
     record: Record,
+    init_binary: PathBuf,
+    /// The pty master of a terminal container created with [`ConsoleDest::Keep`].
+    console: Option<OwnedFd>,
+}
+
+/// Options for [`Container::exec`].
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Fds 3..3+N of the caller stay open in the process.
+    pub preserve_fds: u32,
+    /// Where the pty master goes when the process has a terminal (required then).
+    pub console: Option<ConsoleDest>,
+    /// A sub-cgroup of the container's cgroup to put the process in.
+    pub sub_cgroup: Option<String>,
+    /// Exec even if the container is paused.
+    pub ignore_paused: bool,
+}
+
+/// A process started in a container (its init, or one added by [`Container::exec`]).
+#[derive(Debug)]
+pub struct Process {
+    pid: i32,
+    console: Option<OwnedFd>,
+}
+
+impl Process {
+    /// Its pid in husk's pid namespace.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The pty master, when it has a terminal kept by the caller.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
+    }
+
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        nix::sys::signal::kill(Pid::from_raw(self.pid), signal)
+            .context(|| format!("signal {signal} to {}", self.pid))
+    }
+
+    /// Waits for it to end. Only the process that started it (its parent) learns the status.
+    pub fn wait(&self) -> Result<ExitStatus> {
+        wait_pid(self.pid, None)
+    }
+}
+
+/// Waits for `pid`: its status when it is our child, else until it is gone (`start_time` tells
+/// a recycled pid apart).
+fn wait_pid(pid: i32, start_time: Option<u64>) -> Result<ExitStatus> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::Exited(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(ExitStatus::Signaled(sig as i32)),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::ECHILD) => break,
+            Err(e) => return Err(e).context(|| format!("wait for {pid}")),
+        }
+    }
+    let alive = crate::state::process_start_time(pid);
+    if alive.is_some() && (start_time.is_none() || alive == start_time) {
+        if let Ok(pidfd) = husk_init::sys::pidfd_open(pid) {
+            husk_init::sys::wait_readable(pidfd.as_fd(), Duration::from_secs(u32::MAX as u64))
+                .context(|| format!("wait for {pid}"))?;
+        }
+    }
+    Ok(ExitStatus::Unknown)
 }
 
 impl Container {
@@ -230,26 +305,72 @@ impl Container {
     /// Waits for the init to exit. Its status is known only to its parent (the process that
     /// created the container); others get [`ExitStatus::Unknown`].
     pub fn wait(&self) -> Result<ExitStatus> {
-        let Some(pid) = self.record.pid else {
-            return Ok(ExitStatus::Unknown);
+        match self.record.pid {
+            Some(pid) => wait_pid(pid, self.record.pid_start_time),
+            None => Ok(ExitStatus::Unknown),
+        }
+    }
+
+    /// The pty master of a terminal container created with [`ConsoleDest::Keep`].
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
+    }
+
+    /// The container's config.json as it was at create time.
+    pub fn spec(&self) -> Result<Spec> {
+        let path = self.dir.join(crate::spawn::SPEC_COPY);
+        let text = std::fs::read(&path).context(|| format!("read {}", path.display()))?;
+        serde_json::from_slice(&text).map_err(|e| Error::Bundle {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Runs `process` inside the running container: its namespaces, its cgroup, its seccomp
+    /// profile; returns once the process has exec'd.
+    pub fn exec(
+        &self,
+        process: &oci_spec::runtime::Process,
+        opts: &ExecOptions,
+    ) -> Result<Process> {
+        let status = self.status();
+        match status {
+            Status::Running | Status::Created => {}
+            Status::Paused if opts.ignore_paused => {}
+            _ => return Err(self.wrong_state("exec in", status)),
+        }
+        let terminal = process.terminal().unwrap_or(false);
+        if terminal && opts.console.is_none() {
+            return Err(Error::config(
+                "process.terminal",
+                "a terminal needs a console socket (--console-socket) to send it to",
+            ));
+        }
+        let pid = self.record.pid.unwrap_or(0);
+        let spec = self.spec()?;
+        let boot = crate::config::exec_bootstrap(
+            process,
+            &spec,
+            pid,
+            &self.record.namespaces,
+            opts.preserve_fds,
+        )?;
+        let cgroup = match (self.cgroup(), &opts.sub_cgroup) {
+            (Some(cg), Some(sub)) => Some(cg.sub_cgroup(sub)?),
+            (cg, None) => cg,
+            (None, Some(_)) => None,
         };
-        use nix::sys::wait::{waitpid, WaitStatus};
-        loop {
-            match waitpid(Pid::from_raw(pid), None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::Exited(code)),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(ExitStatus::Signaled(sig as i32)),
-                Ok(_) => continue,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::ECHILD) => break,
-                Err(e) => return Err(e).context(|| format!("wait for {pid}")),
-            }
-        }
-        if self.record.init_alive() {
-            let pidfd = husk_init::sys::pidfd_open(pid).context(|| format!("pidfd_open {pid}"))?;
-            husk_init::sys::wait_readable(pidfd.as_fd(), Duration::from_secs(u32::MAX as u64))
-                .context(|| format!("wait for {pid}"))?;
-        }
-        Ok(ExitStatus::Unknown)
+        let spawned = spawn::exec(
+            &self.init_binary,
+            &boot,
+            &self.record.bundle,
+            cgroup.as_ref(),
+            opts.console.as_ref().filter(|_| terminal),
+        )?;
+        Ok(Process {
+            pid: spawned.pid,
+            console: spawned.console,
+        })
     }
 
     /// Deletes the container. Without `force` it must be stopped or created; with `force`

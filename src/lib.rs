@@ -18,8 +18,8 @@ mod error;
 mod spawn;
 pub mod state;
 
-pub use config::CreateOptions;
-pub use container::{Container, ExitStatus, Runtime};
+pub use config::{ConsoleDest, CreateOptions};
+pub use container::{Container, ExecOptions, ExitStatus, Process, Runtime};
 pub use error::{Error, Result};
 pub use oci_spec;
 pub use state::{OciState, Status};

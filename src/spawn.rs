@@ -7,11 +7,12 @@ use std::path::Path;
 use std::process::{Child, Command};
 
 use husk_init::hooks::run_hooks;
-use husk_init::proto::{Channel, ToInit, ToParent, INIT_ARG};
+use husk_init::proto::{Bootstrap, Channel, InitFailure, ToInit, ToParent, INIT_ARG};
+use nix::unistd::Pid;
 use oci_spec::runtime::LinuxIdMapping;
 
 use crate::cgroups::CgroupManager;
-use crate::config::{host_root, ContainerConfig};
+use crate::config::{host_root, ConsoleDest, ContainerConfig};
 use crate::error::{Context, Error, Result};
 use crate::state::{now_rfc3339, process_start_time, OciState, Record, StateDir, Status};
 
@@ -22,7 +23,8 @@ pub(crate) fn create(
     id: &str,
     dir: StateDir,
     config: ContainerConfig,
-) -> Result<Record> {
+    console: Option<&ConsoleDest>,
+) -> Result<(Record, Option<OwnedFd>)> {
     let mut record = Record {
         oci_version: config.oci_version.clone(),
         id: id.to_string(),
@@ -43,8 +45,8 @@ pub(crate) fn create(
             .collect(),
     };
     let mut cgroup = None;
-    match bootstrap(init_binary, &dir, config, &mut record, &mut cgroup) {
-        Ok(()) => Ok(record),
+    match bootstrap(init_binary, &dir, config, &mut record, &mut cgroup, console) {
+        Ok(spawned) => Ok((record, spawned.console)),
         Err(e) => {
             if let Some(pid) = record.pid.filter(|_| record.init_alive()) {
                 let _ = nix::sys::signal::kill(
@@ -76,7 +78,8 @@ fn bootstrap(
     mut config: ContainerConfig,
     record: &mut Record,
     cgroup_out: &mut Option<CgroupManager>,
-) -> Result<()> {
+    console: Option<&ConsoleDest>,
+) -> Result<Spawned> {
     let cgroup = CgroupManager::new(config.cgroups_path.as_deref(), &record.id)?;
     record.cgroup = Some(cgroup.saved());
     // Saved before anything runs, so that `delete --force` can clean up after a crash.
@@ -108,93 +111,263 @@ fn bootstrap(
         .context(|| format!("open {}", fifo_path.display()))?
         .into();
 
-    let (parent_end, child_end) = Channel::pair().context(|| "create bootstrap socket".into())?;
-    let mut stage1 = spawn_init(init_binary, &config, child_end)?;
-    let stage1_pid = stage1.id() as i32;
-    // Stage 1 must be in the cgroup before it creates the cgroup namespace.
-    if let Err(e) = cgroup.add_process(stage1_pid) {
-        let _ = stage1.kill();
-        let _ = stage1.wait();
-        return Err(e.into());
-    }
-    let boot = Box::new(config.boot.clone());
-    parent_end
-        .send(&ToInit::Bootstrap(boot), &[fifo.as_raw_fd()])
-        .context(|| "send bootstrap to init".into())?;
-    drop(fifo);
-
-    let result = serve(&parent_end, &config, dir, record, &mut stage1);
-    if result.is_err() && record.pid.is_none() {
-        let _ = stage1.kill();
-        let _ = stage1.wait();
-    }
-    result
+    std::fs::copy(config.bundle.join("config.json"), dir.dir.join(SPEC_COPY))
+        .context(|| format!("copy config.json to {}", dir.dir.display()))?;
+    let mut requests = CreateRequests {
+        config: &config,
+        dir,
+        record,
+    };
+    let spawned = run_init(
+        init_binary,
+        &config.boot,
+        &config.bundle,
+        Some(&cgroup),
+        Some(fifo),
+        console,
+        &mut requests,
+    )?;
+    Ok(spawned)
 }
 
-/// Answers the init's requests until it reports ready.
-fn serve(
-    channel: &Channel,
-    config: &ContainerConfig,
-    dir: &StateDir,
-    record: &mut Record,
-    stage1: &mut Child,
-) -> Result<()> {
-    loop {
-        let msg = match channel.recv::<ToParent>() {
-            Ok((msg, _fds)) => msg,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(init_vanished(stage1, record));
+/// The copy of config.json kept in the state directory (exec reads the process defaults from it).
+pub(crate) const SPEC_COPY: &str = "config.json";
+
+/// What the init may ask of the parent beyond the common messages.
+trait Requests {
+    fn id_maps(&mut self, _stage1_pid: i32) -> Result<()> {
+        Err(unexpected("id maps"))
+    }
+    fn container_pid(&mut self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
+    /// Runs prestart and createRuntime hooks; returns the state JSON for the init's hooks.
+    fn runtime_hooks(&mut self) -> Result<String> {
+        Err(unexpected("runtime hooks"))
+    }
+    /// Whether `Ready` ends the exchange (create) or the init execs next (exec).
+    fn ready(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+fn unexpected(what: &str) -> Error {
+    Error::Init(InitFailure {
+        step: "bootstrap".into(),
+        errno: None,
+        detail: Some(format!("unexpected request for {what}")),
+    })
+}
+
+struct CreateRequests<'a> {
+    config: &'a ContainerConfig,
+    dir: &'a StateDir,
+    record: &'a mut Record,
+}
+
+impl Requests for CreateRequests<'_> {
+    fn id_maps(&mut self, stage1_pid: i32) -> Result<()> {
+        write_id_maps(
+            stage1_pid,
+            &self.config.uid_mappings,
+            &self.config.gid_mappings,
+        )
+    }
+    fn container_pid(&mut self, pid: i32) -> Result<()> {
+        self.record.pid = Some(pid);
+        self.record.pid_start_time = process_start_time(pid);
+        self.dir.save(self.record)
+    }
+    fn runtime_hooks(&mut self) -> Result<String> {
+        let state = state_json(self.record, Status::Creating);
+        run_hooks(&self.config.host_hooks.prestart, &state)?;
+        run_hooks(&self.config.host_hooks.create_runtime, &state)?;
+        Ok(state)
+    }
+    fn ready(&mut self) -> Result<bool> {
+        self.record.init_ready = true;
+        self.dir.save(self.record)?;
+        Ok(true)
+    }
+}
+
+struct ExecRequests;
+impl Requests for ExecRequests {}
+
+/// A process started in a container by [`exec`].
+pub(crate) struct Spawned {
+    pub pid: i32,
+    pub console: Option<OwnedFd>,
+}
+
+/// Starts `boot` (an exec plan) in the container; returns once the process has exec'd.
+pub(crate) fn exec(
+    init_binary: &Path,
+    boot: &Bootstrap,
+    cwd: &Path,
+    cgroup: Option<&CgroupManager>,
+    console: Option<&ConsoleDest>,
+) -> Result<Spawned> {
+    run_init(
+        init_binary,
+        boot,
+        cwd,
+        cgroup,
+        None,
+        console,
+        &mut ExecRequests,
+    )
+}
+
+/// Starts the init, hands it the bootstrap and serves it until it is ready (create) or has
+/// exec'd (exec). On failure the init is killed.
+fn run_init(
+    init_binary: &Path,
+    boot: &Bootstrap,
+    cwd: &Path,
+    cgroup: Option<&CgroupManager>,
+    fifo: Option<OwnedFd>,
+    console: Option<&ConsoleDest>,
+    requests: &mut dyn Requests,
+) -> Result<Spawned> {
+    let (parent_end, child_end) = Channel::pair().context(|| "create bootstrap socket".into())?;
+    let mut stage1 = spawn_init(init_binary, boot.preserve_fds, cwd, child_end)?;
+    let mut session = Session {
+        channel: &parent_end,
+        stage1: &mut stage1,
+        pid: None,
+        console,
+        master: None,
+    };
+    let result = session.run(boot, cgroup, fifo, requests);
+    let pid = session.pid;
+    match result {
+        Ok(()) => Ok(Spawned {
+            pid: pid.unwrap_or(0),
+            console: session.master.take(),
+        }),
+        Err(e) => {
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
             }
-            Err(e) => return Err(e).context(|| "read from init".into()),
-        };
-        match msg {
-            ToParent::NeedIdMaps => {
-                write_id_maps(
-                    stage1.id() as i32,
-                    &config.uid_mappings,
-                    &config.gid_mappings,
-                )?;
-                channel
-                    .send(&ToInit::IdMapsWritten, &[])
-                    .context(|| "answer init".into())?;
-            }
-            ToParent::Stage2Pid(pid) => {
-                record.pid = Some(pid);
-                record.pid_start_time = process_start_time(pid);
-                if pid != stage1.id() as i32 {
-                    let _ = stage1.wait();
-                }
-                dir.save(record)?;
-            }
-            ToParent::RunRuntimeHooks => {
-                let state = state_json(record, Status::Creating);
-                run_hooks(&config.host_hooks.prestart, &state)?;
-                run_hooks(&config.host_hooks.create_runtime, &state)?;
-                channel
-                    .send(&ToInit::HooksDone { state }, &[])
-                    .context(|| "answer init".into())?;
-            }
-            ToParent::Ready => {
-                record.init_ready = true;
-                dir.save(record)?;
-                return Ok(());
-            }
-            ToParent::Failed(failure) => return Err(Error::Init(failure)),
+            let _ = stage1.kill();
+            let _ = stage1.wait();
+            Err(e)
         }
     }
 }
 
-/// The init closed the socket without a word: say how it ended.
-fn init_vanished(stage1: &mut Child, record: &Record) -> Error {
-    let how = match stage1.try_wait() {
-        Ok(Some(status)) if record.pid.is_none() => format!("init exited ({status})"),
-        _ => "init exited unexpectedly".to_string(),
-    };
-    Error::Init(husk_init::proto::InitFailure {
-        step: "bootstrap".into(),
-        errno: None,
-        detail: Some(how),
-    })
+struct Session<'a> {
+    channel: &'a Channel,
+    stage1: &'a mut Child,
+    pid: Option<i32>,
+    console: Option<&'a ConsoleDest>,
+    master: Option<OwnedFd>,
+}
+
+impl Session<'_> {
+    fn run(
+        &mut self,
+        boot: &Bootstrap,
+        cgroup: Option<&CgroupManager>,
+        fifo: Option<OwnedFd>,
+        requests: &mut dyn Requests,
+    ) -> Result<()> {
+        // Stage 1 must be in the cgroup before it creates the cgroup namespace.
+        if let Some(cg) = cgroup {
+            cg.add_process(self.stage1.id() as i32)?;
+        }
+        let fds: Vec<i32> = fifo.iter().map(|f| f.as_raw_fd()).collect();
+        self.channel
+            .send(&ToInit::Bootstrap(Box::new(boot.clone())), &fds)
+            .context(|| "send bootstrap to init".into())?;
+        drop(fifo);
+        let mut ready = false;
+        loop {
+            let (msg, mut fds) = match self.channel.recv::<ToParent>() {
+                Ok(m) => m,
+                // After `Ready` of an exec, the socket closing on execve is the success.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && ready => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(self.vanished());
+                }
+                Err(e) => return Err(e).context(|| "read from init".into()),
+            };
+            match msg {
+                ToParent::NeedIdMaps => {
+                    requests.id_maps(self.stage1.id() as i32)?;
+                    self.answer(ToInit::IdMapsWritten)?;
+                }
+                ToParent::Stage2Pid(pid) => {
+                    self.pid = Some(pid);
+                    if pid != self.stage1.id() as i32 {
+                        let _ = self.stage1.wait();
+                    }
+                    requests.container_pid(pid)?;
+                }
+                ToParent::RunRuntimeHooks => {
+                    let state = requests.runtime_hooks()?;
+                    self.answer(ToInit::HooksDone { state })?;
+                }
+                ToParent::Console(name) => {
+                    let master = fds
+                        .pop()
+                        .ok_or_else(|| unexpected("console without a fd"))?;
+                    match self.console {
+                        Some(ConsoleDest::Socket(path)) => send_console(path, &name, &master)?,
+                        Some(ConsoleDest::Keep) => self.master = Some(master),
+                        None => return Err(unexpected("console")),
+                    }
+                }
+                ToParent::Ready => {
+                    if requests.ready()? {
+                        return Ok(());
+                    }
+                    ready = true;
+                }
+                ToParent::Failed(failure) => return Err(Error::Init(failure)),
+            }
+        }
+    }
+
+    fn answer(&self, msg: ToInit) -> Result<()> {
+        self.channel
+            .send(&msg, &[])
+            .context(|| "answer init".into())
+    }
+
+    /// The init closed the socket without a word: say how it ended.
+    fn vanished(&mut self) -> Error {
+        let how = match self.stage1.try_wait() {
+            Ok(Some(status)) if self.pid.is_none() => format!("init exited ({status})"),
+            _ => "init exited unexpectedly".to_string(),
+        };
+        Error::Init(InitFailure {
+            step: "bootstrap".into(),
+            errno: None,
+            detail: Some(how),
+        })
+    }
+}
+
+/// Sends the pty master over a unix socket, as runc does: the name as payload, the fd as
+/// SCM_RIGHTS.
+fn send_console(path: &Path, name: &str, master: &OwnedFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .context(|| format!("connect to console socket {}", path.display()))?;
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .context(|| format!("send console to {}", path.display()))?;
+    Ok(())
 }
 
 pub(crate) fn state_json(record: &Record, status: Status) -> String {
@@ -233,14 +406,19 @@ fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> 
 }
 
 /// Starts `husk init` with the bootstrap socket just above the preserved fds.
-fn spawn_init(init_binary: &Path, config: &ContainerConfig, child_end: Channel) -> Result<Child> {
-    let target = 3 + config.boot.preserve_fds as i32;
+fn spawn_init(
+    init_binary: &Path,
+    preserve_fds: u32,
+    cwd: &Path,
+    child_end: Channel,
+) -> Result<Child> {
+    let target = 3 + preserve_fds as i32;
     let fd = child_end.as_raw_fd();
     let mut cmd = Command::new(init_binary);
     cmd.arg0("husk")
         .args([INIT_ARG, &target.to_string()])
         .env_clear()
-        .current_dir(&config.bundle);
+        .current_dir(cwd);
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
     // (dup2, fcntl, sigprocmask) on values captured by copy.
     unsafe {

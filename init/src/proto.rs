@@ -11,7 +11,9 @@
 //!                                   ◀──   Stage2Pid(pid)        (stage 1 then exits)
 //!                                   ◀──   RunRuntimeHooks       (stage 2, mounts done, before pivot_root)
 //!   HooksDone { state }             ──▶
-//!                                   ◀──   Ready                 (stage 2 now waits on the exec fifo)
+//!                                   ◀──   Console(name) + master fd   (only with process.terminal)
+//!                                   ◀──   Ready                 (stage 2 now waits on the exec fifo;
+//!                                                                with exec, it execs: EOF = success)
 //! any time:                         ◀──   Failed(InitFailure)
 //! ```
 
@@ -214,6 +216,13 @@ pub struct Bootstrap {
     pub cgroup_hierarchies: Vec<CgroupHierarchy>,
     /// The container's cgroup path relative to each hierarchy root.
     pub cgroup_path: PathBuf,
+    /// `husk exec`: join a running container (every namespace by path) and exec right away.
+    pub exec: bool,
+    /// `process.terminal`: a pty from the container's devpts becomes the process's stdio and
+    /// its master goes to the parent.
+    pub terminal: bool,
+    /// `process.consoleSize` as (rows, columns).
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// Where init failed, with the errno when a system call failed.
@@ -256,6 +265,8 @@ pub enum ToParent {
     /// The container's PID 1 as seen from the parent's pid namespace.
     Stage2Pid(i32),
     RunRuntimeHooks,
+    /// The pty master (as SCM_RIGHTS) and the slave's path in the container.
+    Console(String),
     Ready,
     Failed(InitFailure),
 }

@@ -537,3 +537,18 @@ pub(crate) fn apply_sysctl(sysctl: &[(String, String)]) -> Result<(), InitFailur
     }
     Ok(())
 }
+
+/// Binds the container's terminal onto /dev/console.
+pub(crate) fn mount_console(slave: &Path) -> Result<(), InitFailure> {
+    let console = Path::new("/dev/console");
+    if std::fs::symlink_metadata(console).is_err() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(console)
+            .step(|| "create /dev/console".into())?;
+    }
+    mount(Some(slave), console, NONE, MsFlags::MS_BIND, NONE)
+        .step(|| format!("bind {} on /dev/console", slave.display()))
+}

@@ -28,9 +28,10 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
             ),
         ));
     }
-    let exec_fifo = fds
-        .pop()
-        .ok_or_else(|| failure("receive bootstrap", "no exec fifo"))?;
+    let exec_fifo = fds.pop();
+    if exec_fifo.is_none() && !boot.exec {
+        return Err(failure("receive bootstrap", "no exec fifo"));
+    }
     enter_namespaces(channel, &boot)?;
 
     // A new pid namespace takes effect for children only, and so does a joined one; the time

@@ -1,7 +1,7 @@
 //! Stage 2: the container's PID 1, from namespaces to execve.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -15,63 +15,23 @@ use crate::{failure, rootfs, security, sys, Step};
 pub(crate) fn run(
     channel: &Channel,
     boot: &Bootstrap,
-    exec_fifo: OwnedFd,
+    exec_fifo: Option<OwnedFd>,
 ) -> Result<Infallible, InitFailure> {
     // Modes of created devices and directories must be exactly what the spec says.
     nix::sys::stat::umask(Mode::empty());
     nix::unistd::setsid().step(|| "setsid".into())?;
-    let has = |kind| boot.namespaces.iter().any(|ns| ns.kind == kind);
-    let new = |kind| {
-        boot.namespaces
-            .iter()
-            .any(|ns| ns.kind == kind && ns.path.is_none())
-    };
-
     if let Some(adj) = boot.process.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .step(|| format!("set oom_score_adj to {adj}"))?;
     }
-    if let Some(name) = &boot.hostname {
-        nix::unistd::sethostname(name).step(|| format!("set hostname {name}"))?;
-    }
-    if let Some(name) = &boot.domainname {
-        sys::set_domainname(name).step(|| format!("set domainname {name}"))?;
-    }
-    if new(NamespaceKind::Network) {
-        sys::loopback_up().step(|| "bring up loopback".into())?;
-    }
-    let in_mount_ns = has(NamespaceKind::Mount);
-    if in_mount_ns {
-        rootfs::prepare(boot)?;
-    }
-
-    let needs_state = boot.has_runtime_hooks
-        || !boot.create_container_hooks.is_empty()
-        || !boot.start_container_hooks.is_empty();
-    let mut state = String::new();
-    if needs_state {
-        channel
-            .send(&ToParent::RunRuntimeHooks, &[])
-            .step(|| "request runtime hooks".into())?;
-        match channel
-            .recv::<ToInit>()
-            .step(|| "wait for runtime hooks".into())?
-            .0
-        {
-            ToInit::HooksDone { state: s } => state = s,
-            other => return Err(failure("wait for runtime hooks", format!("got {other:?}"))),
-        }
-    }
-    run_hooks(&boot.create_container_hooks, &state)
-        .map_err(|e| hook_failure("createContainer", &e))?;
-
-    if in_mount_ns {
-        rootfs::enter(boot)?;
-        rootfs::finish(boot)?;
+    let state = if boot.exec {
+        String::new()
     } else {
-        nix::unistd::chroot(&boot.rootfs).step(|| format!("chroot {}", boot.rootfs.display()))?;
+        set_up_container(channel, boot)?
+    };
+    if boot.terminal {
+        set_up_terminal(channel, boot)?;
     }
-    rootfs::apply_sysctl(&boot.sysctl)?;
 
     let process = &boot.process;
     for r in &process.rlimits {
@@ -133,10 +93,12 @@ pub(crate) fn run(
     channel
         .send(&ToParent::Ready, &[])
         .step(|| "report ready".into())?;
-    wait_for_start(&exec_fifo)?;
-    drop(exec_fifo);
-    run_hooks(&boot.start_container_hooks, &state)
-        .map_err(|e| hook_failure("startContainer", &e))?;
+    if let Some(fifo) = exec_fifo {
+        wait_for_start(&fifo)?;
+        drop(fifo);
+        run_hooks(&boot.start_container_hooks, &state)
+            .map_err(|e| hook_failure("startContainer", &e))?;
+    }
     if let Some(f) = late_filter {
         f.load()
             .map_err(|e| security_failure("load seccomp filter", &e))?;
@@ -147,6 +109,93 @@ pub(crate) fn run(
         errno: err.raw_os_error(),
         detail: None,
     })
+}
+
+/// Everything a new container needs before its process: uts, loopback, the root filesystem and
+/// the runtime and createContainer hooks. Returns the state JSON given to hooks.
+fn set_up_container(channel: &Channel, boot: &Bootstrap) -> Result<String, InitFailure> {
+    let has = |kind| boot.namespaces.iter().any(|ns| ns.kind == kind);
+    let new = |kind| {
+        boot.namespaces
+            .iter()
+            .any(|ns| ns.kind == kind && ns.path.is_none())
+    };
+    if let Some(name) = &boot.hostname {
+        nix::unistd::sethostname(name).step(|| format!("set hostname {name}"))?;
+    }
+    if let Some(name) = &boot.domainname {
+        sys::set_domainname(name).step(|| format!("set domainname {name}"))?;
+    }
+    if new(NamespaceKind::Network) {
+        sys::loopback_up().step(|| "bring up loopback".into())?;
+    }
+    let in_mount_ns = has(NamespaceKind::Mount);
+    if in_mount_ns {
+        rootfs::prepare(boot)?;
+    }
+
+    let needs_state = boot.has_runtime_hooks
+        || !boot.create_container_hooks.is_empty()
+        || !boot.start_container_hooks.is_empty();
+    let mut state = String::new();
+    if needs_state {
+        channel
+            .send(&ToParent::RunRuntimeHooks, &[])
+            .step(|| "request runtime hooks".into())?;
+        match channel
+            .recv::<ToInit>()
+            .step(|| "wait for runtime hooks".into())?
+            .0
+        {
+            ToInit::HooksDone { state: s } => state = s,
+            other => return Err(failure("wait for runtime hooks", format!("got {other:?}"))),
+        }
+    }
+    run_hooks(&boot.create_container_hooks, &state)
+        .map_err(|e| hook_failure("createContainer", &e))?;
+
+    if in_mount_ns {
+        rootfs::enter(boot)?;
+        rootfs::finish(boot)?;
+    } else {
+        nix::unistd::chroot(&boot.rootfs).step(|| format!("chroot {}", boot.rootfs.display()))?;
+    }
+    rootfs::apply_sysctl(&boot.sysctl)?;
+    Ok(state)
+}
+
+/// A pty from the container's devpts: the slave becomes stdio and controlling terminal (and
+/// /dev/console for a new container), the master goes to the parent.
+fn set_up_terminal(channel: &Channel, boot: &Bootstrap) -> Result<(), InitFailure> {
+    let (master, slave, number) =
+        sys::open_pty(Path::new("/dev/ptmx")).step(|| "open /dev/ptmx".into())?;
+    let slave_path = format!("/dev/pts/{number}");
+    if let Some((rows, cols)) = boot.console_size {
+        sys::set_window_size(slave.as_fd(), rows, cols).step(|| "set console size".into())?;
+    }
+    channel
+        .send(
+            &ToParent::Console(slave_path.clone()),
+            &[master.as_raw_fd()],
+        )
+        .step(|| "send console".into())?;
+    drop(master);
+    if !boot.exec {
+        rootfs::mount_console(Path::new(&slave_path))?;
+    }
+    nix::unistd::fchown(
+        slave.as_raw_fd(),
+        Some(Uid::from_raw(boot.process.uid)),
+        None,
+    )
+    .step(|| format!("chown {slave_path}"))?;
+    for target in 0..3 {
+        nix::unistd::dup2(slave.as_raw_fd(), target)
+            .step(|| format!("dup {slave_path} to {target}"))?;
+    }
+    sys::set_controlling_tty(slave.as_fd())
+        .step(|| format!("make {slave_path} the controlling tty"))?;
+    Ok(())
 }
 
 fn security_failure(step: &str, e: &security::SecurityError) -> InitFailure {

@@ -106,6 +106,14 @@ impl CgroupManager {
             std::fs::read_to_string(&p).map_err(|source| CgroupError::Io { path: p, source })?;
         Ok(text.lines().filter_map(|l| l.parse().ok()).collect())
     }
+    /// A child cgroup (for `exec --cgroup`), created if missing.
+    pub fn sub_cgroup(&self, name: &str) -> Result<CgroupManager, CgroupError> {
+        let sub = CgroupManager {
+            path: self.path.join(name.trim_start_matches('/')),
+        };
+        sub.create(None)?;
+        Ok(sub)
+    }
     pub fn is_frozen(&self) -> Result<bool, CgroupError> {
         Ok(false)
     }

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use nix::sys::signal::{SigSet, Signal};
 
+use super::foreground::{forwarded_signals, wait_forwarding};
+use super::tty::Relay;
 use super::{runtime, CmdResult};
 
 #[derive(Args, Debug)]
@@ -42,22 +43,25 @@ pub struct RunArgs {
     pub keep: bool,
 }
 
-fn create_container(root: &Path, a: &CreateArgs) -> husk::Result<husk::Container> {
-    if a.console_socket.is_some() {
-        return Err(husk::Error::Config {
-            field: "--console-socket".into(),
-            reason: "terminals are not supported yet".into(),
-        });
-    }
+fn create_container(
+    root: &Path,
+    a: &CreateArgs,
+    keep_console: bool,
+) -> husk::Result<husk::Container> {
+    let console = match (&a.console_socket, keep_console) {
+        (Some(path), _) => Some(husk::ConsoleDest::Socket(path.clone())),
+        (None, true) => Some(husk::ConsoleDest::Keep),
+        (None, false) => None,
+    };
     let opts = husk::CreateOptions {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        console,
     };
     let container = runtime(root).create(&a.id, &a.bundle, &opts)?;
     if let (Some(path), Some(pid)) = (&a.pid_file, container.pid()) {
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        if let Err(e) = husk::state::write_atomic(&path, pid.to_string().as_bytes()) {
+        if let Err(e) = super::write_pid_file(path, pid) {
             let _ = container.delete(true);
             return Err(e);
         }
@@ -66,33 +70,15 @@ fn create_container(root: &Path, a: &CreateArgs) -> husk::Result<husk::Container
 }
 
 pub fn create(root: &Path, a: CreateArgs) -> CmdResult {
-    create_container(root, &a)?;
+    create_container(root, &a, false)?;
     Ok(0)
-}
-
-/// Signals `husk run` forwards to the container instead of dying of them.
-fn forwarded_signals() -> SigSet {
-    let mut set = SigSet::all();
-    for s in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-        Signal::SIGTRAP,
-        Signal::SIGSYS,
-    ] {
-        set.remove(s);
-    }
-    set
 }
 
 pub fn run(root: &Path, a: RunArgs) -> CmdResult {
     if a.detach {
-        let mut c = create_container(root, &a.create)?;
+        let mut c = create_container(root, &a.create, false)?;
         if let Err(e) = c.start() {
-            let _ = c.clone().delete(true);
+            let _ = c.delete(true);
             return Err(e.into());
         }
         return Ok(0);
@@ -101,42 +87,21 @@ pub fn run(root: &Path, a: RunArgs) -> CmdResult {
     // resets the mask for the container.
     let signals = forwarded_signals();
     signals.thread_block()?;
-    let mut c = create_container(root, &a.create)?;
+    let mut c = create_container(root, &a.create, true)?;
+    let relay = match c.take_console() {
+        Some(master) => Some(Relay::start(master)?),
+        None => None,
+    };
     if let Err(e) = c.start() {
-        let _ = c.clone().delete(true);
+        let _ = c.delete(true);
         return Err(e.into());
     }
-    let status = wait_forwarding(&c, &signals)?;
+    let status = wait_forwarding(c.pid().unwrap_or(0), &signals, relay.as_ref())?;
+    if let Some(r) = relay {
+        r.finish();
+    }
     if !a.keep {
         c.delete(true)?;
     }
     Ok(status.code())
-}
-
-/// Waits for the container's init, passing on every signal husk receives meanwhile.
-fn wait_forwarding(c: &husk::Container, signals: &SigSet) -> husk::Result<husk::ExitStatus> {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let pid = nix::unistd::Pid::from_raw(c.pid().unwrap_or(0));
-    loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(husk::ExitStatus::Exited(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => {
-                return Ok(husk::ExitStatus::Signaled(sig as i32))
-            }
-            Ok(_) => {}
-            Err(nix::errno::Errno::ECHILD) => return c.wait(),
-            Err(e) => {
-                return Err(husk::Error::Io {
-                    context: "wait for container".into(),
-                    source: e.into(),
-                })
-            }
-        }
-        let Ok(sig) = signals.wait() else {
-            continue;
-        };
-        if sig != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(pid, sig);
-        }
-    }
 }

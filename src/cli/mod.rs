@@ -2,13 +2,16 @@
 
 mod create;
 mod delete;
+mod exec;
 mod features;
+mod foreground;
 mod kill;
 mod list;
 mod log;
 mod spec;
 mod start;
 mod state;
+mod tty;
 
 use std::path::PathBuf;
 
@@ -57,6 +60,8 @@ pub enum Command {
     Create(create::CreateArgs),
     /// Create and start a container; in the foreground, wait for it and return its exit code.
     Run(create::RunArgs),
+    /// Run a new process in a running container.
+    Exec(exec::ExecArgs),
     /// Start a created container.
     Start(start::StartArgs),
     /// Print a container's state as JSON.
@@ -101,6 +106,7 @@ pub fn main() -> i32 {
         Command::Create(a) => create::create(&cli.root, a),
         Command::Run(a) => create::run(&cli.root, a),
         Command::Start(a) => start::run(&cli.root, a),
+        Command::Exec(a) => exec::run(&cli.root, a),
         Command::State(a) => state::run(&cli.root, a),
         Command::Kill(a) => kill::run(&cli.root, a),
         Command::Delete(a) => delete::run(&cli.root, a),
@@ -123,4 +129,10 @@ pub type CmdResult = Result<i32, Box<dyn std::error::Error>>;
 /// The runtime for a command's `--root`.
 fn runtime(root: &std::path::Path) -> husk::Runtime {
     husk::Runtime::new(root)
+}
+
+/// Writes a pid file atomically (temp file + rename), as runc does.
+fn write_pid_file(path: &std::path::Path, pid: i32) -> husk::Result<()> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    husk::state::write_atomic(&path, pid.to_string().as_bytes())
 }

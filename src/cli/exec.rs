@@ -1,0 +1,174 @@
+//! `husk exec`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use husk::oci_spec::runtime::{Capability, Process};
+
+use super::foreground::{forwarded_signals, wait_forwarding};
+use super::tty::Relay;
+use super::{runtime, write_pid_file, CmdResult};
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// A process.json to run as it is (instead of the container's defaults plus flags).
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (KEY=VALUE).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Extra group ids.
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Capabilities to add.
+    #[arg(short = 'c', long = "cap")]
+    pub caps: Vec<String>,
+    /// Set no_new_privs.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Return once the process runs.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// SELinux label for the process.
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// AppArmor profile for the process.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Sub-cgroup of the container's cgroup for the process.
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Exec even into a paused container.
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+fn bad(field: &str, reason: impl Into<String>) -> husk::Error {
+    husk::Error::Config {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The process to run: process.json as given, or the container's process with the flags on top.
+fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Process> {
+    if let Some(path) = &a.process {
+        let text = std::fs::read(path)
+            .map_err(|e| bad("--process", format!("{}: {e}", path.display())))?;
+        return serde_json::from_slice(&text)
+            .map_err(|e| bad("--process", format!("{}: {e}", path.display())));
+    }
+    if a.command.is_empty() {
+        return Err(bad("exec", "no command given"));
+    }
+    let mut p = container.spec()?.process().clone().unwrap_or_default();
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    p.set_console_size(None);
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &a.env {
+        let key = kv.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(user) = &a.user {
+        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        let parse = |v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| bad("--user", format!("{user:?} is not uid[:gid]")))
+        };
+        let u = p.user_mut();
+        u.set_uid(parse(uid)?);
+        u.set_gid(parse(gid)?);
+    }
+    if !a.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !a.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &a.caps {
+            let cap: Capability = serde_json::from_value(serde_json::json!(name))
+                .map_err(|_| bad("--cap", format!("unknown capability {name:?}")))?;
+            let add = |s: &Option<std::collections::HashSet<Capability>>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if let Some(label) = &a.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
+    if let Some(profile) = &a.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    Ok(p)
+}
+
+pub fn run(root: &Path, a: ExecArgs) -> CmdResult {
+    let container = runtime(root).load(&a.id)?;
+    let process = build_process(&a, &container)?;
+    let terminal = process.terminal().unwrap_or(false);
+    let console = match (&a.console_socket, terminal && !a.detach) {
+        (Some(path), _) => Some(husk::ConsoleDest::Socket(path.clone())),
+        (None, true) => Some(husk::ConsoleDest::Keep),
+        (None, false) => None,
+    };
+    let opts = husk::ExecOptions {
+        preserve_fds: a.preserve_fds,
+        console,
+        sub_cgroup: a.cgroup.clone(),
+        ignore_paused: a.ignore_paused,
+    };
+    let signals = forwarded_signals();
+    if !a.detach {
+        signals.thread_block()?;
+    }
+    let mut proc = container.exec(&process, &opts)?;
+    if let Some(path) = &a.pid_file {
+        write_pid_file(path, proc.pid())?;
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    let relay = match proc.take_console() {
+        Some(master) => Some(Relay::start(master)?),
+        None => None,
+    };
+    let status = wait_forwarding(proc.pid(), &signals, relay.as_ref())?;
+    if let Some(r) = relay {
+        r.finish();
+    }
+    Ok(status.code())
+}
