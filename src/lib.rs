@@ -1,1 +1,3 @@
 //! husk
+
+pub mod cgroups;

@@ -1,1 +1,3 @@
-pub fn main() -> ! { std::process::exit(1) }
+pub fn main() -> ! {
+    std::process::exit(1)
+}
