@@ -550,3 +550,56 @@ fn values_the_host_cannot_apply_are_errors_naming_the_field() {
         }
     }
 }
+
+#[test]
+fn v2_device_filter_restricts_device_access() {
+    use std::io::{Read, Write};
+    require_root_v1();
+    assert_eq!(
+        husk::cgroups::detect_mode().unwrap(),
+        CgroupMode::Hybrid,
+        "the eBPF filter is tested on the cgroup2 hierarchy of a hybrid host"
+    );
+    let manager = CgroupManager::new(Some(Path::new(&format!("/{}", unique("bpf")))), "x").unwrap();
+    let mut guard = Guard::new(manager.clone());
+    manager.create(None).unwrap();
+    let dir = manager
+        .unified_dir()
+        .expect("cgroup2 hierarchy")
+        .to_path_buf();
+    let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rw"},
+            {"allow": false, "type": "c", "major": 1, "minor": 5, "access": "w"},
+        ]))
+        .unwrap();
+    husk::cgroups::attach_v2_device_filter(&dir, &rules).unwrap();
+
+    let script = "read _; \
+        head -c1 /dev/zero >/dev/null && echo zero-read; \
+        echo >/dev/zero && echo zero-write; \
+        echo >/dev/null && echo null-write; \
+        head -c1 /dev/urandom >/dev/null && echo urandom-read; \
+        echo done";
+    let mut child = Command::new("sh")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let pid = child.id() as i32;
+    guard.children.push(child);
+    manager.add_process(pid).unwrap();
+    assert_member(&manager, pid);
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let mut output = String::new();
+    stdout.read_to_string(&mut output).unwrap();
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines, ["zero-read", "null-write", "done"], "{output}");
+}

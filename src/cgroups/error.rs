@@ -97,7 +97,7 @@ pub enum CgroupError {
     /// A BPF system call for the cgroup v2 device filter failed.
     #[error("device filter: {op}: {source}")]
     Bpf {
-        op: &'static str,
+        op: String,
         #[source]
         source: io::Error,
     },

@@ -34,6 +34,7 @@
 
 mod convert;
 mod devices_v2;
+pub use devices_v2::apply as attach_v2_device_filter;
 mod error;
 mod fsio;
 mod path;
