@@ -6,6 +6,11 @@
 //! Controller operations use the `cgroups-rs` crate; where it lacks something, or hides errors,
 //! the file is written directly and the code says so.
 //!
+//! On v2, `linux.resources.devices` becomes an eBPF device filter attached to the cgroup
+//! ([`attach_v2_device_filter`]); v1-style values are converted as runc documents
+//! ([`cpu_shares_to_weight`], [`blkio_weight_to_io_weight`], [`memory_swap_to_v2`]). A field set
+//! to a value the host cannot apply is an error naming the field, never skipped silently.
+//!
 //! # Where the cgroup goes (`linux.cgroupsPath`)
 //!
 //! Same rules as runc 1.1's cgroupfs driver (checked by running runc 1.1.5 on a v1 hybrid host):

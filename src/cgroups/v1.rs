@@ -308,7 +308,7 @@ impl V1<'_> {
                 })?;
             }
         }
-        let any = cpu.shares().is_some()
+        let any = cpu.shares().is_some_and(|s| s != 0)
             || cpu.quota().is_some()
             || cpu.period().is_some()
             || cpu.realtime_runtime().is_some()
@@ -325,7 +325,8 @@ impl V1<'_> {
             let field = field.to_owned();
             move |e| CgroupError::library(field, path, e)
         };
-        if let Some(shares) = cpu.shares() {
+        // 0 means "not set" (as in runc).
+        if let Some(shares) = cpu.shares().filter(|s| *s != 0) {
             controller
                 .set_shares(shares)
                 .map_err(lib("linux.resources.cpu.shares", "cpu.shares"))?;

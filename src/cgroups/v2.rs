@@ -3,7 +3,7 @@
 //! v1-style OCI values are converted as runc documents (see [`super::convert`]). cgroups-rs
 //! covers few v2 files correctly (its v2 swappiness setter writes `memory.swap.max`, for one), so
 //! most writes here are plain writes through [`fsio`]; cgroups-rs is used for `memory.max`,
-//! `cpu.weight`, `cpuset.*`, `pids.max` and `hugetlb.*.max`.
+//! `cpu.weight`, `cpuset.*`, `pids.max` and `hugetlb.*.max`. Devices: see [`super::devices_v2`].
 
 use std::path::{Path, PathBuf};
 
