@@ -1,3 +1,1 @@
-pub fn main() -> ! {
-    std::process::exit(1)
-}
+pub fn main() -> ! { std::process::exit(1) }
