@@ -293,7 +293,6 @@ impl ContainerConfig {
                 && host_hooks.create_runtime.is_empty()),
             preserve_fds: opts.preserve_fds,
             cgroup_hierarchies,
-            cgroup_path: PathBuf::new(),
             exec: false,
             terminal,
             console_size: console_size(process),
@@ -369,7 +368,6 @@ pub fn exec_bootstrap(
         has_runtime_hooks: false,
         preserve_fds,
         cgroup_hierarchies: Vec::new(),
-        cgroup_path: PathBuf::new(),
         exec: true,
         terminal: process.terminal().unwrap_or(false),
         console_size: console_size(process),
@@ -676,6 +674,7 @@ fn host_cgroup_hierarchies() -> Vec<CgroupHierarchy> {
             mount_point: PathBuf::from(mount_point),
             fstype: fstype.to_string(),
             options,
+            container_dir: None,
         });
     }
     out

@@ -390,6 +390,10 @@ impl Container {
         }
         if let Some(cg) = self.cgroup() {
             kill_all(&cg);
+            // A frozen process cannot die: thaw after the SIGKILLs so they land.
+            if status == Status::Paused {
+                cg.thaw()?;
+            }
             self.wait_gone(&cg);
             cg.destroy()?;
         }

@@ -86,7 +86,13 @@ fn bootstrap(
     dir.save(record)?;
     cgroup.create(config.resources.as_ref())?;
     *cgroup_out = Some(cgroup.clone());
-    config.boot.cgroup_path = cgroup.path().to_path_buf();
+    let dirs = cgroup.hierarchies();
+    for h in &mut config.boot.cgroup_hierarchies {
+        h.container_dir = dirs
+            .iter()
+            .find(|d| d.mount_point == h.mount_point && !d.skipped)
+            .map(|d| d.dir.clone());
+    }
 
     let fifo_path = dir.fifo_path();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))

@@ -180,6 +180,9 @@ pub struct CgroupHierarchy {
     pub fstype: String,
     /// The hierarchy's controller options, e.g. `memory` or `name=systemd`.
     pub options: String,
+    /// The container's cgroup directory in this hierarchy (bound into the container when it
+    /// has no cgroup namespace of its own).
+    pub container_dir: Option<PathBuf>,
 }
 
 /// Everything the init needs, validated and resolved on the host before any fork.
@@ -214,8 +217,6 @@ pub struct Bootstrap {
     pub preserve_fds: u32,
     /// The host's cgroup hierarchies, for `type: cgroup` mounts (empty when there is none).
     pub cgroup_hierarchies: Vec<CgroupHierarchy>,
-    /// The container's cgroup path relative to each hierarchy root.
-    pub cgroup_path: PathBuf,
     /// `husk exec`: join a running container (every namespace by path) and exec right away.
     pub exec: bool,
     /// `process.terminal`: a pty from the container's devpts becomes the process's stdio and

@@ -303,14 +303,7 @@ fn mount_cgroups(
     let unified_only =
         boot.cgroup_hierarchies.len() == 1 && boot.cgroup_hierarchies[0].fstype == "cgroup2";
     if unified_only {
-        return mount_hierarchy(
-            root,
-            &boot.cgroup_hierarchies[0],
-            dest,
-            boot,
-            new_cgroupns,
-            flags,
-        );
+        return mount_hierarchy(root, &boot.cgroup_hierarchies[0], dest, new_cgroupns, flags);
     }
     let target = root.ensure(dest, false)?;
     mount(
@@ -323,7 +316,7 @@ fn mount_cgroups(
     .step(|| format!("mount tmpfs on {}", dest.display()))?;
     for h in &boot.cgroup_hierarchies {
         let name = h.mount_point.file_name().unwrap_or_default();
-        mount_hierarchy(root, h, &dest.join(name), boot, new_cgroupns, flags)?;
+        mount_hierarchy(root, h, &dest.join(name), new_cgroupns, flags)?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         let target = root
@@ -345,7 +338,6 @@ fn mount_hierarchy(
     root: &Root,
     h: &crate::proto::CgroupHierarchy,
     dest: &Path,
-    boot: &Bootstrap,
     new_cgroupns: bool,
     flags: MsFlags,
 ) -> Result<(), InitFailure> {
@@ -363,13 +355,12 @@ fn mount_hierarchy(
         )
         .step(what);
     }
-    let rel = boot
-        .cgroup_path
-        .strip_prefix("/")
-        .unwrap_or(&boot.cgroup_path);
-    let source = h.mount_point.join(rel);
+    let source = h
+        .container_dir
+        .as_deref()
+        .ok_or_else(|| failure(what(), "the container has no cgroup in this hierarchy"))?;
     mount(
-        Some(&source),
+        Some(source),
         &fd_path(target.as_fd()),
         NONE,
         MsFlags::MS_BIND | MsFlags::MS_REC,

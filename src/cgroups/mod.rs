@@ -1,132 +1,710 @@
-//! Interim cgroup manager (cgroupfs v1/v2 directories only); replaced by the full manager.
+//! Cgroup manager for containers (the cgroupfs driver of runc, in Rust).
+//!
+//! The host's cgroup mode is detected at run time by `statfs` of `/sys/fs/cgroup`: a cgroup2
+//! filesystem there is v2 ([`CgroupMode::Unified`]); a tmpfs is v1, [`CgroupMode::Hybrid`] when
+//! a cgroup2 hierarchy is also mounted at `/sys/fs/cgroup/unified`, [`CgroupMode::Legacy`] if not.
+//! Controller operations use the `cgroups-rs` crate; where it lacks something, or hides errors,
+//! the file is written directly and the code says so.
+//!
+//! On v2, `linux.resources.devices` becomes an eBPF device filter attached to the cgroup
+//! ([`attach_v2_device_filter`]); v1-style values are converted as runc documents
+//! ([`cpu_shares_to_weight`], [`blkio_weight_to_io_weight`], [`memory_swap_to_v2`]). A field set
+//! to a value the host cannot apply is an error naming the field, never skipped silently.
+//!
+//! # Where the cgroup goes (`linux.cgroupsPath`)
+//!
+//! Same rules as runc 1.1's cgroupfs driver (checked by running runc 1.1.5 on a v1 hybrid host):
+//!
+//! * an **absolute** path is taken relative to the root of every hierarchy:
+//!   `/a/b` → `/sys/fs/cgroup/memory/a/b`, `/sys/fs/cgroup/cpu/a/b`, ...
+//! * a **relative** path is taken relative to the cgroup the runtime itself is in, looked up per
+//!   hierarchy in `/proc/self/cgroup` (so it can differ between hierarchies);
+//! * **no** path (or an empty one) is the relative path `<container id>`.
+//!
+//! The path is cleaned lexically first; `..` cannot climb above its start. A path that resolves to
+//! a hierarchy root or to the runtime's own cgroup is refused. In hybrid mode the container also
+//! joins the matching cgroup in the cgroup2 hierarchy (as runc does, so that the `0::` line of
+//! `/proc/<pid>/cgroup` matches), unless that hierarchy is not writable; no resources are set
+//! there. Named v1 hierarchies other than `name=systemd` are left alone.
+//!
+//! # Lifetime
+//!
+//! [`CgroupManager::create`] makes the directories (remembering which ones it made) and applies
+//! the resources; joining a cgroup that already exists is fine. [`CgroupManager::destroy`] removes
+//! the container's cgroup (with any sub-cgroups the container made) and the parent directories
+//! that `create` made. Like runc, it removes the container's cgroup even when it existed before
+//! `create` (joined rather than created): the cgroup belongs to the container from then on.
+//! Persist [`CgroupManager::saved`] *after* `create` so that a later `destroy` (from
+//! [`CgroupManager::from_saved`]) knows which parents to remove.
 
+mod convert;
+mod devices_v2;
+pub use devices_v2::apply as attach_v2_device_filter;
+mod error;
+mod fsio;
+mod path;
+mod stats;
+mod v1;
+mod v2;
+
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use cgroups_rs::fs::cpuset::CpuSetController;
+use cgroups_rs::fs::freezer::FreezerController;
+use cgroups_rs::fs::Controller;
+use cgroups_rs::FreezerState;
+use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error)]
-pub enum CgroupError {
-    #[error("cgroup {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+pub use convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};
+pub use error::CgroupError;
+pub use path::{clean_path, parse_mountinfo, parse_proc_cgroup, CgroupMount, ProcCgroupEntry};
+pub use stats::{
+    BlkioEntry, BlkioStats, CgroupStats, CpuStats, HugetlbStats, MemoryStats, MemoryUsage,
+    PidsStats,
+};
+
+/// Where the cgroup filesystems are mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// The cgroup2 mount point in hybrid mode.
+pub const HYBRID_UNIFIED_ROOT: &str = "/sys/fs/cgroup/unified";
+
+/// How long [`CgroupManager::destroy`] retries a busy cgroup while its last tasks exit.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long freezing or thawing may take.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The cgroup layout of the host.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    /// cgroup v1 only.
+    Legacy,
+    /// cgroup v1 controllers plus an (almost controller-less) cgroup2 hierarchy.
+    Hybrid,
+    /// cgroup v2 only.
+    Unified,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedCgroup {
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct CgroupManager {
-    path: PathBuf,
-}
-
-fn hierarchies() -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let fstype = right.split(' ').next()?;
-            (fstype == "cgroup" || fstype == "cgroup2")
-                .then(|| PathBuf::from(left.split(' ').nth(4).unwrap_or_default()))
+/// Detects the cgroup mode of the host from the filesystem types at [`CGROUP_ROOT`].
+pub fn detect_mode() -> Result<CgroupMode, CgroupError> {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
+    let fs_type = |path: &str| {
+        statfs(path)
+            .map(|s| s.filesystem_type())
+            .map_err(|errno| CgroupError::Detect {
+                path: PathBuf::from(path),
+                source: io::Error::from(errno),
+            })
+    };
+    let root = fs_type(CGROUP_ROOT)?;
+    if root == CGROUP2_SUPER_MAGIC {
+        Ok(CgroupMode::Unified)
+    } else if root == TMPFS_MAGIC {
+        let hybrid = matches!(fs_type(HYBRID_UNIFIED_ROOT), Ok(t) if t == CGROUP2_SUPER_MAGIC);
+        Ok(if hybrid {
+            CgroupMode::Hybrid
+        } else {
+            CgroupMode::Legacy
         })
-        .collect()
+    } else {
+        Err(CgroupError::UnknownFilesystem {
+            path: PathBuf::from(CGROUP_ROOT),
+            #[allow(clippy::useless_conversion)] // the magic's type differs between libcs
+            magic: i64::from(root.0),
+        })
+    }
+}
+
+/// The container's cgroup in one hierarchy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SavedHierarchy {
+    /// v1 controllers of the hierarchy (`name=systemd` for the named one); empty for cgroup2.
+    pub controllers: Vec<String>,
+    /// `true` for the cgroup2 hierarchy.
+    pub unified: bool,
+    /// Where the hierarchy is mounted.
+    pub mount_point: PathBuf,
+    /// The cgroup's path in the hierarchy, as `/proc/<pid>/cgroup` shows it.
+    pub path: PathBuf,
+    /// The cgroup's directory.
+    pub dir: PathBuf,
+    /// Directories that `create` made, outermost first (the cgroup's own last, if it made it).
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+    /// The optional hybrid-mode cgroup2 hierarchy was not writable and is not used.
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+/// What is needed to manage a container's cgroups again later; kept in the container's state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SavedCgroup {
+    pub mode: CgroupMode,
+    /// See [`CgroupManager::path`].
+    pub path: PathBuf,
+    pub hierarchies: Vec<SavedHierarchy>,
+}
+
+/// Manages one container's cgroups. Clones share state (which directories were created).
+#[derive(Clone, Debug)]
+pub struct CgroupManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    mode: CgroupMode,
+    path: PathBuf,
+    /// Only the `created` / `skipped` fields change, under this lock.
+    hierarchies: Mutex<Vec<SavedHierarchy>>,
+    /// Snapshot of the hierarchies without the mutable fields, for lock-free lookups.
+    layout: Vec<SavedHierarchy>,
+}
+
+fn is_permission_error(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    )
+}
+
+/// Removes an empty cgroup directory, retrying while it is busy (tasks still exiting).
+fn remove_cgroup_dir(dir: &Path) -> Result<(), CgroupError> {
+    let deadline = Instant::now() + REMOVE_TIMEOUT;
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
 }
 
 impl CgroupManager {
+    /// Resolves `linux.cgroupsPath` (`None` → the container id, relative to the runtime's own
+    /// cgroup; see the [module docs](self)) for a container; detects v1 / hybrid / v2 at run time.
+    /// Nothing is created yet.
     pub fn new(cgroups_path: Option<&Path>, container_id: &str) -> Result<Self, CgroupError> {
-        let path = match cgroups_path {
-            Some(p) if !p.as_os_str().is_empty() => Path::new("/").join(p),
-            _ => Path::new("/").join(container_id),
-        };
-        Ok(CgroupManager { path })
+        let mode = detect_mode()?;
+        let requested = path::requested_path(cgroups_path, container_id)?;
+        let mountinfo = fsio::read(Path::new("/proc/self/mountinfo"))?;
+        let own = fsio::read(Path::new("/proc/self/cgroup"))?;
+        let hierarchies = path::resolve(
+            &requested,
+            mode,
+            &path::parse_mountinfo(&mountinfo),
+            &path::parse_proc_cgroup(&own),
+        )?;
+        let primary = hierarchies
+            .iter()
+            .find(|h| h.unified)
+            .unwrap_or(&hierarchies[0])
+            .path
+            .clone();
+        Ok(Self::from_saved(&SavedCgroup {
+            mode,
+            path: primary,
+            hierarchies,
+        }))
     }
+
     pub fn from_saved(saved: &SavedCgroup) -> Self {
+        let layout = saved
+            .hierarchies
+            .iter()
+            .map(|h| SavedHierarchy {
+                created: Vec::new(),
+                skipped: false,
+                ..h.clone()
+            })
+            .collect();
         CgroupManager {
-            path: saved.path.clone(),
+            inner: Arc::new(Inner {
+                mode: saved.mode,
+                path: saved.path.clone(),
+                hierarchies: Mutex::new(saved.hierarchies.clone()),
+                layout,
+            }),
         }
     }
+
     pub fn saved(&self) -> SavedCgroup {
         SavedCgroup {
-            path: self.path.clone(),
+            mode: self.inner.mode,
+            path: self.inner.path.clone(),
+            hierarchies: self.lock().clone(),
         }
     }
-    pub fn path(&self) -> &Path {
-        &self.path
+
+    fn lock(&self) -> MutexGuard<'_, Vec<SavedHierarchy>> {
+        // A panic while holding the lock cannot leave the list half-updated in a harmful way.
+        self.inner
+            .hierarchies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-    fn dirs(&self) -> Vec<PathBuf> {
-        let rel = self.path.strip_prefix("/").unwrap_or(&self.path);
-        hierarchies().into_iter().map(|h| h.join(rel)).collect()
+
+    /// The host's cgroup mode.
+    pub fn mode(&self) -> CgroupMode {
+        self.inner.mode
     }
-    pub fn create(
-        &self,
-        _resources: Option<&oci_spec::runtime::LinuxResources>,
-    ) -> Result<(), CgroupError> {
-        for d in self.dirs() {
-            std::fs::create_dir_all(&d).map_err(|source| CgroupError::Io {
-                path: d.clone(),
-                source,
-            })?;
-            // A new v1 cpuset starts empty and refuses tasks: inherit the parent's sets.
-            for f in ["cpuset.cpus", "cpuset.mems"] {
-                if let (Ok(v), Some(parent)) = (
-                    std::fs::read_to_string(d.parent().unwrap().join(f)),
-                    d.parent(),
-                ) {
-                    let _ = parent;
-                    if std::fs::read_to_string(d.join(f)).is_ok_and(|c| c.trim().is_empty()) {
-                        let _ = std::fs::write(d.join(f), v.trim());
-                    }
+
+    /// The container's cgroup in each hierarchy (with the state of the last `create`).
+    pub fn hierarchies(&self) -> Vec<SavedHierarchy> {
+        self.lock().clone()
+    }
+
+    /// The cgroup directory of a v1 controller (`"memory"`, `"name=systemd"`, ...) or, on v2,
+    /// the one unified directory whatever the controller.
+    pub fn dir_for(&self, controller: &str) -> Option<&Path> {
+        self.inner
+            .layout
+            .iter()
+            .find(|h| {
+                if self.inner.mode == CgroupMode::Unified {
+                    h.unified
+                } else {
+                    !h.unified && h.controllers.iter().any(|c| c == controller)
                 }
-            }
-        }
-        Ok(())
+            })
+            .map(|h| h.dir.as_path())
     }
-    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
-        for d in self.dirs() {
-            let p = d.join("cgroup.procs");
-            std::fs::write(&p, pid.to_string())
-                .map_err(|source| CgroupError::Io { path: p, source })?;
-        }
-        Ok(())
+
+    /// The cgroup2 directory: the only one on v2, the controller-less one in hybrid mode.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.inner
+            .layout
+            .iter()
+            .find(|h| h.unified)
+            .map(|h| h.dir.as_path())
     }
-    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        let Some(d) = self
-            .dirs()
-            .into_iter()
-            .find(|d| d.join("cgroup.procs").exists())
-        else {
-            return Ok(Vec::new());
-        };
-        let p = d.join("cgroup.procs");
-        let text =
-            std::fs::read_to_string(&p).map_err(|source| CgroupError::Io { path: p, source })?;
-        Ok(text.lines().filter_map(|l| l.parse().ok()).collect())
+
+    /// The path relative to each hierarchy root, as seen by the container in /proc/self/cgroup:
+    /// the cgroup2 path on v2 and in hybrid mode, else that of the first v1 hierarchy in mount
+    /// order. With a relative `cgroupsPath` the path can differ between hierarchies (when the
+    /// runtime itself is in different cgroups); [`CgroupManager::hierarchies`] has each one.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
     }
-    /// A child cgroup (for `exec --cgroup`), created if missing.
+
+    /// A child cgroup `name` of this one (for `exec --cgroup`), created if missing. The
+    /// container's `destroy` removes it with the rest.
     pub fn sub_cgroup(&self, name: &str) -> Result<CgroupManager, CgroupError> {
-        let sub = CgroupManager {
-            path: self.path.join(name.trim_start_matches('/')),
-        };
+        let name = Path::new(name.trim_start_matches('/'));
+        if name
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(CgroupError::InvalidPath {
+                path: name.to_path_buf(),
+                reason: "a sub-cgroup must be a plain relative path".into(),
+            });
+        }
+        let mut saved = self.saved();
+        saved.path = saved.path.join(name);
+        for h in &mut saved.hierarchies {
+            h.path = h.path.join(name);
+            h.dir = h.dir.join(name);
+            h.created.clear();
+        }
+        let sub = CgroupManager::from_saved(&saved);
         sub.create(None)?;
         Ok(sub)
     }
-    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
-        Ok(false)
+
+    /// mkdir -p in every hierarchy (remembering which dirs were created here), then applies
+    /// `resources`. Joining an existing cgroup is fine.
+    pub fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        for index in 0..self.inner.layout.len() {
+            self.create_in(index)?;
+        }
+        if let Some(resources) = resources {
+            self.update(resources)?;
+        }
+        Ok(())
     }
-    pub fn destroy(&self) -> Result<(), CgroupError> {
-        for d in self.dirs() {
-            for _ in 0..50 {
-                match std::fs::remove_dir(&d) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+
+    fn create_in(&self, index: usize) -> Result<(), CgroupError> {
+        let hierarchy = &self.inner.layout[index];
+        let mut missing = Vec::new();
+        let mut dir = hierarchy.dir.as_path();
+        while dir != hierarchy.mount_point && !dir.exists() {
+            missing.push(dir.to_path_buf());
+            dir = match dir.parent() {
+                Some(parent) => parent,
+                None => break,
+            };
+        }
+        for dir in missing.iter().rev() {
+            match std::fs::create_dir(dir) {
+                Ok(()) => self.lock()[index].created.push(dir.clone()),
+                // Made by someone else meanwhile: not ours to remove.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e)
+                    if hierarchy.unified
+                        && self.inner.mode == CgroupMode::Hybrid
+                        && is_permission_error(&e) =>
+                {
+                    // The hybrid cgroup2 hierarchy is optional.
+                    self.lock()[index].skipped = true;
+                    return Ok(());
+                }
+                Err(source) => {
+                    return Err(CgroupError::Create {
+                        path: dir.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        if hierarchy.unified && self.inner.mode == CgroupMode::Unified {
+            enable_v2_controllers(&hierarchy.mount_point, &hierarchy.dir);
+        }
+        if hierarchy.controllers.iter().any(|c| c == "cpuset") {
+            // A new v1 cpuset starts with no CPUs and no memory nodes, and no task can join it.
+            // cgroups-rs's create() fills in every empty level from the nearest non-empty parent.
+            let cpuset =
+                CpuSetController::new(hierarchy.dir.clone(), hierarchy.mount_point.clone(), false);
+            cpuset
+                .create()
+                .map_err(|e| CgroupError::library("cpuset", &hierarchy.dir, e))?;
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let content = fsio::read(&hierarchy.dir.join(file))?;
+                if content.trim().is_empty() {
+                    return Err(CgroupError::Parse {
+                        path: hierarchy.dir.join(file),
+                        content: "empty after inheriting from the parent cgroups".into(),
+                    });
                 }
             }
         }
         Ok(())
+    }
+
+    /// Moves process `pid` (all its threads) into the container's cgroup in every hierarchy.
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        // Plain write of cgroup.procs (what cgroups-rs's add_task_by_tgid does too) so the error
+        // carries the pid.
+        let hierarchies = self.lock().clone();
+        for hierarchy in hierarchies.iter().filter(|h| !h.skipped) {
+            let path = hierarchy.dir.join("cgroup.procs");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|mut f| io::Write::write_all(&mut f, pid.to_string().as_bytes()))
+                .map_err(|source| CgroupError::AddProcess { pid, path, source })?;
+        }
+        Ok(())
+    }
+
+    /// The directory whose tree lists the container's processes.
+    fn procs_dir(&self) -> Result<&Path, CgroupError> {
+        let layout = &self.inner.layout;
+        let found = if self.inner.mode == CgroupMode::Unified {
+            layout.iter().find(|h| h.unified)
+        } else {
+            ["freezer", "devices", "pids", "memory", "cpu"]
+                .iter()
+                .find_map(|c| {
+                    layout
+                        .iter()
+                        .find(|h| !h.unified && h.controllers.iter().any(|x| x == c))
+                })
+                .or_else(|| layout.iter().find(|h| !h.unified))
+        };
+        found
+            .map(|h| h.dir.as_path())
+            .ok_or_else(|| CgroupError::ControllerMissing {
+                field: "pids".into(),
+                controller: "freezer".into(),
+            })
+    }
+
+    /// All processes in the container's cgroup, including its sub-cgroups, sorted.
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let dir = self.procs_dir()?;
+        let mut dirs = fsio::subdirs_deepest_first(dir).map_err(|source| CgroupError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        dirs.push(dir.to_path_buf());
+        let root = dir.to_path_buf();
+        let mut pids = Vec::new();
+        for dir in dirs {
+            let path = dir.join("cgroup.procs");
+            let content = match fsio::read(&path) {
+                Ok(content) => content,
+                // A sub-cgroup removed while we walk.
+                Err(CgroupError::Read { ref source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && dir != root =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            for line in content.lines() {
+                let pid = line.trim().parse().map_err(|_| CgroupError::Parse {
+                    path: path.clone(),
+                    content: line.to_owned(),
+                })?;
+                pids.push(pid);
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Applies `resources` to the existing cgroup (`runc update`). Fields that are `None` are
+    /// left as they are; a set field that cannot be applied is an error naming it.
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        if self.inner.mode == CgroupMode::Unified {
+            let dir = self.unified_dir().ok_or_else(|| {
+                CgroupError::Unsupported("no cgroup2 hierarchy in unified mode".into())
+            })?;
+            v2::V2 { dir }.apply(resources)
+        } else {
+            v1::V1 {
+                hierarchies: &self.inner.layout,
+            }
+            .apply(resources)
+        }
+    }
+
+    fn freezer_v1(&self) -> Result<(FreezerController, PathBuf), CgroupError> {
+        let (dir, mount) = v1::V1 {
+            hierarchies: &self.inner.layout,
+        }
+        .find("freezer")
+        .map(|(d, m)| (d.to_path_buf(), m.to_path_buf()))
+        .ok_or_else(|| CgroupError::ControllerMissing {
+            field: "freeze".into(),
+            controller: "freezer".into(),
+        })?;
+        Ok((FreezerController::new(dir.clone(), mount, false), dir))
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let wanted = if frozen { "FROZEN" } else { "THAWED" };
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        let mut delay = Duration::from_micros(100);
+        if self.inner.mode == CgroupMode::Unified {
+            let dir = self.unified_dir().unwrap_or(Path::new(CGROUP_ROOT));
+            let value = if frozen { "1" } else { "0" };
+            fsio::write("freeze", dir, "cgroup.freeze", value)?;
+            loop {
+                if self.is_frozen()? == frozen {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    let seen = fsio::read(&dir.join("cgroup.events"))?;
+                    if frozen {
+                        let _ = fsio::write("freeze", dir, "cgroup.freeze", "0");
+                    }
+                    return Err(CgroupError::FreezeTimeout {
+                        path: dir.to_path_buf(),
+                        wanted,
+                        seen,
+                    });
+                }
+                thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(10));
+            }
+        }
+        let (freezer, dir) = self.freezer_v1()?;
+        let file = dir.join("freezer.state");
+        loop {
+            // Written again on every round: a v1 freeze can stall in FREEZING when a task is
+            // busy in the kernel, and another write makes the kernel retry.
+            let written = if frozen {
+                freezer.freeze()
+            } else {
+                freezer.thaw()
+            };
+            written.map_err(|e| CgroupError::library("freeze", &file, e))?;
+            let state = freezer
+                .state()
+                .map_err(|e| CgroupError::library("freeze", &file, e))?;
+            let done = matches!(
+                (frozen, state),
+                (true, FreezerState::Frozen) | (false, FreezerState::Thawed)
+            );
+            if done {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                if frozen {
+                    let _ = freezer.thaw();
+                }
+                return Err(CgroupError::FreezeTimeout {
+                    path: file,
+                    wanted,
+                    seen: "FREEZING".into(),
+                });
+            }
+            thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Freezes every process of the container and waits until they are frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        self.set_frozen(true)
+    }
+
+    /// Thaws the container's processes.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        self.set_frozen(false)
+    }
+
+    /// Whether the cgroup is completely frozen (a freeze in progress is not frozen yet).
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        if self.inner.mode == CgroupMode::Unified {
+            let dir = self.unified_dir().unwrap_or(Path::new(CGROUP_ROOT));
+            let events = fsio::read_keyed(&dir.join("cgroup.events"))?;
+            return Ok(events.get("frozen") == Some(&1));
+        }
+        let (freezer, dir) = self.freezer_v1()?;
+        let state = freezer
+            .state()
+            .map_err(|e| CgroupError::library("freeze", dir.join("freezer.state"), e))?;
+        Ok(matches!(state, FreezerState::Frozen))
+    }
+
+    /// Resource usage of the container's cgroup.
+    pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
+        let mut out = CgroupStats::default();
+        if self.inner.mode == CgroupMode::Unified {
+            let dir = self.unified_dir().unwrap_or(Path::new(CGROUP_ROOT));
+            if fsio::exists(dir, "memory.max") {
+                out.memory = Some(stats::memory_v2(dir)?);
+            }
+            out.cpu = Some(stats::cpu_v2(dir)?);
+            if fsio::exists(dir, "pids.max") {
+                out.pids = Some(stats::pids(dir)?);
+            }
+            if fsio::exists(dir, "io.stat") {
+                out.blkio = Some(stats::blkio_v2(dir)?);
+            }
+            out.hugetlb = stats::hugetlb_v2(dir)?;
+            return Ok(out);
+        }
+        let v1 = v1::V1 {
+            hierarchies: &self.inner.layout,
+        };
+        if let Some((dir, mount)) = v1.find("memory") {
+            out.memory = Some(stats::memory_v1(dir, mount)?);
+        }
+        out.cpu = stats::cpu_v1(v1.find("cpuacct"), v1.find("cpu").map(|(d, _)| d))?;
+        if let Some((dir, _)) = v1.find("pids") {
+            out.pids = Some(stats::pids(dir)?);
+        }
+        if let Some((dir, _)) = v1.find("blkio") {
+            out.blkio = Some(stats::blkio_v1(dir)?);
+        }
+        if let Some((dir, _)) = v1.find("hugetlb") {
+            out.hugetlb = stats::hugetlb_v1(dir)?;
+        }
+        Ok(out)
+    }
+
+    /// Removes the container's cgroup in every hierarchy, with any sub-cgroups, then the parent
+    /// directories `create` made (those still used by others stay). Retries briefly while exiting
+    /// tasks leave (EBUSY); idempotent; works after SIGKILL of the container. Every hierarchy is
+    /// tried even when one fails; the first error is returned.
+    pub fn destroy(&self) -> Result<(), CgroupError> {
+        let mut first_error = None;
+        let count = self.inner.layout.len();
+        for index in 0..count {
+            if let Err(e) = self.destroy_in(index) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn destroy_in(&self, index: usize) -> Result<(), CgroupError> {
+        let hierarchy = self.lock()[index].clone();
+        if hierarchy.skipped {
+            return Ok(());
+        }
+        if hierarchy.dir.exists() {
+            let children = fsio::subdirs_deepest_first(&hierarchy.dir).or_else(|source| {
+                if source.kind() == io::ErrorKind::NotFound {
+                    Ok(Vec::new())
+                } else {
+                    Err(CgroupError::Read {
+                        path: hierarchy.dir.clone(),
+                        source,
+                    })
+                }
+            })?;
+            for child in children {
+                remove_cgroup_dir(&child)?;
+            }
+            remove_cgroup_dir(&hierarchy.dir)?;
+        }
+        for parent in hierarchy.created.iter().rev() {
+            if parent == &hierarchy.dir {
+                continue;
+            }
+            match std::fs::remove_dir(parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Another cgroup lives below it now: it stays.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => {}
+                Err(source) => {
+                    return Err(CgroupError::Remove {
+                        path: parent.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        self.lock()[index].created.clear();
+        Ok(())
+    }
+}
+
+/// Enables every controller the hierarchy offers in `cgroup.subtree_control` of each ancestor of
+/// `leaf` (root included), so the leaf gets the controllers' files. Failures are ignored here: a
+/// parent may refuse (it has processes, or a controller is threaded-only), and the resource that
+/// needs the controller then fails with an error naming itself.
+fn enable_v2_controllers(mount_point: &Path, leaf: &Path) {
+    let Ok(below) = leaf.strip_prefix(mount_point) else {
+        return;
+    };
+    let mut dir = mount_point.to_path_buf();
+    let components: Vec<_> = below.components().collect();
+    for component in components {
+        let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let enabled =
+            std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+        for controller in available.split_whitespace() {
+            if !enabled.split_whitespace().any(|c| c == controller) {
+                let _ = fsio::write(
+                    "cgroup.subtree_control",
+                    &dir,
+                    "cgroup.subtree_control",
+                    &format!("+{controller}"),
+                );
+            }
+        }
+        dir.push(component);
     }
 }

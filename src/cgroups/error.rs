@@ -1,0 +1,138 @@
+//! Errors of the cgroup manager.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while managing a container's cgroups.
+///
+/// Each variant names the file or the `linux.resources` field involved; kernel errors keep their
+/// errno, reachable through [`CgroupError::raw_os_error`].
+#[derive(thiserror::Error, Debug)]
+pub enum CgroupError {
+    /// `statfs` of the cgroup mount root failed.
+    #[error("cannot inspect {path} to detect the cgroup mode: {source}")]
+    Detect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The cgroup mount root holds neither tmpfs (v1/hybrid) nor cgroup2 (v2).
+    #[error(
+        "{path} is neither a tmpfs (cgroup v1) nor a cgroup2 mount (filesystem magic {magic:#x})"
+    )]
+    UnknownFilesystem { path: PathBuf, magic: i64 },
+    /// `linux.cgroupsPath` cannot be used.
+    #[error("linux.cgroupsPath {path:?}: {reason}")]
+    InvalidPath { path: PathBuf, reason: String },
+    /// The runtime's own cgroup could not be found for a hierarchy (needed for relative paths).
+    #[error("{what}: no entry for the {hierarchy} hierarchy in /proc/self/cgroup")]
+    OwnCgroupNotFound { what: String, hierarchy: String },
+    /// A cgroup file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A value could not be written to a cgroup file.
+    #[error("{field}: writing {value:?} to {path}: {source}")]
+    Write {
+        field: String,
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A cgroup file holds something we cannot parse.
+    #[error("{path}: unexpected content {content:?}")]
+    Parse { path: PathBuf, content: String },
+    /// A cgroup directory could not be created.
+    #[error("creating cgroup {path}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A cgroup directory could not be removed.
+    #[error("removing cgroup {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A process could not be moved into the cgroup.
+    #[error("adding pid {pid} to {path}: {source}")]
+    AddProcess {
+        pid: i32,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// An operation done through the `cgroups-rs` crate failed.
+    #[error("{field}: {path}: {source}")]
+    Library {
+        field: String,
+        path: PathBuf,
+        /// errno of the underlying I/O error, when there is one.
+        errno: Option<i32>,
+        #[source]
+        source: cgroups_rs::fs::error::Error,
+    },
+    /// A `linux.resources` value is out of range or inconsistent.
+    #[error("{field}: invalid value: {reason}")]
+    InvalidValue { field: String, reason: String },
+    /// A field is set but the controller it needs is not mounted / enabled on this host.
+    #[error("{field}: the {controller} controller is not available on this host")]
+    ControllerMissing { field: String, controller: String },
+    /// The host (kernel or cgroup version) cannot do what was asked.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The freezer did not reach the wanted state in time.
+    #[error("{path}: freezer did not reach state {wanted} in time (last seen {seen:?})")]
+    FreezeTimeout {
+        path: PathBuf,
+        wanted: &'static str,
+        seen: String,
+    },
+    /// A BPF system call for the cgroup v2 device filter failed.
+    #[error("device filter: {op}: {source}")]
+    Bpf {
+        op: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CgroupError {
+    /// The errno behind this error, if it came from a system call.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            CgroupError::Detect { source, .. }
+            | CgroupError::Read { source, .. }
+            | CgroupError::Write { source, .. }
+            | CgroupError::Create { source, .. }
+            | CgroupError::Remove { source, .. }
+            | CgroupError::AddProcess { source, .. }
+            | CgroupError::Bpf { source, .. } => source.raw_os_error(),
+            CgroupError::Library { errno, .. } => *errno,
+            _ => None,
+        }
+    }
+
+    /// Wraps an error of the `cgroups-rs` crate, digging out the errno of its cause.
+    pub(crate) fn library(
+        field: impl Into<String>,
+        path: impl Into<PathBuf>,
+        source: cgroups_rs::fs::error::Error,
+    ) -> Self {
+        let errno = std::error::Error::source(&source)
+            .and_then(|cause| cause.downcast_ref::<io::Error>())
+            .and_then(io::Error::raw_os_error);
+        CgroupError::Library {
+            field: field.into(),
+            path: path.into(),
+            errno,
+            source,
+        }
+    }
+}
