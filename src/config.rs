@@ -239,6 +239,7 @@ impl ContainerConfig {
         };
         let sysctl = sysctl(&linux, &has)?;
         let devices = devices(&linux)?;
+        let boot_devices = devices.clone();
         let abs_paths = |field: &str, v: &Option<Vec<String>>| -> Result<Vec<PathBuf>> {
             v.as_deref()
                 .unwrap_or_default()
@@ -307,7 +308,10 @@ impl ContainerConfig {
             uid_mappings,
             gid_mappings,
             cgroups_path: linux.cgroups_path().clone(),
-            resources: linux.resources().clone(),
+            resources: Some(with_default_device_rules(
+                linux.resources().clone().unwrap_or_default(),
+                &boot_devices,
+            )),
             terminal,
         })
     }
@@ -783,6 +787,42 @@ fn devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<DevicePlan>> {
         });
     }
     Ok(out)
+}
+
+/// Device cgroup rules: the spec's, then access to the devices every container gets and to
+/// the ones it lists (later rules win, so a blanket deny in the spec keeps these usable).
+fn with_default_device_rules(
+    mut resources: LinuxResources,
+    devices: &[DevicePlan],
+) -> LinuxResources {
+    use oci_spec::runtime::LinuxDeviceCgroup;
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    let mut rules = resources.devices().clone().unwrap_or_default();
+    // mknod of any device is harmless without access to it.
+    rules.push(rule(LinuxDeviceType::C, None, None, "m"));
+    rules.push(rule(LinuxDeviceType::B, None, None, "m"));
+    for (major, minor) in [(5, Some(1)), (136, None), (5, Some(2)), (10, Some(200))] {
+        // console, pts, ptmx, tun
+        rules.push(rule(LinuxDeviceType::C, Some(major), minor, "rwm"));
+    }
+    for d in devices {
+        let typ = match d.file_type {
+            libc::S_IFBLK => LinuxDeviceType::B,
+            libc::S_IFCHR => LinuxDeviceType::C,
+            _ => continue,
+        };
+        rules.push(rule(typ, Some(d.major as i64), Some(d.minor as i64), "rwm"));
+    }
+    resources.set_devices(Some(rules));
+    resources
 }
 
 fn hook_plan(field: &str, h: &Hook) -> Result<HookPlan> {
