@@ -125,6 +125,58 @@ pub struct Container {
     console: Option<OwnedFd>,
 }
 
+enum ReleaseError {
+    NoInit,
+    Failed(String),
+    Io(std::io::Error),
+}
+
+/// Lets the init waiting on the exec fifo go, then waits until the fifo closes: the init
+/// exec'd (success) or wrote why it could not before exiting.
+fn release_init(fifo: &Path) -> std::result::Result<(), ReleaseError> {
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(fifo)
+    };
+    // Our read end only watches for the hang-up; it never reads before it.
+    let watch = open(false).map_err(ReleaseError::Io)?;
+    // Opened after `watch`, so that `watch` sees the hang-up when the last writer goes.
+    let mut go = open(true).map_err(ReleaseError::Io)?;
+    std::io::Write::write_all(&mut go, b"0").map_err(ReleaseError::Io)?;
+    drop(go);
+    let _ = std::fs::remove_file(fifo);
+    // POLLHUP once no writer is left: the init's read-write descriptor closed.
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&watch),
+        events: 0,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: pfd is a valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if n > 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(ReleaseError::Io(e));
+        }
+    }
+    let mut words = String::new();
+    let _ = std::io::Read::read_to_string(&mut &watch, &mut words);
+    if words.starts_with('0') {
+        // Our byte is still there: no init took it.
+        return Err(ReleaseError::NoInit);
+    }
+    match words.as_str() {
+        "" => Ok(()),
+        msg => Err(ReleaseError::Failed(msg.to_string())),
+    }
+}
+
 /// Options for [`Container::exec`].
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
@@ -241,22 +293,14 @@ impl Container {
             return Err(self.wrong_state("start", status));
         }
         let fifo = dir.fifo_path();
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&fifo);
-        let mut file = match file {
-            Ok(f) => f,
-            // No reader: the init is gone.
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-                return Err(self.wrong_state("start", Status::Stopped))
-            }
-            Err(e) => return Err(e).context(|| format!("open {}", fifo.display())),
-        };
-        std::io::Write::write_all(&mut file, b"0")
-            .context(|| format!("write {}", fifo.display()))?;
-        drop(file);
-        std::fs::remove_file(&fifo).context(|| format!("remove {}", fifo.display()))?;
+        release_init(&fifo).map_err(|e| match e {
+            ReleaseError::NoInit => self.wrong_state("start", Status::Stopped),
+            ReleaseError::Failed(msg) => Error::StartFailed(msg),
+            ReleaseError::Io(e) => Error::Io {
+                context: format!("start through {}", fifo.display()),
+                source: e,
+            },
+        })?;
         let state = state_json(&self.record, Status::Running);
         for hook in &self.record.hooks.poststart {
             if let Err(e) = husk_init::hooks::run_hook(hook, &state) {

@@ -27,6 +27,9 @@ pub enum Error {
     /// The container's init failed at `step`.
     #[error("container init: {0}")]
     Init(InitFailure),
+    /// The container's process could not be started after `start` released it.
+    #[error("container failed to start: {0}")]
+    StartFailed(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

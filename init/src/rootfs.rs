@@ -169,6 +169,8 @@ pub(crate) fn prepare(boot: &Bootstrap) -> Result<(), InitFailure> {
     }
     create_devices(&root, &boot.devices)?;
     create_dev_symlinks(&root)?;
+    // Like runc: a missing cwd is created, while the root is still writable.
+    root.mkdir_all(&boot.process.cwd)?;
     Ok(())
 }
 
@@ -456,6 +458,15 @@ pub(crate) fn enter(boot: &Bootstrap) -> Result<(), InitFailure> {
         umount2(".", MntFlags::MNT_DETACH).step(|| "unmount old root".into())?;
     }
     nix::unistd::chdir("/").step(|| "chdir /".into())?;
+    // The new root inherits nothing from the old one's propagation: apply the spec's again.
+    mount(
+        NONE,
+        "/",
+        NONE,
+        MsFlags::from_bits_retain(boot.rootfs_propagation as _),
+        NONE,
+    )
+    .step(|| "set propagation of the new /".into())?;
     Ok(())
 }
 

@@ -33,7 +33,11 @@ pub(crate) fn run(
         set_up_terminal(channel, boot)?;
     }
 
-    let process = &boot.process;
+    let mut process = boot.process.clone();
+    if !process.env.iter().any(|kv| kv.starts_with("HOME=")) {
+        process.env.push(format!("HOME={}", home_dir(process.uid)));
+    }
+    let process = &process;
     for r in &process.rlimits {
         sys::set_rlimit(r.resource, r.soft, r.hard)
             .step(|| format!("set rlimit {}", r.resource))?;
@@ -93,17 +97,34 @@ pub(crate) fn run(
     channel
         .send(&ToParent::Ready, &[])
         .step(|| "report ready".into())?;
-    if let Some(fifo) = exec_fifo {
-        wait_for_start(&fifo)?;
-        drop(fifo);
-        run_hooks(&boot.start_container_hooks, &state)
-            .map_err(|e| hook_failure("startContainer", &e))?;
-    }
+    let Some(fifo) = exec_fifo else {
+        return exec_process(late_filter, &executable, process);
+    };
+    wait_for_start(&fifo)?;
+    let failure = match run_hooks(&boot.start_container_hooks, &state) {
+        Err(e) => hook_failure("startContainer", &e),
+        Ok(()) => match exec_process(late_filter, &executable, process) {
+            Err(f) => f,
+            Ok(never) => match never {},
+        },
+    };
+    // `husk start` waits for the fifo to close: closed by execve it is a success; with our
+    // words left in it, a failure it reports.
+    let _ = nix::unistd::write(&fifo, failure.to_string().as_bytes());
+    Err(failure)
+}
+
+/// Loads a late seccomp filter and execs the process. Returns only on failure.
+fn exec_process(
+    late_filter: Option<security::SeccompFilter>,
+    executable: &Path,
+    process: &ProcessPlan,
+) -> Result<Infallible, InitFailure> {
     if let Some(f) = late_filter {
         f.load()
             .map_err(|e| security_failure("load seccomp filter", &e))?;
     }
-    let err = sys::execve(&executable, &process.args, &process.env);
+    let err = sys::execve(executable, &process.args, &process.env);
     Err(InitFailure {
         step: format!("exec {}", executable.display()),
         errno: err.raw_os_error(),
@@ -156,11 +177,13 @@ fn set_up_container(channel: &Channel, boot: &Bootstrap) -> Result<String, InitF
 
     if in_mount_ns {
         rootfs::enter(boot)?;
+        // Before /proc/sys becomes read-only (it usually is among readonlyPaths).
+        rootfs::apply_sysctl(&boot.sysctl)?;
         rootfs::finish(boot)?;
     } else {
         nix::unistd::chroot(&boot.rootfs).step(|| format!("chroot {}", boot.rootfs.display()))?;
+        rootfs::apply_sysctl(&boot.sysctl)?;
     }
-    rootfs::apply_sysctl(&boot.sysctl)?;
     Ok(state)
 }
 
@@ -232,6 +255,18 @@ fn change_user(process: &ProcessPlan) -> Result<(), InitFailure> {
     let uid = Uid::from_raw(process.uid);
     nix::unistd::setresuid(uid, uid, uid).step(|| format!("setuid {}", process.uid))?;
     Ok(())
+}
+
+/// The home directory of `uid` in the container's /etc/passwd, or `/`.
+fn home_dir(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
 }
 
 /// Resolves `args[0]` the way execvp would, with the container's PATH, so that a missing
