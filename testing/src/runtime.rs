@@ -23,7 +23,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct Runtime {
     binary: PathBuf,
-    state: TempDir,
+    // The state root is `<scratch>/root`, one level down, so that a runtime that wrongly accepts an id such as `..`
+    // can only ever touch this process's own scratch directory.
+    scratch: TempDir,
+    root: PathBuf,
 }
 
 impl Runtime {
@@ -48,10 +51,10 @@ impl Runtime {
             "runtime binary {} does not exist (set HUSK_TEST_RUNTIME to a runc-compatible runtime)",
             binary.display()
         );
-        Runtime {
-            binary,
-            state: TempDir::new("husk-test-state"),
-        }
+        let scratch = TempDir::new("husk-test-state");
+        let root = scratch.join("root");
+        std::fs::create_dir(&root).unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
+        Runtime { binary, scratch, root }
     }
 
     /// Path of the runtime binary.
@@ -61,7 +64,12 @@ impl Runtime {
 
     /// The private state directory passed as `--root`.
     pub fn root(&self) -> &Path {
-        self.state.path()
+        &self.root
+    }
+
+    /// A scratch directory owned by this runtime value (the parent of [`Runtime::root`]), removed on drop.
+    pub fn scratch_dir(&self) -> &Path {
+        self.scratch.path()
     }
 
     /// The binary's file name (`"husk"`, `"runc"`, `"crun"`, ...), for the few tests whose expectations differ
