@@ -42,6 +42,6 @@ pub use process::{run_with_timeout, OutputExt, Spawned};
 pub use runtime::{ContainerGuard, Runtime, DEFAULT_TIMEOUT};
 pub use tempdir::{mounts_under, TempDir};
 pub use util::{
-    host_namespace_inode, is_gone, namespace_inode, require_root, unique_id, wait_for, write_script,
+    existing_cgroups, host_namespace_inode, is_gone, namespace_inode, require_root, unique_id, wait_for, write_script,
     NamespaceHolder,
 };

@@ -184,3 +184,31 @@ impl Drop for NamespaceHolder {
         let _ = self.unshare.wait();
     }
 }
+
+/// The directories that exist for cgroup path `cgroups_path` (as in `linux.cgroupsPath`, e.g. `"/my-ctr"`) in every
+/// cgroup hierarchy mounted under `/sys/fs/cgroup`: each v1 controller, the v2 `unified` mount of hybrid hosts, or
+/// the v2 root itself on unified hosts. An empty result means the runtime left no cgroup behind.
+pub fn existing_cgroups(cgroups_path: &str) -> Vec<PathBuf> {
+    let rel = cgroups_path.trim_start_matches('/');
+    let base = Path::new("/sys/fs/cgroup");
+    let mut found = Vec::new();
+    if base.join("cgroup.controllers").exists() {
+        // Pure cgroup v2.
+        let dir = base.join(rel);
+        if dir.is_dir() {
+            found.push(dir);
+        }
+        return found;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path().join(rel);
+        if dir.is_dir() {
+            found.push(dir);
+        }
+    }
+    found.sort();
+    found
+}
