@@ -287,6 +287,9 @@ impl Bundle {
     pub fn with_shared_dir(self) -> Bundle {
         let shared = self.shared_dir();
         std::fs::create_dir_all(&shared).expect("create shared dir");
+        // Pre-create the mount point: a runtime inside a user namespace may not be allowed to create it.
+        std::fs::create_dir_all(self.rootfs().join(SHARED_DIR_IN_CONTAINER.trim_start_matches('/')))
+            .expect("create shared mount point");
         std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .expect("chmod shared dir");
         let source = shared.to_string_lossy().into_owned();
