@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use husk_testing::{
-    existing_cgroups, is_gone, unique_id, wait_for, write_script, Bundle, HookKind, OutputExt, Runtime,
+    existing_cgroups, is_gone, unique_id, wait_for, write_script, Bundle, HookKind, OutputExt,
+    Runtime,
 };
 use serde_json::json;
 
@@ -36,15 +37,32 @@ fn kill_runtime_during_hook(rt: &Runtime, kind: HookKind) {
     let hooked = plain.add_hook(kind, hook.to_str().unwrap(), &[], &[], None);
 
     let guard = rt.guard(&id);
-    let create = rt.spawn(["create".as_ref(), "--bundle".as_ref(), hooked.path().as_os_str(), id.as_ref()]);
-    assert!(wait_for(|| started.exists(), WAIT), "{} hook never ran", kind.as_str());
+    let create = rt.spawn([
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        hooked.path().as_os_str(),
+        id.as_ref(),
+    ]);
+    assert!(
+        wait_for(|| started.exists(), WAIT),
+        "{} hook never ran",
+        kind.as_str()
+    );
 
     create.signal(libc::SIGKILL);
     let out = create.wait(WAIT);
-    assert_eq!(out.status.code(), None, "runtime was not killed: {}", out.describe());
+    assert_eq!(
+        out.status.code(),
+        None,
+        "runtime was not killed: {}",
+        out.describe()
+    );
 
     // Whatever state the interrupted create left, `delete --force` must clean it up, while the hook still runs.
-    let init_pid = rt.try_state(&id).and_then(|s| s["pid"].as_i64()).filter(|p| *p > 0);
+    let init_pid = rt
+        .try_state(&id)
+        .and_then(|s| s["pid"].as_i64())
+        .filter(|p| *p > 0);
     let _ = rt.run(["delete", "--force", &id]);
     let listed = rt.list_ids().contains(&id);
     let state_left = rt.try_state(&id).is_some();
@@ -55,7 +73,10 @@ fn kill_runtime_during_hook(rt: &Runtime, kind: HookKind) {
 
     assert!(!listed, "{id} still listed after delete --force");
     assert!(!state_left, "state still answers for {id}");
-    assert!(!init_alive, "container init {init_pid:?} survived delete --force");
+    assert!(
+        !init_alive,
+        "container init {init_pid:?} survived delete --force"
+    );
     if rt.is_runc() {
         // runc 1.1.5 leaves the container's (empty) cgroup directories behind when it is killed during create;
         // `delete --force` does not remove them. Clean up after it. See tests/RUNC_DIFFERENCES.md.
@@ -63,19 +84,38 @@ fn kill_runtime_during_hook(rt: &Runtime, kind: HookKind) {
             let _ = std::fs::remove_dir(dir);
         }
     } else {
-        assert!(cgroups_left.is_empty(), "cgroups left after delete --force: {cgroups_left:?}");
+        assert!(
+            cgroups_left.is_empty(),
+            "cgroups left after delete --force: {cgroups_left:?}"
+        );
     }
     assert!(mounts_left.is_empty(), "mounts left: {mounts_left:?}");
 
     // The id is free again: a normal container can use it.
     let bundle = hooked.remove(&format!("/hooks/{}", kind.as_str()));
-    let out = rt.run(["create".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
-    assert!(out.status.success(), "id {id} cannot be reused after crash cleanup\n{}", out.describe());
+    let out = rt.run([
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "id {id} cannot be reused after crash cleanup\n{}",
+        out.describe()
+    );
     guard.start();
-    assert!(wait_for(|| bundle.read_shared("ready").is_some(), WAIT), "reused container did not run");
+    assert!(
+        wait_for(|| bundle.read_shared("ready").is_some(), WAIT),
+        "reused container did not run"
+    );
     assert_eq!(guard.status(), "running");
     drop(guard);
-    assert!(existing_cgroups(&cgroups_path).is_empty(), "delete left cgroups {:?}", existing_cgroups(&cgroups_path));
+    assert!(
+        existing_cgroups(&cgroups_path).is_empty(),
+        "delete left cgroups {:?}",
+        existing_cgroups(&cgroups_path)
+    );
 }
 
 #[test]

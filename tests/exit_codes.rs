@@ -27,20 +27,39 @@ fn run_of_missing_executable_fails_and_leaves_nothing() {
     let bundle = Bundle::new(&rt).args(["/no/such/program"]);
     let id = unique_id("noexec");
     let _guard = rt.guard(&id);
-    let out = rt.run(["run".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
+    let out = rt.run([
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
     assert!(!out.status.success(), "{}", out.describe());
-    assert!(out.stderr_str().contains("/no/such/program"), "error should name the program:\n{}", out.describe());
+    assert!(
+        out.stderr_str().contains("/no/such/program"),
+        "error should name the program:\n{}",
+        out.describe()
+    );
     assert!(rt.list_ids().is_empty(), "{:?}", rt.list_ids());
 }
 
 #[test]
 fn container_killed_from_outside_gives_128_plus_signal() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).with_shared_dir().sh("echo ready > /shared/ready; exec sleep 1000");
+    let bundle = Bundle::new(&rt)
+        .with_shared_dir()
+        .sh("echo ready > /shared/ready; exec sleep 1000");
     let id = unique_id("sigkill");
     let _guard = rt.guard(&id);
-    let run = rt.spawn(["run".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
-    assert!(wait_for(|| bundle.read_shared("ready").is_some(), WAIT), "container did not start");
+    let run = rt.spawn([
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
+    assert!(
+        wait_for(|| bundle.read_shared("ready").is_some(), WAIT),
+        "container did not start"
+    );
     rt.run_ok(["kill", &id, "KILL"]);
     let out = run.wait(WAIT);
     assert_eq!(out.status.code(), Some(128 + 9), "{}", out.describe());
@@ -51,9 +70,16 @@ fn container_killing_itself_gives_128_plus_signal() {
     let rt = runtime();
     // Outside a pid namespace the shell is not an init process, so it can die from its own signals.
     for (signal, number) in [("USR1", 10), ("TERM", 15), ("SEGV", 11)] {
-        let bundle = Bundle::new(&rt).remove_namespace("pid").sh(&format!("kill -{signal} $$; sleep 5"));
+        let bundle = Bundle::new(&rt)
+            .remove_namespace("pid")
+            .sh(&format!("kill -{signal} $$; sleep 5"));
         let out = rt.run_bundle(&bundle);
-        assert_eq!(out.status.code(), Some(128 + number), "SIG{signal}: {}", out.describe());
+        assert_eq!(
+            out.status.code(),
+            Some(128 + number),
+            "SIG{signal}: {}",
+            out.describe()
+        );
     }
 }
 
@@ -66,15 +92,35 @@ fn signals_to_foreground_runtime_are_forwarded() {
     );
     let id = unique_id("fwd");
     let _guard = rt.guard(&id);
-    let run = rt.spawn(["run".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
-    assert!(wait_for(|| bundle.read_shared("ready").is_some(), WAIT), "container did not start");
+    let run = rt.spawn([
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
+    assert!(
+        wait_for(|| bundle.read_shared("ready").is_some(), WAIT),
+        "container did not start"
+    );
     for (signal, name, lines) in [(libc::SIGHUP, "hup", 1), (libc::SIGUSR2, "usr2", 2)] {
         run.signal(signal);
-        let got = wait_for(|| bundle.read_shared("got").is_some_and(|s| s.lines().count() == lines), WAIT);
+        let got = wait_for(
+            || {
+                bundle
+                    .read_shared("got")
+                    .is_some_and(|s| s.lines().count() == lines)
+            },
+            WAIT,
+        );
         assert!(got, "{name} not forwarded: {:?}", bundle.read_shared("got"));
     }
     assert_eq!(bundle.read_shared("got").unwrap(), "hup\nusr2\n");
     run.signal(libc::SIGTERM);
     let out = run.wait(WAIT);
-    assert_eq!(out.status.code(), Some(42), "SIGTERM not forwarded or exit code lost\n{}", out.describe());
+    assert_eq!(
+        out.status.code(),
+        Some(42),
+        "SIGTERM not forwarded or exit code lost\n{}",
+        out.describe()
+    );
 }

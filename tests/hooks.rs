@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use husk_testing::{is_gone, unique_id, wait_for, write_script, Bundle, HookKind, OutputExt, Runtime};
+use husk_testing::{
+    is_gone, unique_id, wait_for, write_script, Bundle, HookKind, OutputExt, Runtime,
+};
 use serde_json::Value;
 
 fn runtime() -> Runtime {
@@ -44,8 +46,12 @@ fn read_hook_log(bundle: &Bundle) -> Vec<HookRecord> {
                 arg: fields[1].to_owned(),
                 env: fields[2].to_owned(),
                 leak: fields[3].to_owned(),
-                state: serde_json::from_str(fields[4])
-                    .unwrap_or_else(|e| panic!("{} hook got invalid state JSON ({e}): {}", fields[0], fields[4])),
+                state: serde_json::from_str(fields[4]).unwrap_or_else(|e| {
+                    panic!(
+                        "{} hook got invalid state JSON ({e}): {}",
+                        fields[0], fields[4]
+                    )
+                }),
             }
         })
         .collect()
@@ -81,13 +87,24 @@ fn all_hooks_run_in_order_with_state_args_and_env() {
     let bundle = bundle_with_all_hooks(&rt);
     let id = unique_id("hooks");
     let c = rt.guard(&id);
-    rt.run_ok(["create".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
+    rt.run_ok([
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
     // The spec runs poststart after the user process has started, i.e. during `start`. runc 1.1.5 runs it at the
     // end of `create` instead (fixed in runc 1.2). See tests/RUNC_DIFFERENCES.md.
     let (create_phase, start_phase): (&[&str], &[&str]) = if rt.is_runc() {
-        (&["prestart", "createRuntime", "createContainer", "poststart"], &["startContainer"])
+        (
+            &["prestart", "createRuntime", "createContainer", "poststart"],
+            &["startContainer"],
+        )
     } else {
-        (&["prestart", "createRuntime", "createContainer"], &["startContainer", "poststart"])
+        (
+            &["prestart", "createRuntime", "createContainer"],
+            &["startContainer", "poststart"],
+        )
     };
     let after_create: Vec<String> = read_hook_log(&bundle).into_iter().map(|r| r.name).collect();
     assert_eq!(after_create, create_phase, "hooks run by create");
@@ -95,7 +112,11 @@ fn all_hooks_run_in_order_with_state_args_and_env() {
     c.start();
     assert!(wait_for(|| bundle.read_shared("ready").is_some(), WAIT));
     let after_start: Vec<String> = read_hook_log(&bundle).into_iter().map(|r| r.name).collect();
-    assert_eq!(after_start[create_phase.len()..], *start_phase, "hooks run by start");
+    assert_eq!(
+        after_start[create_phase.len()..],
+        *start_phase,
+        "hooks run by start"
+    );
 
     c.kill("KILL");
     assert!(c.wait_status("stopped", WAIT));
@@ -103,19 +124,41 @@ fn all_hooks_run_in_order_with_state_args_and_env() {
 
     let records = read_hook_log(&bundle);
     let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
-    let expected: Vec<&str> = create_phase.iter().chain(start_phase).copied().chain(["poststop"]).collect();
+    let expected: Vec<&str> = create_phase
+        .iter()
+        .chain(start_phase)
+        .copied()
+        .chain(["poststop"])
+        .collect();
     assert_eq!(names, expected);
     for record in &records {
         let state = &record.state;
         assert_eq!(record.arg, format!("arg-{}", record.name), "{record:?}");
         assert_eq!(record.env, format!("env-{}", record.name), "{record:?}");
-        assert_eq!(record.leak, "", "{} hook inherited the runtime's environment", record.name);
-        assert!(state["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{record:?}");
+        assert_eq!(
+            record.leak, "",
+            "{} hook inherited the runtime's environment",
+            record.name
+        );
+        assert!(
+            state["ociVersion"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("1.")),
+            "{record:?}"
+        );
         assert_eq!(state["id"], id.as_str(), "{record:?}");
-        assert_eq!(state["bundle"], bundle.path().to_str().unwrap(), "{record:?}");
+        assert_eq!(
+            state["bundle"],
+            bundle.path().to_str().unwrap(),
+            "{record:?}"
+        );
         assert!(state["status"].is_string(), "{record:?}");
         if record.name != "poststop" {
-            assert!(state["pid"].as_i64().is_some_and(|p| p > 0), "{} hook state lacks pid: {state}", record.name);
+            assert!(
+                state["pid"].as_i64().is_some_and(|p| p > 0),
+                "{} hook state lacks pid: {state}",
+                record.name
+            );
         }
     }
     for record in &records[..2] {
@@ -134,9 +177,23 @@ fn hooks_run_for_foreground_run() {
     let names: Vec<String> = read_hook_log(&bundle).into_iter().map(|r| r.name).collect();
     let expected = if rt.is_runc() {
         // runc 1.1.5 runs poststart before the user process starts (see all_hooks_run_in_order...).
-        ["prestart", "createRuntime", "createContainer", "poststart", "startContainer", "poststop"]
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "startContainer",
+            "poststop",
+        ]
     } else {
-        ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ]
     };
     assert_eq!(names, expected);
 }
@@ -148,45 +205,108 @@ fn hook_timeout_kills_hook_and_fails_create() {
     let pid_file = bundle.path().join("hook.pid");
     let script = bundle.path().join("slow.sh");
     // exec: the recorded pid is the sleeping process, and this hook runs on the host, so it is a host pid.
-    write_script(&script, &format!("echo $$ > {}; exec sleep 30", pid_file.display()));
-    let bundle = bundle.add_hook(HookKind::CreateRuntime, script.to_str().unwrap(), &[], &[], Some(1));
+    write_script(
+        &script,
+        &format!("echo $$ > {}; exec sleep 30", pid_file.display()),
+    );
+    let bundle = bundle.add_hook(
+        HookKind::CreateRuntime,
+        script.to_str().unwrap(),
+        &[],
+        &[],
+        Some(1),
+    );
 
     let id = unique_id("timeout");
     let _guard = rt.guard(&id);
     let started = Instant::now();
-    let out = rt.run(["create".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
+    let out = rt.run([
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
     let took = started.elapsed();
-    assert!(!out.status.success(), "create succeeded although its hook timed out\n{}", out.describe());
-    assert!(took < Duration::from_secs(10), "timeout of 1s not enforced: create took {took:?}");
-    let hook_pid: i32 = std::fs::read_to_string(&pid_file).expect("hook ran").trim().parse().unwrap();
-    assert!(wait_for(|| is_gone(hook_pid), WAIT), "timed-out hook {hook_pid} still runs");
+    assert!(
+        !out.status.success(),
+        "create succeeded although its hook timed out\n{}",
+        out.describe()
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "timeout of 1s not enforced: create took {took:?}"
+    );
+    let hook_pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("hook ran")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_for(|| is_gone(hook_pid), WAIT),
+        "timed-out hook {hook_pid} still runs"
+    );
     assert!(rt.list_ids().is_empty(), "{:?}", rt.list_ids());
 }
 
 #[test]
 fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
     let rt = runtime();
-    for kind in [HookKind::CreateRuntime, HookKind::Prestart, HookKind::CreateContainer] {
-        let bundle = Bundle::new(&rt).with_shared_dir().sh("echo ran > /shared/ran");
+    for kind in [
+        HookKind::CreateRuntime,
+        HookKind::Prestart,
+        HookKind::CreateContainer,
+    ] {
+        let bundle = Bundle::new(&rt)
+            .with_shared_dir()
+            .sh("echo ran > /shared/ran");
         let script = bundle.path().join("fail.sh");
-        write_script(&script, "cat > /dev/null; echo hook-failed-on-purpose >&2; exit 3");
+        write_script(
+            &script,
+            "cat > /dev/null; echo hook-failed-on-purpose >&2; exit 3",
+        );
         let bundle = bundle.add_hook(kind, script.to_str().unwrap(), &[], &[], None);
         let id = unique_id("failhook");
         let _guard = rt.guard(&id);
-        let out = rt.run(["create".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
-        assert!(!out.status.success(), "{} hook failure ignored\n{}", kind.as_str(), out.describe());
-        assert!(rt.list_ids().is_empty(), "{}: {:?}", kind.as_str(), rt.list_ids());
+        let out = rt.run([
+            "create".as_ref(),
+            "--bundle".as_ref(),
+            bundle.path().as_os_str(),
+            id.as_ref(),
+        ]);
+        assert!(
+            !out.status.success(),
+            "{} hook failure ignored\n{}",
+            kind.as_str(),
+            out.describe()
+        );
+        assert!(
+            rt.list_ids().is_empty(),
+            "{}: {:?}",
+            kind.as_str(),
+            rt.list_ids()
+        );
         assert!(rt.try_state(&id).is_none());
-        assert!(rt.state_dir_entries().is_empty(), "{}: {:?}", kind.as_str(), rt.state_dir_entries());
+        assert!(
+            rt.state_dir_entries().is_empty(),
+            "{}: {:?}",
+            kind.as_str(),
+            rt.state_dir_entries()
+        );
         assert!(bundle.read_shared("ran").is_none(), "container process ran");
-        assert!(bundle.leftover_mounts().is_empty(), "{:?}", bundle.leftover_mounts());
+        assert!(
+            bundle.leftover_mounts().is_empty(),
+            "{:?}",
+            bundle.leftover_mounts()
+        );
     }
 }
 
 #[test]
 fn failing_start_container_hook_fails_start() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).with_shared_dir().sh("echo ran > /shared/ran");
+    let bundle = Bundle::new(&rt)
+        .with_shared_dir()
+        .sh("echo ran > /shared/ran");
     let script = bundle.rootfs_script("fail.sh", "exit 5");
     let bundle = bundle.add_hook(HookKind::StartContainer, &script, &[], &[], None);
     let c = rt.create(&bundle);
@@ -196,10 +316,20 @@ fn failing_start_container_hook_fails_start() {
         // is visible only as a container that stops without running its process. See tests/RUNC_DIFFERENCES.md.
         assert!(out.status.success(), "{}", out.describe());
     } else {
-        assert!(!out.status.success(), "startContainer hook failure ignored\n{}", out.describe());
+        assert!(
+            !out.status.success(),
+            "startContainer hook failure ignored\n{}",
+            out.describe()
+        );
     }
-    assert!(c.wait_status("stopped", WAIT), "container not stopped after its startContainer hook failed");
-    assert!(bundle.read_shared("ran").is_none(), "user process ran despite failed startContainer hook");
+    assert!(
+        c.wait_status("stopped", WAIT),
+        "container not stopped after its startContainer hook failed"
+    );
+    assert!(
+        bundle.read_shared("ran").is_none(),
+        "user process ran despite failed startContainer hook"
+    );
 }
 
 #[test]
@@ -213,5 +343,8 @@ fn failing_poststop_hook_does_not_block_delete() {
     c.start();
     assert!(c.wait_status("stopped", WAIT));
     let _ = rt.run(["delete", c.id()]);
-    assert!(rt.try_state(c.id()).is_none(), "a failing poststop hook kept the container");
+    assert!(
+        rt.try_state(c.id()).is_none(),
+        "a failing poststop hook kept the container"
+    );
 }

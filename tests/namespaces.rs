@@ -30,8 +30,12 @@ fn inodes_inside(rt: &Runtime, bundle: Bundle, kinds: &[&str]) -> Vec<u64> {
         .lines()
         .map(|line| {
             // "net:[4026531840]"
-            let inode = line.split_once(":[").and_then(|(_, rest)| rest.strip_suffix(']'));
-            inode.and_then(|i| i.parse().ok()).unwrap_or_else(|| panic!("bad ns link {line:?} in:\n{stdout}"))
+            let inode = line
+                .split_once(":[")
+                .and_then(|(_, rest)| rest.strip_suffix(']'));
+            inode
+                .and_then(|i| i.parse().ok())
+                .unwrap_or_else(|| panic!("bad ns link {line:?} in:\n{stdout}"))
         })
         .collect();
     assert_eq!(inodes.len(), kinds.len(), "{stdout}");
@@ -47,7 +51,11 @@ fn new_namespaces_differ_from_host() {
     let bundle = Bundle::new(&rt).add_namespace("cgroup", None);
     let inside = inodes_inside(&rt, bundle, &kinds);
     for (kind, inode) in kinds.iter().zip(inside) {
-        assert_ne!(inode, host_namespace_inode(kind), "{kind} namespace is the host's");
+        assert_ne!(
+            inode,
+            host_namespace_inode(kind),
+            "{kind} namespace is the host's"
+        );
     }
 }
 
@@ -57,17 +65,32 @@ fn container_is_pid_1_in_new_pid_namespace() {
     let out = rt.run_bundle_ok(&Bundle::new(&rt).sh("echo $$; cat /proc/1/cmdline | tr '\\0' ' '"));
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1"), "{out}");
-    assert!(lines.next().is_some_and(|cmd| cmd.starts_with("sh -c")), "pid 1 is not the container's process: {out}");
+    assert!(
+        lines.next().is_some_and(|cmd| cmd.starts_with("sh -c")),
+        "pid 1 is not the container's process: {out}"
+    );
 }
 
 #[test]
 fn new_network_namespace_has_only_loopback_up() {
     let rt = runtime();
-    let out = rt.run_bundle_ok(&Bundle::new(&rt).sh("ls /sys/class/net; echo ---; ip link show lo"));
+    let out =
+        rt.run_bundle_ok(&Bundle::new(&rt).sh("ls /sys/class/net; echo ---; ip link show lo"));
     let (devices, link) = out.split_once("---\n").expect("separator");
-    assert_eq!(devices.split_whitespace().collect::<Vec<_>>(), ["lo"], "{out}");
-    let flags = link.split_once('<').and_then(|(_, r)| r.split_once('>')).map(|(f, _)| f).unwrap_or_default();
-    assert!(flags.split(',').any(|f| f == "UP"), "loopback is not up: {link}");
+    assert_eq!(
+        devices.split_whitespace().collect::<Vec<_>>(),
+        ["lo"],
+        "{out}"
+    );
+    let flags = link
+        .split_once('<')
+        .and_then(|(_, r)| r.split_once('>'))
+        .map(|(f, _)| f)
+        .unwrap_or_default();
+    assert!(
+        flags.split(',').any(|f| f == "UP"),
+        "loopback is not up: {link}"
+    );
 }
 
 #[test]
@@ -82,7 +105,11 @@ fn omitted_namespaces_are_shared_with_host() {
     let bundle = bundle.remove("/hostname");
     let inside = inodes_inside(&rt, bundle, &kinds);
     for (kind, inode) in kinds.iter().zip(inside) {
-        assert_eq!(inode, host_namespace_inode(kind), "{kind} namespace should be the host's");
+        assert_eq!(
+            inode,
+            host_namespace_inode(kind),
+            "{kind} namespace should be the host's"
+        );
     }
 }
 
@@ -97,7 +124,11 @@ fn joins_existing_namespaces_by_path() {
     }
     let inside = inodes_inside(&rt, bundle, &kinds);
     for (kind, inode) in kinds.iter().zip(inside) {
-        assert_eq!(inode, holder.inode(kind), "did not join the {kind} namespace");
+        assert_eq!(
+            inode,
+            holder.inode(kind),
+            "did not join the {kind} namespace"
+        );
         assert_ne!(inode, host_namespace_inode(kind));
     }
 }
@@ -106,11 +137,16 @@ fn joins_existing_namespaces_by_path() {
 fn joined_pid_namespace_is_not_led_by_container() {
     let rt = runtime();
     let holder = NamespaceHolder::new(&["pid"]);
-    let bundle = Bundle::new(&rt).add_namespace("pid", Some(&holder.path("pid"))).sh("echo $$");
+    let bundle = Bundle::new(&rt)
+        .add_namespace("pid", Some(&holder.path("pid")))
+        .sh("echo $$");
     let out = rt.run_bundle_ok(&bundle);
     let pid: i32 = out.trim().parse().expect("pid");
     // The holder's sleep is pid 1 of that namespace; the container process is another member.
-    assert!(pid > 1, "container became init of a namespace it should have joined: {out}");
+    assert!(
+        pid > 1,
+        "container became init of a namespace it should have joined: {out}"
+    );
 }
 
 #[test]
@@ -127,10 +163,16 @@ fn joins_each_namespace_kind_alone() {
     let rt = runtime();
     for kind in ["network", "uts", "ipc", "cgroup"] {
         let holder = NamespaceHolder::new(&[kind]);
-        let bundle = Bundle::new(&rt).remove("/hostname").add_namespace(kind, Some(&holder.path(kind)));
+        let bundle = Bundle::new(&rt)
+            .remove("/hostname")
+            .add_namespace(kind, Some(&holder.path(kind)));
         let kinds: Vec<&str> = SPEC_KINDS.iter().copied().chain([kind]).collect();
         let inside = inodes_inside(&rt, bundle, &kinds);
-        assert_eq!(*inside.last().unwrap(), holder.inode(kind), "did not join {kind}");
+        assert_eq!(
+            *inside.last().unwrap(),
+            holder.inode(kind),
+            "did not join {kind}"
+        );
     }
 }
 
@@ -156,14 +198,22 @@ fn user_ns_bundle(rt: &Runtime) -> Bundle {
 #[test]
 fn user_namespace_applies_id_mappings() {
     let rt = runtime();
-    let bundle = user_ns_bundle(&rt).sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user");
+    let bundle = user_ns_bundle(&rt)
+        .sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user");
     let out = rt.run_bundle_ok(&bundle);
-    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["0", "100000", "65536"], "uid_map:\n{out}");
     assert_eq!(lines[1], ["0", "100000", "65536"], "gid_map:\n{out}");
     assert_eq!(lines[2], ["0"], "{out}");
     assert_eq!(lines[3], ["0"], "{out}");
-    assert_ne!(lines[4][0], format!("user:[{}]", host_namespace_inode("user")), "{out}");
+    assert_ne!(
+        lines[4][0],
+        format!("user:[{}]", host_namespace_inode("user")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -175,10 +225,17 @@ fn user_namespace_process_runs_as_mapped_host_uid() {
         .sh("echo ready > /shared/ready; exec sleep 1000");
     let c = rt.create(&bundle);
     c.start();
-    assert!(husk_testing::wait_for(|| bundle.read_shared("ready").is_some(), std::time::Duration::from_secs(10)));
+    assert!(husk_testing::wait_for(
+        || bundle.read_shared("ready").is_some(),
+        std::time::Duration::from_secs(10)
+    ));
     let status = std::fs::read_to_string(format!("/proc/{}/status", c.pid())).unwrap();
     let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert_eq!(uids.split_whitespace().nth(1), Some("101000"), "host view of container uid 1000: {uids}");
+    assert_eq!(
+        uids.split_whitespace().nth(1),
+        Some("101000"),
+        "host view of container uid 1000: {uids}"
+    );
 }
 
 #[test]
@@ -201,10 +258,23 @@ fn time_namespace_with_offsets() {
     let out = rt.run_bundle_ok(&bundle);
     let mut lines = out.lines();
     let link = lines.next().unwrap_or_default();
-    assert_ne!(link, format!("time:[{}]", host_namespace_inode("time")), "{out}");
+    assert_ne!(
+        link,
+        format!("time:[{}]", host_namespace_inode("time")),
+        "{out}"
+    );
     let uptime_inside: f64 = lines.next().and_then(|l| l.parse().ok()).expect("uptime");
-    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split(' ').next().unwrap().parse().unwrap();
-    assert!(uptime_inside >= host_uptime + days as f64 - 60.0, "boottime offset not applied: {uptime_inside} vs host {host_uptime}");
+    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        uptime_inside >= host_uptime + days as f64 - 60.0,
+        "boottime offset not applied: {uptime_inside} vs host {host_uptime}"
+    );
 }
 
 #[test]
@@ -246,12 +316,26 @@ fn joins_existing_user_namespace_by_path() {
     assert!(out.status.success(), "{}", out.describe());
     let stdout = out.stdout_str();
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some(format!("user:[{}]", holder.inode("user")).as_str()), "{stdout}");
-    assert_eq!(lines.next().map(|l| l.split_whitespace().collect::<Vec<_>>()), Some(vec!["0", "0", "1"]), "{stdout}");
+    assert_eq!(
+        lines.next(),
+        Some(format!("user:[{}]", holder.inode("user")).as_str()),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["0", "0", "1"]),
+        "{stdout}"
+    );
 }
 
 fn assert_runc_refuses_time_namespace(rt: &Runtime, path: Option<&Path>) {
     let out = rt.run_bundle(&Bundle::new(rt).add_namespace("time", path).sh("echo ran"));
-    assert!(!out.status.success(), "runc 1.1.5 unexpectedly accepted a time namespace: {}", out.describe());
+    assert!(
+        !out.status.success(),
+        "runc 1.1.5 unexpectedly accepted a time namespace: {}",
+        out.describe()
+    );
     eprintln!("runc 1.1.5 has no time namespace support; the husk expectations were not checked");
 }

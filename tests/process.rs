@@ -19,14 +19,26 @@ fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
 #[test]
 fn args_are_passed_verbatim() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).args(["/bin/sh", "-c", "printf '%s|' \"$0\" \"$@\"", "zero", "a b", "", "*", "$HOME", "é"]);
+    let bundle = Bundle::new(&rt).args([
+        "/bin/sh",
+        "-c",
+        "printf '%s|' \"$0\" \"$@\"",
+        "zero",
+        "a b",
+        "",
+        "*",
+        "$HOME",
+        "é",
+    ]);
     assert_eq!(rt.run_bundle_ok(&bundle), "zero|a b||*|$HOME|é|");
 }
 
 #[test]
 fn args_resolve_through_path() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).env(["PATH=/bin"]).args(["echo", "found-via-PATH"]);
+    let bundle = Bundle::new(&rt)
+        .env(["PATH=/bin"])
+        .args(["echo", "found-via-PATH"]);
     assert_eq!(rt.run_bundle_ok(&bundle), "found-via-PATH\n");
 }
 
@@ -47,14 +59,20 @@ fn env_is_exactly_the_configured_one() {
     // runc adds HOME from /etc/passwd when the config has none; nothing else may appear.
     for var in &vars {
         let name = var.split('=').next().unwrap();
-        assert!(["PATH", "FOO", "EMPTY", "WITH_EQUALS", "HOME"].contains(&name), "unexpected variable {var}:\n{out}");
+        assert!(
+            ["PATH", "FOO", "EMPTY", "WITH_EQUALS", "HOME"].contains(&name),
+            "unexpected variable {var}:\n{out}"
+        );
     }
 }
 
 #[test]
 fn home_comes_from_passwd_when_not_set() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).env(["PATH=/bin"]).user(1000, 1000, &[]).args(["/bin/sh", "-c", "echo $HOME"]);
+    let bundle = Bundle::new(&rt)
+        .env(["PATH=/bin"])
+        .user(1000, 1000, &[])
+        .args(["/bin/sh", "-c", "echo $HOME"]);
     assert_eq!(rt.run_bundle_ok(&bundle), "/home/user\n");
     let bundle = bundle.env(["PATH=/bin", "HOME=/custom"]);
     assert_eq!(rt.run_bundle_ok(&bundle), "/custom\n");
@@ -63,22 +81,47 @@ fn home_comes_from_passwd_when_not_set() {
 #[test]
 fn cwd_is_applied_and_created() {
     let rt = runtime();
-    assert_eq!(rt.run_bundle_ok(&Bundle::new(&rt).cwd("/bin").sh("pwd")), "/bin\n");
+    assert_eq!(
+        rt.run_bundle_ok(&Bundle::new(&rt).cwd("/bin").sh("pwd")),
+        "/bin\n"
+    );
     // A missing cwd is created (runc does; containers rely on WORKDIR appearing).
     let bundle = Bundle::new(&rt).cwd("/new/work/dir").sh("pwd");
     assert_eq!(rt.run_bundle_ok(&bundle), "/new/work/dir\n");
     let out = rt.run_bundle(&Bundle::new(&rt).cwd("relative/dir").sh("pwd"));
-    assert!(!out.status.success(), "relative cwd accepted\n{}", out.describe());
+    assert!(
+        !out.status.success(),
+        "relative cwd accepted\n{}",
+        out.describe()
+    );
 }
 
 #[test]
 fn user_and_groups() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).user(1000, 1000, &[1001, 1002]).sh("id; grep -E '^(Uid|Gid|Groups):' /proc/self/status");
+    let bundle = Bundle::new(&rt)
+        .user(1000, 1000, &[1001, 1002])
+        .sh("id; grep -E '^(Uid|Gid|Groups):' /proc/self/status");
     let out = rt.run_bundle_ok(&bundle);
-    assert_eq!(out.lines().next(), Some("uid=1000(user) gid=1000(user) groups=1001(extra1),1002(extra2)"), "{out}");
-    assert_eq!(status_field(&out, "Uid").split_whitespace().collect::<Vec<_>>(), ["1000"; 4], "{out}");
-    assert_eq!(status_field(&out, "Gid").split_whitespace().collect::<Vec<_>>(), ["1000"; 4], "{out}");
+    assert_eq!(
+        out.lines().next(),
+        Some("uid=1000(user) gid=1000(user) groups=1001(extra1),1002(extra2)"),
+        "{out}"
+    );
+    assert_eq!(
+        status_field(&out, "Uid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000"; 4],
+        "{out}"
+    );
+    assert_eq!(
+        status_field(&out, "Gid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000"; 4],
+        "{out}"
+    );
     assert_eq!(status_field(&out, "Groups"), "1001 1002", "{out}");
 }
 
@@ -86,9 +129,21 @@ fn user_and_groups() {
 fn user_without_additional_gids_has_no_supplementary_groups() {
     let rt = runtime();
     // The runtime runs as root with root's groups; none of them may leak into the container.
-    let out = rt.run_bundle_ok(&Bundle::new(&rt).user(65534, 65534, &[]).sh("grep -E '^(Uid|Gid|Groups):' /proc/self/status"));
-    assert_eq!(status_field(&out, "Uid").split_whitespace().next(), Some("65534"), "{out}");
-    assert_eq!(status_field(&out, "Gid").split_whitespace().next(), Some("65534"), "{out}");
+    let out = rt.run_bundle_ok(
+        &Bundle::new(&rt)
+            .user(65534, 65534, &[])
+            .sh("grep -E '^(Uid|Gid|Groups):' /proc/self/status"),
+    );
+    assert_eq!(
+        status_field(&out, "Uid").split_whitespace().next(),
+        Some("65534"),
+        "{out}"
+    );
+    assert_eq!(
+        status_field(&out, "Gid").split_whitespace().next(),
+        Some("65534"),
+        "{out}"
+    );
     assert_eq!(status_field(&out, "Groups"), "", "{out}");
 }
 
@@ -121,8 +176,15 @@ fn rlimits_are_applied() {
     assert_eq!(lines.next(), Some("512"), "{out}");
     assert_eq!(lines.next(), Some("1024"), "{out}");
     let limit = |name: &str| -> Vec<String> {
-        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{out}"));
-        line[name.len()..].split_whitespace().take(2).map(str::to_owned).collect()
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{out}"));
+        line[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(str::to_owned)
+            .collect()
     };
     assert_eq!(limit("Max open files"), ["512", "1024"], "{out}");
     assert_eq!(limit("Max core file size"), ["0", "0"], "{out}");
@@ -140,7 +202,11 @@ fn unknown_rlimit_is_refused() {
 #[test]
 fn oom_score_adj_is_applied() {
     let rt = runtime();
-    let out = rt.run_bundle_ok(&Bundle::new(&rt).oom_score_adj(567).sh("cat /proc/self/oom_score_adj"));
+    let out = rt.run_bundle_ok(
+        &Bundle::new(&rt)
+            .oom_score_adj(567)
+            .sh("cat /proc/self/oom_score_adj"),
+    );
     assert_eq!(out, "567\n");
 }
 
@@ -148,8 +214,16 @@ fn oom_score_adj_is_applied() {
 fn no_new_privileges_flag() {
     let rt = runtime();
     for (enabled, expected) in [(true, "1"), (false, "0")] {
-        let out = rt.run_bundle_ok(&Bundle::new(&rt).no_new_privileges(enabled).sh("grep NoNewPrivs /proc/self/status"));
-        assert_eq!(status_field(&out, "NoNewPrivs"), expected, "noNewPrivileges={enabled}: {out}");
+        let out = rt.run_bundle_ok(
+            &Bundle::new(&rt)
+                .no_new_privileges(enabled)
+                .sh("grep NoNewPrivs /proc/self/status"),
+        );
+        assert_eq!(
+            status_field(&out, "NoNewPrivs"),
+            expected,
+            "noNewPrivileges={enabled}: {out}"
+        );
     }
 }
 

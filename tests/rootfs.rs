@@ -34,7 +34,10 @@ fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
                 options: left.get(5)?.split(',').map(str::to_owned).collect(),
                 optional: left[6..].iter().map(|s| s.to_string()).collect(),
                 fstype: right.first()?.to_string(),
-                super_options: right.get(2).map(|o| o.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+                super_options: right
+                    .get(2)
+                    .map(|o| o.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -63,8 +66,22 @@ struct HostMount(PathBuf);
 
 impl HostMount {
     fn tmpfs(target: &Path) -> HostMount {
-        let status = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "husk-test", target.to_str().unwrap()]).status().unwrap();
-        assert!(status.success(), "cannot mount tmpfs on {}", target.display());
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=1m",
+                "husk-test",
+                target.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cannot mount tmpfs on {}",
+            target.display()
+        );
         HostMount(target.to_path_buf())
     }
 }
@@ -93,7 +110,9 @@ fn relative_and_absolute_root_paths() {
 #[test]
 fn missing_root_path_fails() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).set("/root/path", json!("no-such-dir")).sh("echo ran");
+    let bundle = Bundle::new(&rt)
+        .set("/root/path", json!("no-such-dir"))
+        .sh("echo ran");
     let out = rt.run_bundle(&bundle);
     assert!(!out.status.success(), "{}", out.describe());
     assert!(rt.list_ids().is_empty());
@@ -104,32 +123,54 @@ fn readonly_root_refuses_writes() {
     let rt = runtime();
     let out = rt.run_bundle(&Bundle::new(&rt).readonly(true).sh("touch /new-file"));
     assert_ne!(out.exit_code(), 0, "{}", out.describe());
-    assert!(out.stderr_str().contains("Read-only file system"), "expected EROFS:\n{}", out.describe());
+    assert!(
+        out.stderr_str().contains("Read-only file system"),
+        "expected EROFS:\n{}",
+        out.describe()
+    );
 
     let mounts = mountinfo_inside(&rt, Bundle::new(&rt).readonly(true));
-    assert!(has(&mount_at(&mounts, "/").options, "ro"), "{:?}", mount_at(&mounts, "/"));
+    assert!(
+        has(&mount_at(&mounts, "/").options, "ro"),
+        "{:?}",
+        mount_at(&mounts, "/")
+    );
 
-    let bundle = Bundle::new(&rt).readonly(false).sh("touch /new-file && echo written");
+    let bundle = Bundle::new(&rt)
+        .readonly(false)
+        .sh("touch /new-file && echo written");
     assert_eq!(rt.run_bundle_ok(&bundle), "written\n");
-    assert!(bundle.rootfs().join("new-file").exists(), "write did not reach the bundle's rootfs");
+    assert!(
+        bundle.rootfs().join("new-file").exists(),
+        "write did not reach the bundle's rootfs"
+    );
 }
 
 #[test]
 fn rootfs_propagation_values() {
     let rt = runtime();
-    for propagation in ["private", "rprivate", "slave", "rslave", "shared", "rshared"] {
+    for propagation in [
+        "private", "rprivate", "slave", "rslave", "shared", "rshared",
+    ] {
         let bundle = Bundle::new(&rt).set("/linux/rootfsPropagation", json!(propagation));
         let mounts = mountinfo_inside(&rt, bundle);
         let root = mount_at(&mounts, "/");
         if propagation.ends_with("private") {
             assert!(
-                !root.optional.iter().any(|o| o.starts_with("shared:") || o.starts_with("master:")),
+                !root
+                    .optional
+                    .iter()
+                    .any(|o| o.starts_with("shared:") || o.starts_with("master:")),
                 "{propagation}: / still propagates: {root:?}"
             );
         }
     }
     let out = rt.run_bundle(&Bundle::new(&rt).set("/linux/rootfsPropagation", json!("bogus")));
-    assert!(!out.status.success(), "bogus rootfsPropagation accepted\n{}", out.describe());
+    assert!(
+        !out.status.success(),
+        "bogus rootfsPropagation accepted\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -146,8 +187,14 @@ fn bind_mount_with_options() {
     let out = rt.run_bundle_ok(&bundle);
     let (effects, mountinfo) = out.split_once("---\n").unwrap();
     assert!(effects.starts_with("from-host\n"), "{effects}");
-    assert!(effects.contains("Read-only file system") && !effects.contains("write-ok"), "{effects}");
-    assert!(effects.contains("exec-refused") && !effects.contains("executed"), "{effects}");
+    assert!(
+        effects.contains("Read-only file system") && !effects.contains("write-ok"),
+        "{effects}"
+    );
+    assert!(
+        effects.contains("exec-refused") && !effects.contains("executed"),
+        "{effects}"
+    );
     assert!(!source.join("new").exists());
     let mounts = parse_mountinfo(mountinfo);
     let data = mount_at(&mounts, "/data");
@@ -169,7 +216,11 @@ fn bind_mount_with_options() {
     for option in ["ro", "nosuid", "nodev", "noexec"] {
         assert!(!has(&data.options, option), "{option} present: {data:?}");
     }
-    assert!(bundle.leftover_mounts().is_empty(), "{:?}", bundle.leftover_mounts());
+    assert!(
+        bundle.leftover_mounts().is_empty(),
+        "{:?}",
+        bundle.leftover_mounts()
+    );
 }
 
 #[test]
@@ -179,7 +230,12 @@ fn bind_mount_of_single_file() {
     std::fs::write(source.join("file"), "single-file\n").unwrap();
     let file = source.join("file");
     let bundle = Bundle::new(&rt)
-        .add_mount("/etc/injected", "bind", file.to_str().unwrap(), &["bind", "ro"])
+        .add_mount(
+            "/etc/injected",
+            "bind",
+            file.to_str().unwrap(),
+            &["bind", "ro"],
+        )
         .sh("cat /etc/injected");
     assert_eq!(rt.run_bundle_ok(&bundle), "single-file\n");
 }
@@ -194,9 +250,13 @@ fn rbind_includes_submounts_and_bind_does_not() {
     let src = source.path().to_str().unwrap();
 
     let script = "cat /data/sub/inner 2>/dev/null || echo missing; grep -c ' /data/sub ' /proc/self/mountinfo";
-    let recursive = Bundle::new(&rt).add_mount("/data", "bind", src, &["rbind", "ro"]).sh(script);
+    let recursive = Bundle::new(&rt)
+        .add_mount("/data", "bind", src, &["rbind", "ro"])
+        .sh(script);
     assert_eq!(rt.run_bundle(&recursive).stdout_str(), "in-submount\n1\n");
-    let flat = Bundle::new(&rt).add_mount("/data", "bind", src, &["bind", "ro"]).sh(script);
+    let flat = Bundle::new(&rt)
+        .add_mount("/data", "bind", src, &["bind", "ro"])
+        .sh(script);
     assert_eq!(rt.run_bundle(&flat).stdout_str(), "missing\n0\n");
     drop(submount);
 }
@@ -207,7 +267,12 @@ fn mount_destination_is_created() {
     let source = TempDir::new("husk-test-deepdst");
     std::fs::write(source.join("f"), "deep\n").unwrap();
     let bundle = Bundle::new(&rt)
-        .add_mount("/a/b/c", "bind", source.path().to_str().unwrap(), &["rbind"])
+        .add_mount(
+            "/a/b/c",
+            "bind",
+            source.path().to_str().unwrap(),
+            &["rbind"],
+        )
         .sh("cat /a/b/c/f");
     assert_eq!(rt.run_bundle_ok(&bundle), "deep\n");
 }
@@ -226,24 +291,40 @@ fn tmpfs_mount_with_size_and_mode() {
     assert_eq!(scratch.fstype, "tmpfs");
     assert!(has(&scratch.super_options, "size=1024k"), "{scratch:?}");
     assert!(has(&scratch.super_options, "mode=750"), "{scratch:?}");
-    assert!(has(&scratch.options, "nosuid") && has(&scratch.options, "nodev"), "{scratch:?}");
+    assert!(
+        has(&scratch.options, "nosuid") && has(&scratch.options, "nodev"),
+        "{scratch:?}"
+    );
 }
 
 #[test]
 fn standard_filesystems_are_mounted() {
     let rt = runtime();
     let mounts = mountinfo_inside(&rt, Bundle::new(&rt));
-    for (mount_point, fstype) in [("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue")] {
+    for (mount_point, fstype) in [
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+        ("/dev/mqueue", "mqueue"),
+    ] {
         let entry = mount_at(&mounts, mount_point);
         assert_eq!(entry.fstype, fstype, "{entry:?}");
     }
     // The spec template mounts /sys read-only.
     assert!(has(&mount_at(&mounts, "/sys").options, "ro"));
     let devpts = mount_at(&mounts, "/dev/pts");
-    assert!(has(&devpts.super_options, "ptmxmode=666"), "devpts needs newinstance,ptmxmode=0666: {devpts:?}");
+    assert!(
+        has(&devpts.super_options, "ptmxmode=666"),
+        "devpts needs newinstance,ptmxmode=0666: {devpts:?}"
+    );
     // cgroup v2 mounts a single cgroup2 filesystem; v1 (and hybrid) hosts get a tmpfs holding per-controller mounts.
     let cgroup = mount_at(&mounts, "/sys/fs/cgroup");
-    let v1_controllers = mounts.iter().filter(|m| m.mount_point.starts_with("/sys/fs/cgroup/") && m.fstype == "cgroup").count();
+    let v1_controllers = mounts
+        .iter()
+        .filter(|m| m.mount_point.starts_with("/sys/fs/cgroup/") && m.fstype == "cgroup")
+        .count();
     assert!(
         cgroup.fstype == "cgroup2" || (cgroup.fstype == "tmpfs" && v1_controllers > 0),
         "no cgroup filesystem at /sys/fs/cgroup: {cgroup:?}"
@@ -263,8 +344,18 @@ fn proc_shows_container_processes_only() {
 fn mqueue_and_sysfs_mounts_from_config() {
     let rt = runtime();
     let bundle = Bundle::new(&rt)
-        .add_mount("/mnt/mq", "mqueue", "mqueue", &["nosuid", "nodev", "noexec"])
-        .add_mount("/mnt/sys", "sysfs", "sysfs", &["ro", "nosuid", "nodev", "noexec"])
+        .add_mount(
+            "/mnt/mq",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "nodev", "noexec"],
+        )
+        .add_mount(
+            "/mnt/sys",
+            "sysfs",
+            "sysfs",
+            &["ro", "nosuid", "nodev", "noexec"],
+        )
         .add_mount("/mnt/proc", "proc", "proc", &["nosuid", "nodev", "noexec"]);
     let mounts = mountinfo_inside(&rt, bundle);
     assert_eq!(mount_at(&mounts, "/mnt/mq").fstype, "mqueue");
@@ -289,7 +380,11 @@ fn default_devices_exist_with_right_numbers() {
     ];
     let lines: Vec<&str> = out.lines().collect();
     for (line, (name, major, minor)) in lines.iter().zip(expected) {
-        assert_eq!(*line, format!("/dev/{name} character special file {major} {minor}"), "{out}");
+        assert_eq!(
+            *line,
+            format!("/dev/{name} character special file {major} {minor}"),
+            "{out}"
+        );
     }
     assert_eq!(&lines[6..], ["4", "8"], "{out}");
 }
@@ -302,7 +397,12 @@ fn dev_symlinks_and_ptmx() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         &lines[..4],
-        ["fd=/proc/self/fd", "stdin=/proc/self/fd/0", "stdout=/proc/self/fd/1", "stderr=/proc/self/fd/2"],
+        [
+            "fd=/proc/self/fd",
+            "stdin=/proc/self/fd/0",
+            "stdout=/proc/self/fd/1",
+            "stderr=/proc/self/fd/2"
+        ],
         "{out}"
     );
     // /dev/ptmx must be the container's devpts ptmx (5:2), as a symlink or a bind mount.
@@ -312,7 +412,8 @@ fn dev_symlinks_and_ptmx() {
 #[test]
 fn ptmx_belongs_to_container_devpts() {
     let rt = runtime();
-    let out = rt.run_bundle_ok(&Bundle::new(&rt).sh("readlink /dev/ptmx || echo not-a-link; ls /dev/pts"));
+    let out = rt
+        .run_bundle_ok(&Bundle::new(&rt).sh("readlink /dev/ptmx || echo not-a-link; ls /dev/pts"));
     let first = out.lines().next().unwrap();
     if first != "not-a-link" {
         assert!(first == "pts/ptmx" || first == "/dev/pts/ptmx", "{out}");
@@ -352,7 +453,10 @@ fn masked_paths_hide_files_and_directories() {
     // /proc/keys is in the spec template's maskedPaths (and exists on the host: the kernel has keyrings).
     assert!(Path::new("/proc/keys").exists());
     assert_eq!(out, "file=[]\ndir=[]\nkeys=[]\n", "masked paths visible");
-    assert_eq!(std::fs::read_to_string(bundle.rootfs().join("etc/secret")).unwrap(), "topsecret\n");
+    assert_eq!(
+        std::fs::read_to_string(bundle.rootfs().join("etc/secret")).unwrap(),
+        "topsecret\n"
+    );
 }
 
 #[test]
@@ -376,19 +480,26 @@ fn readonly_paths_refuse_writes() {
 #[test]
 fn hostname() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).hostname("husk-box").sh("hostname; cat /proc/sys/kernel/hostname");
+    let bundle = Bundle::new(&rt)
+        .hostname("husk-box")
+        .sh("hostname; cat /proc/sys/kernel/hostname");
     assert_eq!(rt.run_bundle_ok(&bundle), "husk-box\nhusk-box\n");
 }
 
 #[test]
 fn domainname() {
     let rt = runtime();
-    let bundle = Bundle::new(&rt).domainname("example.test").sh("cat /proc/sys/kernel/domainname");
+    let bundle = Bundle::new(&rt)
+        .domainname("example.test")
+        .sh("cat /proc/sys/kernel/domainname");
     let out = rt.run_bundle_ok(&bundle);
     if rt.is_runc() {
         // runc 1.1.5 ignores `domainname` (support came in runc 1.2): the new uts namespace keeps "(none)".
         // See tests/RUNC_DIFFERENCES.md.
-        assert_eq!(out, "(none)\n", "runc 1.1.5 was expected to ignore domainname");
+        assert_eq!(
+            out, "(none)\n",
+            "runc 1.1.5 was expected to ignore domainname"
+        );
         return;
     }
     assert_eq!(out, "example.test\n");
@@ -398,10 +509,17 @@ fn domainname() {
 fn hostname_without_uts_namespace_is_refused() {
     let rt = runtime();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let bundle = Bundle::new(&rt).remove_namespace("uts").hostname("must-not-apply").sh("hostname");
+    let bundle = Bundle::new(&rt)
+        .remove_namespace("uts")
+        .hostname("must-not-apply")
+        .sh("hostname");
     let out = rt.run_bundle(&bundle);
     assert!(!out.status.success(), "{}", out.describe());
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host, "host hostname changed!");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host,
+        "host hostname changed!"
+    );
 }
 
 #[test]
@@ -409,14 +527,24 @@ fn sysctls_apply_inside_namespaces_only() {
     let rt = runtime();
     let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap();
     let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-    let (shm, fwd) = if host_shm.trim() == "1" { ("0", "0") } else { ("1", "1") };
+    let (shm, fwd) = if host_shm.trim() == "1" {
+        ("0", "0")
+    } else {
+        ("1", "1")
+    };
     let bundle = Bundle::new(&rt)
         .sysctl("kernel.shm_rmid_forced", shm)
         .sysctl("net.ipv4.ip_forward", fwd)
         .sh("cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_forward");
     assert_eq!(rt.run_bundle_ok(&bundle), format!("{shm}\n{fwd}\n"));
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(), host_shm);
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_fwd);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
+        host_shm
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_fwd
+    );
 }
 
 #[test]
@@ -424,8 +552,19 @@ fn sysctl_for_host_namespace_is_refused() {
     let rt = runtime();
     let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap();
     let other = if host_shm.trim() == "1" { "0" } else { "1" };
-    let bundle = Bundle::new(&rt).remove_namespace("ipc").sysctl("kernel.shm_rmid_forced", other).sh("echo ran");
+    let bundle = Bundle::new(&rt)
+        .remove_namespace("ipc")
+        .sysctl("kernel.shm_rmid_forced", other)
+        .sh("echo ran");
     let out = rt.run_bundle(&bundle);
-    assert!(!out.status.success(), "sysctl of the host's ipc namespace accepted\n{}", out.describe());
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(), host_shm, "host sysctl changed!");
+    assert!(
+        !out.status.success(),
+        "sysctl of the host's ipc namespace accepted\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
+        host_shm,
+        "host sysctl changed!"
+    );
 }

@@ -24,12 +24,20 @@ fn state_has_required_fields_and_annotations() {
         .annotation("org.example.other", "");
     let c = rt.create(&bundle);
     let state = c.state();
-    assert!(state["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{state}");
+    assert!(
+        state["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{state}"
+    );
     assert_eq!(state["id"], c.id(), "{state}");
     assert_eq!(state["status"], "created", "{state}");
     assert!(state["pid"].as_i64().is_some_and(|p| p > 0), "{state}");
     assert_eq!(state["bundle"], bundle.path().to_str().unwrap(), "{state}");
-    assert_eq!(state["annotations"]["org.example.key"], "value-1", "{state}");
+    assert_eq!(
+        state["annotations"]["org.example.key"], "value-1",
+        "{state}"
+    );
     assert_eq!(state["annotations"]["org.example.other"], "", "{state}");
 }
 
@@ -41,7 +49,13 @@ fn state_bundle_is_absolute_for_relative_bundle_argument() {
     let name = bundle.path().file_name().unwrap();
     let guard = rt.guard(unique_id("relbundle"));
     let out = husk_testing::run_with_timeout(
-        rt.cmd(["create".as_ref(), "--bundle".as_ref(), name, guard.id().as_ref()]).current_dir(parent),
+        rt.cmd([
+            "create".as_ref(),
+            "--bundle".as_ref(),
+            name,
+            guard.id().as_ref(),
+        ])
+        .current_dir(parent),
         WAIT,
     );
     assert!(out.status.success(), "{}", out.describe());
@@ -53,7 +67,10 @@ fn bundle_defaults_to_current_directory() {
     let rt = runtime();
     let bundle = sleeper(&rt);
     let guard = rt.guard(unique_id("cwdbundle"));
-    let out = husk_testing::run_with_timeout(rt.cmd(["create", guard.id()]).current_dir(bundle.path()), WAIT);
+    let out = husk_testing::run_with_timeout(
+        rt.cmd(["create", guard.id()]).current_dir(bundle.path()),
+        WAIT,
+    );
     assert!(out.status.success(), "{}", out.describe());
     assert_eq!(guard.state()["bundle"], bundle.path().to_str().unwrap());
 }
@@ -70,7 +87,11 @@ fn status_goes_created_running_stopped() {
     assert!(wait_for(|| bundle.read_shared("ready").is_some(), WAIT));
     assert_eq!(c.status(), "running");
     std::fs::write(bundle.shared_dir().join("go"), "").unwrap();
-    assert!(c.wait_status("stopped", WAIT), "container that exited is not stopped: {}", c.state());
+    assert!(
+        c.wait_status("stopped", WAIT),
+        "container that exited is not stopped: {}",
+        c.state()
+    );
     // A stopped container can still be queried and then deleted without --force.
     assert_eq!(c.state()["id"], c.id());
     rt.run_ok(["delete", c.id()]);
@@ -88,7 +109,11 @@ fn container_whose_init_was_killed_directly_is_stopped() {
     // SAFETY: kill(2) has no memory-safety preconditions; pid is the live init of our own container.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     assert!(wait_for(|| is_gone(pid), WAIT));
-    assert!(c.wait_status("stopped", WAIT), "runtime did not notice the dead init: {}", c.state());
+    assert!(
+        c.wait_status("stopped", WAIT),
+        "runtime did not notice the dead init: {}",
+        c.state()
+    );
     rt.run_ok(["delete", c.id()]);
 }
 
@@ -113,15 +138,48 @@ fn invalid_ids_are_refused_and_leave_nothing() {
     // No ContainerGuard here: `delete --force ..` is not something to run against a runtime that might accept it.
     // The harness nests the state root so that Runtime's own cleanup stays inside its scratch directory.
     for id in ["", "a/b", "/abs", "..", ".", "../escape", long.as_str()] {
-        let out = rt.run(["create".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
-        assert!(!out.status.success(), "create accepted id {id:?}\n{}", out.describe());
-        assert!(rt.list_ids().is_empty(), "id {id:?} left {:?}", rt.list_ids());
-        assert!(rt.state_dir_entries().is_empty(), "id {id:?} left {:?} in the state root", rt.state_dir_entries());
-        let out = rt.run(["run".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
-        assert!(!out.status.success(), "run accepted id {id:?}\n{}", out.describe());
-        assert!(rt.state_dir_entries().is_empty(), "id {id:?} left {:?} in the state root", rt.state_dir_entries());
+        let out = rt.run([
+            "create".as_ref(),
+            "--bundle".as_ref(),
+            bundle.path().as_os_str(),
+            id.as_ref(),
+        ]);
+        assert!(
+            !out.status.success(),
+            "create accepted id {id:?}\n{}",
+            out.describe()
+        );
+        assert!(
+            rt.list_ids().is_empty(),
+            "id {id:?} left {:?}",
+            rt.list_ids()
+        );
+        assert!(
+            rt.state_dir_entries().is_empty(),
+            "id {id:?} left {:?} in the state root",
+            rt.state_dir_entries()
+        );
+        let out = rt.run([
+            "run".as_ref(),
+            "--bundle".as_ref(),
+            bundle.path().as_os_str(),
+            id.as_ref(),
+        ]);
+        assert!(
+            !out.status.success(),
+            "run accepted id {id:?}\n{}",
+            out.describe()
+        );
+        assert!(
+            rt.state_dir_entries().is_empty(),
+            "id {id:?} left {:?} in the state root",
+            rt.state_dir_entries()
+        );
     }
-    assert!(bundle.read_shared("ready").is_none(), "a container process ran for an invalid id");
+    assert!(
+        bundle.read_shared("ready").is_none(),
+        "a container process ran for an invalid id"
+    );
     // Nothing escaped the state root either.
     assert!(!rt.scratch_dir().join("escape").exists());
     assert!(!std::path::Path::new("/abs").exists());
@@ -131,9 +189,17 @@ fn invalid_ids_are_refused_and_leave_nothing() {
 fn unusual_but_valid_ids_work() {
     let rt = runtime();
     let bundle = sleeper(&rt);
-    for id in [unique_id("with.dots_and-dash"), format!("{}-{}", unique_id("x"), "b".repeat(100))] {
+    for id in [
+        unique_id("with.dots_and-dash"),
+        format!("{}-{}", unique_id("x"), "b".repeat(100)),
+    ] {
         let c = rt.guard(&id);
-        rt.run_ok(["create".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), id.as_ref()]);
+        rt.run_ok([
+            "create".as_ref(),
+            "--bundle".as_ref(),
+            bundle.path().as_os_str(),
+            id.as_ref(),
+        ]);
         assert_eq!(c.state()["id"], id.as_str());
     }
 }
@@ -145,8 +211,17 @@ fn duplicate_id_is_refused_and_original_survives() {
     let c = rt.create(&bundle);
     let pid = c.pid();
     for command in ["create", "run"] {
-        let out = rt.run([command.as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), c.id().as_ref()]);
-        assert!(!out.status.success(), "{command} reused a live id\n{}", out.describe());
+        let out = rt.run([
+            command.as_ref(),
+            "--bundle".as_ref(),
+            bundle.path().as_os_str(),
+            c.id().as_ref(),
+        ]);
+        assert!(
+            !out.status.success(),
+            "{command} reused a live id\n{}",
+            out.describe()
+        );
     }
     assert_eq!(c.status(), "created");
     assert_eq!(c.pid(), pid, "duplicate create replaced the original");
@@ -165,7 +240,11 @@ fn operations_in_wrong_state_fail() {
 
     rt.run_fail(["start", c.id()]);
     rt.run_fail(["delete", c.id()]);
-    assert_eq!(c.status(), "running", "a refused delete must not touch the container");
+    assert_eq!(
+        c.status(),
+        "running",
+        "a refused delete must not touch the container"
+    );
     assert!(!is_gone(c.pid()));
 
     c.kill("KILL");
@@ -179,7 +258,12 @@ fn operations_in_wrong_state_fail() {
 fn operations_on_missing_container_fail() {
     let rt = runtime();
     let id = unique_id("missing");
-    for args in [vec!["state", &id], vec!["start", &id], vec!["kill", &id, "KILL"], vec!["delete", &id]] {
+    for args in [
+        vec!["state", &id],
+        vec!["start", &id],
+        vec!["kill", &id, "KILL"],
+        vec!["delete", &id],
+    ] {
         let out = rt.run_fail(&args);
         assert!(!out.stderr_str().is_empty(), "{args:?} failed silently");
     }

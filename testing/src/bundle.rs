@@ -270,7 +270,13 @@ impl Bundle {
     }
 
     /// Appends a mount to `mounts`.
-    pub fn add_mount(self, destination: &str, kind: &str, source: &str, options: &[&str]) -> Bundle {
+    pub fn add_mount(
+        self,
+        destination: &str,
+        kind: &str,
+        source: &str,
+        options: &[&str],
+    ) -> Bundle {
         self.push(
             "/mounts",
             json!({ "destination": destination, "type": kind, "source": source, "options": options }),
@@ -279,7 +285,9 @@ impl Bundle {
 
     /// Removes every mount whose destination is `destination`.
     pub fn remove_mount(self, destination: &str) -> Bundle {
-        self.edit(|config| ensure_array(config, "/mounts").retain(|m| m["destination"] != destination))
+        self.edit(|config| {
+            ensure_array(config, "/mounts").retain(|m| m["destination"] != destination)
+        })
     }
 
     /// Creates `<bundle>/shared` (mode 0777) and bind-mounts it read-write at [`SHARED_DIR_IN_CONTAINER`], so that
@@ -288,8 +296,11 @@ impl Bundle {
         let shared = self.shared_dir();
         std::fs::create_dir_all(&shared).expect("create shared dir");
         // Pre-create the mount point: a runtime inside a user namespace may not be allowed to create it.
-        std::fs::create_dir_all(self.rootfs().join(SHARED_DIR_IN_CONTAINER.trim_start_matches('/')))
-            .expect("create shared mount point");
+        std::fs::create_dir_all(
+            self.rootfs()
+                .join(SHARED_DIR_IN_CONTAINER.trim_start_matches('/')),
+        )
+        .expect("create shared mount point");
         std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .expect("chmod shared dir");
         let source = shared.to_string_lossy().into_owned();
@@ -349,7 +360,14 @@ impl Bundle {
     }
 
     /// Appends a hook. `args` is the full argv (including argv\[0\]); `env` entries are `KEY=value`.
-    pub fn add_hook(self, kind: HookKind, path: &str, args: &[&str], env: &[&str], timeout: Option<u32>) -> Bundle {
+    pub fn add_hook(
+        self,
+        kind: HookKind,
+        path: &str,
+        args: &[&str],
+        env: &[&str],
+        timeout: Option<u32>,
+    ) -> Bundle {
         let mut hook = json!({ "path": path });
         if !args.is_empty() {
             hook["args"] = json!(args);
@@ -375,7 +393,16 @@ impl Bundle {
 
     /// Appends a `linux.devices` entry (`kind` is `"c"`, `"b"`, `"u"` or `"p"`).
     #[allow(clippy::too_many_arguments)]
-    pub fn add_device(self, path: &str, kind: &str, major: i64, minor: i64, mode: u32, uid: u32, gid: u32) -> Bundle {
+    pub fn add_device(
+        self,
+        path: &str,
+        kind: &str,
+        major: i64,
+        minor: i64,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Bundle {
         self.push(
             "/linux/devices",
             json!({ "path": path, "type": kind, "major": major, "minor": minor,

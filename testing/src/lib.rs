@@ -31,6 +31,8 @@
 //! assert_eq!(out.stdout_str().trim(), "box");
 //! ```
 
+#![deny(missing_docs)]
+
 mod bundle;
 mod process;
 mod runtime;
@@ -42,6 +44,6 @@ pub use process::{run_with_timeout, OutputExt, Spawned};
 pub use runtime::{ContainerGuard, Runtime, DEFAULT_TIMEOUT};
 pub use tempdir::{mounts_under, TempDir};
 pub use util::{
-    existing_cgroups, host_namespace_inode, is_gone, namespace_inode, require_root, unique_id, wait_for, write_script,
-    NamespaceHolder,
+    existing_cgroups, host_namespace_inode, is_gone, namespace_inode, require_root, unique_id,
+    wait_for, write_script, NamespaceHolder,
 };

@@ -147,7 +147,10 @@ impl Spawned {
         let description = self.description.clone();
         match self.wait_or_kill(timeout) {
             Ok(output) => output,
-            Err(partial) => panic!("timed out after {timeout:?}: {description}\n{}", partial.describe()),
+            Err(partial) => panic!(
+                "timed out after {timeout:?}: {description}\n{}",
+                partial.describe()
+            ),
         }
     }
 

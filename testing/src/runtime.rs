@@ -53,8 +53,13 @@ impl Runtime {
         );
         let scratch = TempDir::new("husk-test-state");
         let root = scratch.join("root");
-        std::fs::create_dir(&root).unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
-        Runtime { binary, scratch, root }
+        std::fs::create_dir(&root)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
+        Runtime {
+            binary,
+            scratch,
+            root,
+        }
     }
 
     /// Path of the runtime binary.
@@ -212,7 +217,12 @@ impl Runtime {
     pub fn state_dir_entries(&self) -> Vec<String> {
         match std::fs::read_dir(self.root()) {
             Ok(entries) => entries
-                .map(|e| e.expect("read state dir").file_name().to_string_lossy().into_owned())
+                .map(|e| {
+                    e.expect("read state dir")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned()
+                })
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => panic!("cannot read {}: {e}", self.root().display()),
@@ -233,10 +243,12 @@ impl Runtime {
     /// [`Bundle::shared_dir`] instead.
     pub fn create(&self, bundle: &Bundle) -> ContainerGuard<'_> {
         let guard = self.guard(unique_id("c"));
-        self.run_ok(["create", "--bundle"].map(OsStr::new).into_iter().chain([
-            bundle.path().as_os_str(),
-            OsStr::new(guard.id()),
-        ]));
+        self.run_ok(
+            ["create", "--bundle"]
+                .map(OsStr::new)
+                .into_iter()
+                .chain([bundle.path().as_os_str(), OsStr::new(guard.id())]),
+        );
         guard
     }
 
@@ -245,10 +257,12 @@ impl Runtime {
     /// afterwards.
     pub fn run_bundle(&self, bundle: &Bundle) -> Output {
         let guard = self.guard(unique_id("run"));
-        let out = self.run(["run", "--bundle"].map(OsStr::new).into_iter().chain([
-            bundle.path().as_os_str(),
-            OsStr::new(guard.id()),
-        ]));
+        let out = self.run(
+            ["run", "--bundle"]
+                .map(OsStr::new)
+                .into_iter()
+                .chain([bundle.path().as_os_str(), OsStr::new(guard.id())]),
+        );
         drop(guard);
         out
     }
@@ -269,11 +283,18 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         // Best effort: whatever a test left behind in our private root must not outlive it.
-        let Ok(out) = Spawned::start(&mut self.cmd(["list", "-q"])).wait_or_kill(DEFAULT_TIMEOUT) else {
+        let Ok(out) = Spawned::start(&mut self.cmd(["list", "-q"])).wait_or_kill(DEFAULT_TIMEOUT)
+        else {
             return;
         };
-        for id in out.stdout_str().lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let _ = Spawned::start(&mut self.cmd(["delete", "--force", id])).wait_or_kill(DEFAULT_TIMEOUT);
+        for id in out
+            .stdout_str()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            let _ = Spawned::start(&mut self.cmd(["delete", "--force", id]))
+                .wait_or_kill(DEFAULT_TIMEOUT);
         }
     }
 }

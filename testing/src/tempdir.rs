@@ -56,7 +56,8 @@ impl Drop for TempDir {
 
 /// Mount points in the calling process's mount namespace that are at or below `dir` (from `/proc/self/mountinfo`).
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
     mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
@@ -71,8 +72,14 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let value =
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(value);
             i += 4;
         } else {
