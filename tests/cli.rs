@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use husk_testing::{is_gone, unique_id, wait_for, Bundle, OutputExt, Runtime, TempDir};
+use husk_testing::{
+    existing_cgroups, is_gone, unique_id, wait_for, Bundle, OutputExt, Runtime, TempDir,
+};
 use serde_json::Value;
 
 fn runtime() -> Runtime {
@@ -140,7 +142,8 @@ fn features_prints_json_with_oci_version_range() {
 #[test]
 fn create_start_state_kill_delete_life_cycle() {
     let rt = runtime();
-    let bundle = sleeper(&rt);
+    let cgroups_path = format!("/{}", unique_id("cg"));
+    let bundle = sleeper(&rt).set("/linux/cgroupsPath", serde_json::json!(cgroups_path));
     let c = rt.create(&bundle);
 
     let state = c.state();
@@ -149,6 +152,17 @@ fn create_start_state_kill_delete_life_cycle() {
     assert!(
         pid > 0 && !is_gone(pid),
         "created container has no live init: {state}"
+    );
+    assert!(
+        !existing_cgroups(&cgroups_path).is_empty(),
+        "no cgroup {cgroups_path} created"
+    );
+    let cgroup_membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cgroup_membership
+            .lines()
+            .any(|l| l.ends_with(&format!(":{cgroups_path}"))),
+        "init is not in {cgroups_path}:\n{cgroup_membership}"
     );
     assert!(
         bundle.read_shared("ready").is_none(),
@@ -186,6 +200,11 @@ fn create_start_state_kill_delete_life_cycle() {
         bundle.leftover_mounts().is_empty(),
         "mounts left: {:?}",
         bundle.leftover_mounts()
+    );
+    assert!(
+        existing_cgroups(&cgroups_path).is_empty(),
+        "cgroups left: {:?}",
+        existing_cgroups(&cgroups_path)
     );
 }
 

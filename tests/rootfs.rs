@@ -86,6 +86,25 @@ impl HostMount {
     }
 }
 
+impl HostMount {
+    /// Bind-mounts `dir` onto itself and makes it a shared mount (a propagation source for containers).
+    fn shared_bind(dir: &Path) -> HostMount {
+        let dir_str = dir.to_str().unwrap();
+        let status = Command::new("mount")
+            .args(["--bind", dir_str, dir_str])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot bind-mount {dir_str}");
+        let guard = HostMount(dir.to_path_buf());
+        let status = Command::new("mount")
+            .args(["--make-shared", dir_str])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot make {dir_str} shared");
+        guard
+    }
+}
+
 impl Drop for HostMount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
@@ -147,29 +166,111 @@ fn readonly_root_refuses_writes() {
 }
 
 #[test]
-fn rootfs_propagation_values() {
+fn rootfs_propagation_values_are_accepted_and_bogus_refused() {
     let rt = runtime();
     for propagation in [
         "private", "rprivate", "slave", "rslave", "shared", "rshared",
     ] {
-        let bundle = Bundle::new(&rt).set("/linux/rootfsPropagation", json!(propagation));
-        let mounts = mountinfo_inside(&rt, bundle);
-        let root = mount_at(&mounts, "/");
-        if propagation.ends_with("private") {
-            assert!(
-                !root
-                    .optional
-                    .iter()
-                    .any(|o| o.starts_with("shared:") || o.starts_with("master:")),
-                "{propagation}: / still propagates: {root:?}"
-            );
-        }
+        let bundle = Bundle::new(&rt)
+            .set("/linux/rootfsPropagation", json!(propagation))
+            .sh("echo ok");
+        let out = rt.run_bundle(&bundle);
+        assert_eq!(
+            out.stdout_str(),
+            "ok\n",
+            "rootfsPropagation={propagation}\n{}",
+            out.describe()
+        );
     }
     let out = rt.run_bundle(&Bundle::new(&rt).set("/linux/rootfsPropagation", json!("bogus")));
     assert!(
         !out.status.success(),
         "bogus rootfsPropagation accepted\n{}",
         out.describe()
+    );
+}
+
+/// Starts a container with `rootfsPropagation` set and a shared host directory rbind-mounted at /data, then mounts
+/// a tmpfs below that directory on the host. Returns the container's mountinfo, taken from inside afterwards.
+fn propagation_seen_inside(rt: &Runtime, propagation: &str) -> Vec<MountEntry> {
+    let source = TempDir::new("husk-test-propsrc");
+    std::fs::create_dir(source.join("sub")).unwrap();
+    let _shared = HostMount::shared_bind(source.path());
+    let bundle = Bundle::new(rt)
+        .with_shared_dir()
+        .set("/linux/rootfsPropagation", json!(propagation))
+        .add_mount("/data", "bind", source.path().to_str().unwrap(), &["rbind"])
+        .sh("echo ready > /shared/ready; while [ ! -e /shared/go ]; do sleep 0.02; done; \
+             cat /proc/self/mountinfo > /shared/mountinfo.tmp; mv /shared/mountinfo.tmp /shared/mountinfo");
+    let container = rt.create(&bundle);
+    container.start();
+    assert!(husk_testing::wait_for(
+        || bundle.read_shared("ready").is_some(),
+        std::time::Duration::from_secs(10)
+    ));
+    let submount = HostMount::tmpfs(&source.join("sub"));
+    std::fs::write(bundle.shared_dir().join("go"), "").unwrap();
+    assert!(husk_testing::wait_for(
+        || bundle.read_shared("mountinfo").is_some(),
+        std::time::Duration::from_secs(10)
+    ));
+    let mounts = parse_mountinfo(&bundle.read_shared("mountinfo").unwrap());
+    drop(container);
+    drop(submount);
+    mounts
+}
+
+fn propagation_tags(entry: &MountEntry) -> Vec<&str> {
+    entry
+        .optional
+        .iter()
+        .map(|o| o.split(':').next().unwrap())
+        .collect()
+}
+
+#[test]
+fn rootfs_propagation_rprivate_isolates_from_host() {
+    let rt = runtime();
+    let mounts = propagation_seen_inside(&rt, "rprivate");
+    assert!(
+        propagation_tags(mount_at(&mounts, "/data")).is_empty(),
+        "{:?}",
+        mount_at(&mounts, "/data")
+    );
+    assert!(
+        !mounts.iter().any(|m| m.mount_point == "/data/sub"),
+        "host mount propagated into rprivate container"
+    );
+}
+
+#[test]
+fn rootfs_propagation_rslave_receives_host_mounts() {
+    let rt = runtime();
+    let mounts = propagation_seen_inside(&rt, "rslave");
+    assert_eq!(
+        propagation_tags(mount_at(&mounts, "/data")),
+        ["master"],
+        "{:?}",
+        mount_at(&mounts, "/data")
+    );
+    assert!(
+        mounts.iter().any(|m| m.mount_point == "/data/sub"),
+        "host mount did not propagate into rslave container"
+    );
+}
+
+#[test]
+fn rootfs_propagation_rshared_shares_with_host() {
+    let rt = runtime();
+    let mounts = propagation_seen_inside(&rt, "rshared");
+    assert!(
+        propagation_tags(mount_at(&mounts, "/data")).contains(&"shared"),
+        "{:?}",
+        mount_at(&mounts, "/data")
+    );
+    assert!(
+        mounts.iter().any(|m| m.mount_point == "/data/sub"),
+        "host mount did not propagate into rshared container"
     );
 }
 

@@ -17,7 +17,13 @@ pub const SHARED_DIR_IN_CONTAINER: &str = "/shared";
 pub fn default_rootfs() -> PathBuf {
     match std::env::var_os("HUSK_ROOTFS") {
         Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../rootfs/out/busybox"),
+        _ => {
+            let testing_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+            testing_crate
+                .parent()
+                .unwrap_or(testing_crate)
+                .join("rootfs/out/busybox")
+        }
     }
 }
 
