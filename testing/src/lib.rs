@@ -23,7 +23,7 @@
 //! such leftovers instead of deleting through a mount.
 //!
 //! ```no_run
-//! use husk_testing::{Bundle, Runtime};
+//! use husk_testing::{Bundle, OutputExt, Runtime};
 //!
 //! let rt = Runtime::from_env("/usr/sbin/runc");
 //! let bundle = Bundle::new(&rt).args(["sh", "-c", "hostname"]).hostname("box");
