@@ -118,8 +118,8 @@ impl ExitStatus {
 /// A handle on one container. It holds no lock: every operation locks, re-reads and acts.
 #[derive(Debug)]
 pub struct Container {
-    dir: PathBuf,
-    record: Record,
+    pub(crate) dir: PathBuf,
+    pub(crate) record: Record,
     init_binary: PathBuf,
     /// The pty master of a terminal container created with [`ConsoleDest::Keep`].
     console: Option<OwnedFd>,
@@ -261,7 +261,7 @@ impl Container {
         &self.record.created
     }
 
-    fn cgroup(&self) -> Option<CgroupManager> {
+    pub(crate) fn cgroup(&self) -> Option<CgroupManager> {
         self.record.cgroup.as_ref().map(CgroupManager::from_saved)
     }
 
@@ -279,7 +279,7 @@ impl Container {
         oci_state(&self.record, self.status())
     }
 
-    fn lock(&self) -> Result<StateDir> {
+    pub(crate) fn lock(&self) -> Result<StateDir> {
         let root = self.dir.parent().unwrap_or(Path::new("/"));
         StateDir::open(root, &self.record.id)
     }
@@ -310,7 +310,7 @@ impl Container {
         Ok(())
     }
 
-    fn wrong_state(&self, op: &'static str, status: Status) -> Error {
+    pub(crate) fn wrong_state(&self, op: &'static str, status: Status) -> Error {
         Error::WrongState {
             id: self.record.id.clone(),
             op,
