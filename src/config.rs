@@ -309,7 +309,7 @@ impl ContainerConfig {
             gid_mappings,
             cgroups_path: linux.cgroups_path().clone(),
             resources: Some(with_default_device_rules(
-                linux.resources().clone().unwrap_or_default(),
+                zero_means_unset(linux.resources().clone().unwrap_or_default()),
                 &boot_devices,
             )),
             terminal,
@@ -787,6 +787,45 @@ fn devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<DevicePlan>> {
         });
     }
     Ok(out)
+}
+
+/// Docker and others fill unused resource fields with 0; like runc, a 0 there means "not set"
+/// (a zero weight or limit cannot be applied anyway).
+pub fn zero_means_unset(mut r: LinuxResources) -> LinuxResources {
+    fn nz_i(v: Option<i64>) -> Option<i64> {
+        v.filter(|v| *v != 0)
+    }
+    fn nz_u(v: Option<u64>) -> Option<u64> {
+        v.filter(|v| *v != 0)
+    }
+    if let Some(mut m) = r.memory().clone() {
+        m.set_limit(nz_i(m.limit()));
+        m.set_reservation(nz_i(m.reservation()));
+        m.set_swap(nz_i(m.swap()));
+        m.set_kernel(nz_i(m.kernel()));
+        m.set_kernel_tcp(nz_i(m.kernel_tcp()));
+        r.set_memory(Some(m));
+    }
+    if let Some(mut c) = r.cpu().clone() {
+        c.set_shares(nz_u(c.shares()));
+        c.set_quota(nz_i(c.quota()));
+        c.set_period(nz_u(c.period()));
+        c.set_realtime_runtime(nz_i(c.realtime_runtime()));
+        c.set_realtime_period(nz_u(c.realtime_period()));
+        c.set_cpus(c.cpus().clone().filter(|s| !s.is_empty()));
+        c.set_mems(c.mems().clone().filter(|s| !s.is_empty()));
+        r.set_cpu(Some(c));
+    }
+    if let Some(b) = r.block_io().clone() {
+        let mut b = b;
+        b.set_weight(b.weight().filter(|w| *w != 0));
+        b.set_leaf_weight(b.leaf_weight().filter(|w| *w != 0));
+        r.set_block_io(Some(b));
+    }
+    if r.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    r
 }
 
 /// Device cgroup rules: the spec's, then access to the devices every container gets and to

@@ -71,7 +71,6 @@ pub enum Command {
     /// Delete a container.
     Delete(delete::DeleteArgs),
     /// List containers.
-    #[command(alias = "ps-list")]
     List(list::ListArgs),
     /// Write a starter config.json.
     Spec(spec::SpecArgs),
@@ -83,10 +82,16 @@ pub enum Command {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // Shims read the reason from --log, which clap never got to parse.
+            let (log, format) = log_flags_from_args();
+            Logger::new(log.as_deref(), &format, false)
+                .error(e.to_string().lines().next().unwrap_or("bad arguments"));
+            return 1;
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
             let _ = e.print();
-            return code;
+            return 0;
         }
     };
     let logger = Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
@@ -121,6 +126,22 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// `--log` and `--log-format` picked out of raw arguments (for errors in parsing the rest).
+fn log_flags_from_args() -> (Option<PathBuf>, String) {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix(&format!("{name}="))
+                .map(str::to_string)
+                .or_else(|| (a == name).then(|| args.get(i + 1).cloned()).flatten())
+        })
+    };
+    (
+        value("--log").map(PathBuf::from),
+        value("--log-format").unwrap_or_else(|| "text".into()),
+    )
 }
 
 /// What a subcommand returns: its exit code, or an error to log.
