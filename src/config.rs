@@ -107,7 +107,16 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// Where the pty master goes when `process.terminal` is set (required then).
     pub console: Option<ConsoleDest>,
+    /// The caller's `NOTIFY_SOCKET`: the container gets a socket of its own, and `start`
+    /// passes its READY=1 on to this one.
+    pub notify_socket: Option<PathBuf>,
+    /// Socket activation: the caller's fds 3..3+N (before the preserved ones) go to the
+    /// container, which sees `LISTEN_FDS=N` and `LISTEN_PID=1`.
+    pub listen_fds: u32,
 }
+
+/// Where the container finds its notify socket (a bind of the state directory's `notify/`).
+pub const NOTIFY_SOCKET_IN_CONTAINER: &str = "/run/notify/notify.sock";
 
 /// Hooks run by the host side.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -132,6 +141,7 @@ pub struct ContainerConfig {
     pub cgroups_path: Option<PathBuf>,
     pub resources: Option<LinuxResources>,
     pub terminal: bool,
+    pub notify_socket: Option<PathBuf>,
 }
 
 impl ContainerConfig {
@@ -210,7 +220,14 @@ impl ContainerConfig {
             .process()
             .as_ref()
             .ok_or_else(|| Error::config("process", "missing"))?;
-        let process_plan = process_plan(process, &uid_mappings, &gid_mappings)?;
+        let mut process_plan = process_plan(process, &uid_mappings, &gid_mappings)?;
+        if opts.listen_fds > 0 {
+            set_env(&mut process_plan.env, "LISTEN_FDS", &opts.listen_fds.to_string());
+            set_env(&mut process_plan.env, "LISTEN_PID", "1");
+        }
+        if opts.notify_socket.is_some() {
+            set_env(&mut process_plan.env, "NOTIFY_SOCKET", NOTIFY_SOCKET_IN_CONTAINER);
+        }
         let terminal = process.terminal().unwrap_or(false);
 
         let time_offsets = time_offsets(&linux, has(NamespaceKind::Time))?;
@@ -292,7 +309,7 @@ impl ContainerConfig {
             start_container_hooks: plans("hooks.startContainer", hooks.start_container())?,
             has_runtime_hooks: !(host_hooks.prestart.is_empty()
                 && host_hooks.create_runtime.is_empty()),
-            preserve_fds: opts.preserve_fds,
+            preserve_fds: opts.listen_fds + opts.preserve_fds,
             cgroup_hierarchies,
             exec: false,
             terminal,
@@ -313,6 +330,7 @@ impl ContainerConfig {
                 &boot_devices,
             )),
             terminal,
+            notify_socket: opts.notify_socket.clone(),
         })
     }
 }
@@ -376,6 +394,11 @@ pub fn exec_bootstrap(
         terminal: process.terminal().unwrap_or(false),
         console_size: console_size(process),
     })
+}
+
+fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
+    env.retain(|kv| kv.split('=').next() != Some(key));
+    env.push(format!("{key}={value}"));
 }
 
 fn namespace_kind(t: LinuxNamespaceType) -> NamespaceKind {

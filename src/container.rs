@@ -125,6 +125,30 @@ pub struct Container {
     console: Option<OwnedFd>,
 }
 
+/// Sends one datagram to a notify socket path (`@name` is an abstract address).
+fn send_notify(msg: &[u8], host: &Path) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    let out = std::os::unix::net::UnixDatagram::unbound()?;
+    let text = host.as_os_str().as_encoded_bytes();
+    let addr = match text.strip_prefix(b"@") {
+        Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name)?,
+        None => std::os::unix::net::SocketAddr::from_pathname(host)?,
+    };
+    out.send_to_addr(msg, &addr).map(drop)
+}
+
+/// The container's end of the notify socket, at `<state>/notify/notify.sock`.
+fn bind_notify_socket(dir: &Path) -> Result<std::os::unix::net::UnixDatagram> {
+    let path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&path);
+    let socket = std::os::unix::net::UnixDatagram::bind(&path)
+        .context(|| format!("bind {}", path.display()))?;
+    // The container's processes may run as any user.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .context(|| format!("chmod {}", path.display()))?;
+    Ok(socket)
+}
+
 enum ReleaseError {
     NoInit,
     Failed(String),
@@ -292,6 +316,11 @@ impl Container {
         if status != Status::Created {
             return Err(self.wrong_state("start", status));
         }
+        // Bound before the process runs, so that no READY=1 can be missed.
+        let notify = match &self.record.notify_socket {
+            Some(_) => Some(bind_notify_socket(&dir.notify_dir())?),
+            None => None,
+        };
         let fifo = dir.fifo_path();
         release_init(&fifo).map_err(|e| match e {
             ReleaseError::NoInit => self.wrong_state("start", Status::Stopped),
@@ -301,6 +330,9 @@ impl Container {
                 source: e,
             },
         })?;
+        if let (Some(socket), Some(host)) = (notify, &self.record.notify_socket) {
+            self.forward_ready(&socket, host)?;
+        }
         let state = state_json(&self.record, Status::Running);
         for hook in &self.record.hooks.poststart {
             if let Err(e) = husk_init::hooks::run_hook(hook, &state) {
@@ -308,6 +340,36 @@ impl Container {
             }
         }
         Ok(())
+    }
+
+    /// Waits for the container's READY=1 (while its init lives) and passes it to `host`.
+    fn forward_ready(&self, socket: &std::os::unix::net::UnixDatagram, host: &Path) -> Result<()> {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .context(|| "notify socket timeout".into())?;
+        let mut buf = [0u8; 4096];
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = &buf[..n];
+                    if msg.split(|b| *b == b'\n').any(|l| l == b"READY=1") {
+                        return send_notify(msg, host)
+                            .context(|| format!("notify {}", host.display()));
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if !self.record.init_alive() {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(e).context(|| "read notify socket".into()),
+            }
+        }
     }
 
     pub(crate) fn wrong_state(&self, op: &'static str, status: Status) -> Error {

@@ -43,6 +43,7 @@ pub(crate) fn create(
             .iter()
             .map(|n| n.kind.proc_name().to_string())
             .collect(),
+        notify_socket: config.notify_socket.clone(),
     };
     let mut cgroup = None;
     match bootstrap(init_binary, &dir, config, &mut record, &mut cgroup, console) {
@@ -94,6 +95,23 @@ fn bootstrap(
             .map(|d| d.dir.clone());
     }
 
+    if config.notify_socket.is_some() {
+        let notify_dir = dir.notify_dir();
+        std::fs::create_dir(&notify_dir).context(|| format!("create {}", notify_dir.display()))?;
+        config.boot.mounts.push(husk_init::proto::MountPlan {
+            destination: Path::new(crate::config::NOTIFY_SOCKET_IN_CONTAINER)
+                .parent()
+                .unwrap_or(Path::new("/run"))
+                .to_path_buf(),
+            source: Some(notify_dir),
+            fstype: None,
+            kind: husk_init::proto::MountKind::Bind { recursive: false },
+            flags: 0,
+            clear_flags: 0,
+            propagation: Vec::new(),
+            data: String::new(),
+        });
+    }
     let fifo_path = dir.fifo_path();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .context(|| format!("create {}", fifo_path.display()))?;

@@ -64,6 +64,9 @@ pub struct Record {
     pub hooks: HostHooks,
     /// Namespaces created or joined, as /proc/<pid>/ns names; exec joins them.
     pub namespaces: Vec<String>,
+    /// The creator's NOTIFY_SOCKET, which `start` tells when the container is ready.
+    #[serde(default)]
+    pub notify_socket: Option<PathBuf>,
 }
 
 /// The OCI state, as `husk state` prints it (the runtime-spec fields plus runc's extras).
@@ -151,6 +154,11 @@ impl StateDir {
 
     pub fn fifo_path(&self) -> PathBuf {
         self.dir.join(EXEC_FIFO)
+    }
+
+    /// The directory bound into the container for its notify socket.
+    pub fn notify_dir(&self) -> PathBuf {
+        self.dir.join("notify")
     }
 
     pub fn load(&self) -> Result<Record> {

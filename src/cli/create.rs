@@ -58,6 +58,8 @@ fn create_container(
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         console,
+        notify_socket: std::env::var_os("NOTIFY_SOCKET").map(PathBuf::from),
+        listen_fds: listen_fds(),
     };
     let container = runtime(root).create(&a.id, &a.bundle, &opts)?;
     if let (Some(path), Some(pid)) = (&a.pid_file, container.pid()) {
@@ -67,6 +69,17 @@ fn create_container(
         }
     }
     Ok(container)
+}
+
+/// Socket activation: `LISTEN_FDS` meant for us (LISTEN_PID, when set, is our pid).
+fn listen_fds() -> u32 {
+    let for_us = std::env::var("LISTEN_PID")
+        .map(|p| p == std::process::id().to_string())
+        .unwrap_or(true);
+    match std::env::var("LISTEN_FDS") {
+        Ok(n) if for_us => n.parse().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 pub fn create(root: &Path, a: CreateArgs) -> CmdResult {
