@@ -438,7 +438,10 @@ fn spawn_init(
 ) -> Result<Child> {
     let target = 3 + preserve_fds as i32;
     let fd = child_end.as_raw_fd();
-    let mut cmd = Command::new(init_binary);
+    // The init runs from a sealed in-memory copy: a container process that gets hold of
+    // /proc/<init>/exe reaches a read-only copy, never the host's binary (CVE-2019-5736).
+    let sealed = sealed_copy(init_binary)?;
+    let mut cmd = Command::new(format!("/proc/self/fd/{}", sealed.as_raw_fd()));
     cmd.arg0("husk")
         .args([INIT_ARG, &target.to_string()])
         .env_clear()
@@ -465,6 +468,28 @@ fn spawn_init(
     let child = cmd
         .spawn()
         .context(|| format!("start init {}", init_binary.display()))?;
+    drop(sealed);
     drop(child_end);
     Ok(child)
+}
+
+/// Copies `binary` into a memfd sealed against every change.
+fn sealed_copy(binary: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+    let what = || format!("seal a copy of {}", binary.display());
+    let mut source = std::fs::File::open(binary).context(what)?;
+    let memfd = memfd_create(
+        c"husk-init",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .context(what)?;
+    let mut copy = std::fs::File::from(memfd);
+    std::io::copy(&mut source, &mut copy).context(what)?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals)).context(what)?;
+    Ok(copy.into())
 }
