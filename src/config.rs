@@ -222,11 +222,19 @@ impl ContainerConfig {
             .ok_or_else(|| Error::config("process", "missing"))?;
         let mut process_plan = process_plan(process, &uid_mappings, &gid_mappings)?;
         if opts.listen_fds > 0 {
-            set_env(&mut process_plan.env, "LISTEN_FDS", &opts.listen_fds.to_string());
+            set_env(
+                &mut process_plan.env,
+                "LISTEN_FDS",
+                &opts.listen_fds.to_string(),
+            );
             set_env(&mut process_plan.env, "LISTEN_PID", "1");
         }
         if opts.notify_socket.is_some() {
-            set_env(&mut process_plan.env, "NOTIFY_SOCKET", NOTIFY_SOCKET_IN_CONTAINER);
+            set_env(
+                &mut process_plan.env,
+                "NOTIFY_SOCKET",
+                NOTIFY_SOCKET_IN_CONTAINER,
+            );
         }
         let terminal = process.terminal().unwrap_or(false);
 

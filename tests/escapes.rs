@@ -8,7 +8,9 @@ use husk_testing::{require_root, wait_for, Bundle, Runtime, TempDir};
 
 fn runtime_binary() -> std::path::PathBuf {
     require_root();
-    Runtime::from_env(env!("CARGO_BIN_EXE_husk")).binary().to_path_buf()
+    Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
+        .binary()
+        .to_path_buf()
 }
 
 /// CVE-2019-5736: a container process grabs /proc/1/exe while PID 1 is still the runtime's
@@ -38,12 +40,95 @@ fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
          while [ ! -e /shared/go ]; do sleep 0.05; done; \
          (echo pwned >> /proc/self/fd/3) 2> /shared/error && echo WROTE > /shared/wrote; echo done > /shared/done",
     ]);
-    assert!(wait_for(|| bundle.read_shared("held").is_some(), Duration::from_secs(10)));
+    assert!(wait_for(
+        || bundle.read_shared("held").is_some(),
+        Duration::from_secs(10)
+    ));
     c.start();
     // The init has exec'd `sleep`: no runtime process is left running the binary.
     std::fs::write(bundle.shared_dir().join("go"), "").unwrap();
-    assert!(wait_for(|| bundle.read_shared("done").is_some(), Duration::from_secs(10)));
-    assert_eq!(bundle.read_shared("wrote"), None, "wrote through /proc/1/exe");
-    assert!(std::fs::read(&copy).unwrap() == before, "the runtime binary changed");
-    eprintln!("attack refused: {}", bundle.read_shared("error").unwrap_or_default().trim());
+    assert!(wait_for(
+        || bundle.read_shared("done").is_some(),
+        Duration::from_secs(10)
+    ));
+    assert_eq!(
+        bundle.read_shared("wrote"),
+        None,
+        "wrote through /proc/1/exe"
+    );
+    assert!(
+        std::fs::read(&copy).unwrap() == before,
+        "the runtime binary changed"
+    );
+    eprintln!(
+        "attack refused: {}",
+        bundle.read_shared("error").unwrap_or_default().trim()
+    );
+}
+
+/// Runs `bundle` with a host directory open (not close-on-exec) at fd 5 of the runtime: a
+/// descriptor the runtime must not let into the container.
+fn run_with_leaked_dir(
+    rt: &Runtime,
+    bundle: &Bundle,
+    dir: &std::path::Path,
+) -> std::process::Output {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let host_dir = std::fs::File::open(dir).unwrap();
+    let fd = host_dir.as_raw_fd();
+    let id = husk_testing::unique_id("leak");
+    let mut cmd = rt.cmd(["run", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    // SAFETY: dup2 between fork and exec only touches the child's descriptors.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 5) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let _ = rt.run(["delete", "--force", &id]);
+    out
+}
+
+/// CVE-2024-21626: a descriptor of the runtime's left open into the container (or open while
+/// the cwd is set) lets `process.cwd = /proc/self/fd/N` land outside the rootfs.
+#[test]
+fn no_runtime_descriptor_reaches_the_container() {
+    let rt = Runtime::from_env(runtime_binary());
+    let host = TempDir::new("husk-test-leak");
+    std::fs::write(host.join("HOST-SECRET"), "x").unwrap();
+    // Only stdio is open in the container process (ls itself opens the directory it lists).
+    let out = run_with_leaked_dir(
+        &rt,
+        &Bundle::new(&rt).sh("ls /proc/self/fd | tr '\\n' ' '"),
+        host.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let fds: Vec<u32> = stdout
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        fds.iter().filter(|fd| **fd > 2).count() <= 1,
+        "fds open in the container: {stdout}"
+    );
+    for fd in 3..16 {
+        let bundle = Bundle::new(&rt)
+            .cwd(&format!("/proc/self/fd/{fd}"))
+            .sh("pwd; ls");
+        let out = run_with_leaked_dir(&rt, &bundle, host.path());
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            !stdout.contains("HOST-SECRET"),
+            "cwd /proc/self/fd/{fd} reached the host: {stdout}"
+        );
+        assert!(
+            !stdout.contains("unreachable"),
+            "cwd /proc/self/fd/{fd}: {stdout}"
+        );
+    }
 }

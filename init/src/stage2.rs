@@ -87,6 +87,15 @@ pub(crate) fn run(
     let umask = process.umask.unwrap_or(0o022);
     nix::sys::stat::umask(Mode::from_bits_truncate(umask as _));
     nix::unistd::chdir(&process.cwd).step(|| format!("chdir to cwd {}", process.cwd.display()))?;
+    // A cwd reached through a descriptor that points outside the root (CVE-2024-21626) shows
+    // up as an unreachable path: refuse it.
+    let cwd = nix::unistd::getcwd().step(|| "getcwd".into())?;
+    if !cwd.starts_with("/") {
+        return Err(failure(
+            format!("chdir to cwd {}", process.cwd.display()),
+            "it resolves outside the container's root",
+        ));
+    }
     let executable = find_executable(process)?;
     if process.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().step(|| "set no_new_privs".into())?;
