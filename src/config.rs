@@ -650,6 +650,7 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
             return Err(Error::config(field, "no type and not a bind mount"));
         }
     };
+    check_kernel_fs_mount(&field, &destination, &kind, m.source().as_deref(), bundle)?;
     let source = match (&kind, m.source()) {
         (MountKind::Bind { .. }, None) => {
             return Err(Error::config(field, "bind mount without a source"));
@@ -676,6 +677,55 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
         propagation,
         data: data.join(","),
     })
+}
+
+/// /proc files that may be covered by a bind mount (the ones tools like lxcfs provide).
+pub const PROC_BIND_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// Nothing mounted into /proc but a few harmless files, and no bind of the host's procfs or
+/// sysfs (which would show everything maskedPaths hides). (That a procfs or sysfs destination
+/// is no symlink is checked by the init, where the rootfs is resolved.)
+fn check_kernel_fs_mount(
+    field: &str,
+    dest: &Path,
+    kind: &MountKind,
+    source: Option<&Path>,
+    bundle: &Path,
+) -> Result<()> {
+    let allowed_in_proc = PROC_BIND_ALLOWED.iter().any(|p| dest == Path::new(p));
+    if dest.starts_with("/proc") && dest != Path::new("/proc") && !allowed_in_proc {
+        return Err(Error::config(
+            field,
+            "only a few /proc files (e.g. /proc/cpuinfo, /proc/meminfo) may be mounted over",
+        ));
+    }
+    if let (MountKind::Bind { .. }, Some(src)) = (kind, source) {
+        let src = bundle.join(src);
+        if let Ok(fs) = nix::sys::statfs::statfs(&src) {
+            let magic = fs.filesystem_type().0 as i64;
+            if (magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC) && !allowed_in_proc {
+                return Err(Error::config(
+                    field,
+                    format!("bind of {} (procfs or sysfs) is not allowed", src.display()),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The host's mounted cgroup hierarchies, read from /proc/self/mountinfo.

@@ -132,3 +132,70 @@ fn no_runtime_descriptor_reaches_the_container() {
         );
     }
 }
+
+/// CVE-2021-30465 class: a mount destination that is a symlink pointing at a host path must
+/// be resolved inside the rootfs, never followed out of it.
+#[test]
+fn symlinked_mount_destination_stays_in_the_rootfs() {
+    let rt = Runtime::from_env(runtime_binary());
+    // On another mount than the bundle, and with shared propagation: whatever the runtime
+    // mounts outside the rootfs shows up in the host's mount table.
+    let host = husk_testing::TempDir::new_in("/dev/shm", "husk-test-symlink-target");
+    std::fs::write(host.join("HOST-FILE"), "x").unwrap();
+    let _shared = husk_testing::HostMount::shared_bind(host.path());
+    let bundle = Bundle::new(&rt)
+        .set("/linux/rootfsPropagation", serde_json::json!("rshared"))
+        .sh("ls /evil; echo ---; ls /evil-file 2>&1");
+    std::os::unix::fs::symlink(host.path(), bundle.rootfs().join("evil")).unwrap();
+    let bundle = bundle.add_mount("/evil", "tmpfs", "tmpfs", &["size=1m"]);
+    let out = rt.run_bundle(&bundle);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        husk_testing::mounts_under(host.path()).len() <= 1,
+        "a mount landed on the host directory: {:?}",
+        husk_testing::mounts_under(host.path())
+    );
+    assert!(host.join("HOST-FILE").exists());
+    assert!(
+        !stdout.contains("HOST-FILE"),
+        "the container saw the host directory: {stdout}"
+    );
+}
+
+/// The host's procfs and sysfs cannot be bound into the container (they would show what
+/// maskedPaths hides), /proc cannot be covered except for a few harmless files, and a procfs
+/// cannot be mounted through a symlink the image planted.
+#[test]
+fn kernel_filesystems_cannot_be_placed_elsewhere() {
+    let rt = Runtime::from_env(runtime_binary());
+    let cases: [(&str, &str, &str, &[&str]); 4] = [
+        ("/host-proc", "bind", "/proc", &["rbind"]),
+        ("/host-sys", "bind", "/sys", &["rbind"]),
+        ("/proc/kcore", "bind", "/etc/hostname", &["bind"]),
+        ("/linked-proc", "proc", "proc", &[]),
+    ];
+    for (dest, kind, source, options) in cases {
+        let bundle = Bundle::new(&rt)
+            .add_mount(dest, kind, source, options)
+            .sh("cat /host-proc/1/environ /host-sys/kernel/uevent_seqnum /proc/kcore 2>/dev/null | head -c 64; echo ran");
+        std::os::unix::fs::symlink("/tmp", bundle.rootfs().join("linked-proc")).unwrap();
+        let out = rt.run_bundle(&bundle);
+        if rt.is_runc() && dest != "/proc/kcore" {
+            // runc 1.1.5 only guards destinations inside /proc (tests/RUNC_DIFFERENCES.md).
+            eprintln!(
+                "runc: {kind} of {source} at {dest}: success={}",
+                out.status.success()
+            );
+            continue;
+        }
+        assert!(
+            !out.status.success(),
+            "{kind} of {source} at {dest} accepted: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            rt.list_ids().is_empty(),
+            "a refused container was left behind"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use husk_testing::{Bundle, OutputExt, Runtime, TempDir};
+use husk_testing::{Bundle, HostMount, OutputExt, Runtime, TempDir};
 use serde_json::json;
 
 fn runtime() -> Runtime {
@@ -62,55 +62,6 @@ fn mountinfo_inside(rt: &Runtime, bundle: Bundle) -> Vec<MountEntry> {
 }
 
 /// A host mount made for a test, unmounted on drop.
-struct HostMount(PathBuf);
-
-impl HostMount {
-    fn tmpfs(target: &Path) -> HostMount {
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                "size=1m",
-                "husk-test",
-                target.to_str().unwrap(),
-            ])
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "cannot mount tmpfs on {}",
-            target.display()
-        );
-        HostMount(target.to_path_buf())
-    }
-}
-
-impl HostMount {
-    /// Bind-mounts `dir` onto itself and makes it a shared mount (a propagation source for containers).
-    fn shared_bind(dir: &Path) -> HostMount {
-        let dir_str = dir.to_str().unwrap();
-        let status = Command::new("mount")
-            .args(["--bind", dir_str, dir_str])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot bind-mount {dir_str}");
-        let guard = HostMount(dir.to_path_buf());
-        let status = Command::new("mount")
-            .args(["--make-shared", dir_str])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot make {dir_str} shared");
-        guard
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn relative_and_absolute_root_paths() {
     let rt = runtime();

@@ -240,7 +240,13 @@ fn mount_one(
             }
         }
         MountKind::Filesystem => {
-            let target = root.ensure(dest, false)?;
+            let mut target = root.ensure(dest, false)?;
+            if matches!(m.fstype.as_deref(), Some("proc" | "sysfs")) {
+                // A procfs or sysfs goes on a real directory, never through a symlink the
+                // image planted (which could aim it at a path the container should not shadow).
+                target = crate::sys::open_in_root_no_symlinks(root.fd.as_fd(), dest, libc::O_PATH)
+                    .step(|| describe(": destination must not be a symlink"))?;
+            }
             let data = (!m.data.is_empty()).then_some(m.data.as_str());
             let source = m
                 .source

@@ -58,11 +58,30 @@ const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// Opens `path` as if `root` were `/`: symlinks and `..` cannot leave `root`.
 pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+}
+
+/// Like [`open_in_root`], but no component of `path` may be a symlink (ELOOP otherwise).
+pub fn open_in_root_no_symlinks(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: libc::c_int,
+) -> io::Result<OwnedFd> {
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)
+}
+
+fn openat2(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: libc::c_int,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let path = cstring(path)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        resolve,
     };
     loop {
         // SAFETY: `how` and `path` outlive the call; the kernel checks the struct size we pass.

@@ -42,7 +42,7 @@ mod util;
 pub use bundle::{default_rootfs, Bundle, HookKind, SHARED_DIR_IN_CONTAINER};
 pub use process::{run_with_timeout, OutputExt, Spawned};
 pub use runtime::{ContainerGuard, Runtime, DEFAULT_TIMEOUT};
-pub use tempdir::{mounts_under, TempDir};
+pub use tempdir::{mounts_under, HostMount, TempDir};
 pub use util::{
     existing_cgroups, host_namespace_inode, is_gone, namespace_inode, require_root, unique_id,
     wait_for, write_script, NamespaceHolder,

@@ -16,8 +16,13 @@ pub struct TempDir {
 impl TempDir {
     /// Creates `<tmp>/<prefix>-<pid>-<counter>` (mode 0755). Panics on failure.
     pub fn new(prefix: &str) -> TempDir {
+        Self::new_in(std::env::temp_dir(), prefix)
+    }
+
+    /// Creates a fresh directory under `parent` (e.g. on another filesystem than /tmp).
+    pub fn new_in(parent: impl AsRef<std::path::Path>, prefix: &str) -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
+        let path = parent.as_ref().join(format!(
             "{prefix}-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -108,5 +113,57 @@ mod tests {
         std::fs::write(dir.join("f"), "x").unwrap();
         drop(dir);
         assert!(!path.exists());
+    }
+}
+
+/// A mount made on the host for a test; unmounted on drop.
+#[derive(Debug)]
+pub struct HostMount(PathBuf);
+
+impl HostMount {
+    /// Mounts a 1 MiB tmpfs on `target`.
+    pub fn tmpfs(target: &Path) -> HostMount {
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=1m",
+                "husk-test",
+                target.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cannot mount tmpfs on {}",
+            target.display()
+        );
+        HostMount(target.to_path_buf())
+    }
+}
+
+impl HostMount {
+    /// Bind-mounts `dir` onto itself and makes it a shared mount (a propagation source for containers).
+    pub fn shared_bind(dir: &Path) -> HostMount {
+        let dir_str = dir.to_str().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["--bind", dir_str, dir_str])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot bind-mount {dir_str}");
+        let guard = HostMount(dir.to_path_buf());
+        let status = std::process::Command::new("mount")
+            .args(["--make-shared", dir_str])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot make {dir_str} shared");
+        guard
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
