@@ -295,6 +295,24 @@ impl ContainerConfig {
             poststart: plans("hooks.poststart", hooks.poststart())?,
             poststop: plans("hooks.poststop", hooks.poststop())?,
         };
+        if let Some(seccomp) = linux.seccomp() {
+            let notify = |a: oci_spec::runtime::LinuxSeccompAction| {
+                a == oci_spec::runtime::LinuxSeccompAction::ScmpActNotify
+            };
+            let uses_notify = notify(seccomp.default_action())
+                || seccomp
+                    .syscalls()
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|s| notify(s.action()));
+            if uses_notify && seccomp.listener_path().is_none() {
+                return Err(Error::config(
+                    "linux.seccomp.listenerPath",
+                    "SCMP_ACT_NOTIFY needs a listener path",
+                ));
+            }
+        }
         let boot = Bootstrap {
             version: PROTOCOL_VERSION,
             namespaces,

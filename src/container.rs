@@ -468,6 +468,7 @@ impl Container {
         };
         let spawned = spawn::exec(
             &self.init_binary,
+            &self.record,
             &boot,
             &self.record.bundle,
             cgroup.as_ref(),

@@ -173,6 +173,8 @@ trait Requests {
     fn ready(&mut self) -> Result<bool> {
         Ok(false)
     }
+    /// The container state handed to the seccomp agent with a notify fd.
+    fn container_state(&self) -> OciState;
 }
 
 fn unexpected(what: &str) -> Error {
@@ -213,10 +215,20 @@ impl Requests for CreateRequests<'_> {
         self.dir.save(self.record)?;
         Ok(true)
     }
+    fn container_state(&self) -> OciState {
+        oci_state(self.record, Status::Creating)
+    }
 }
 
-struct ExecRequests;
-impl Requests for ExecRequests {}
+struct ExecRequests<'a> {
+    record: &'a Record,
+}
+
+impl Requests for ExecRequests<'_> {
+    fn container_state(&self) -> OciState {
+        oci_state(self.record, Status::Running)
+    }
+}
 
 /// A process started in a container by [`exec`].
 pub(crate) struct Spawned {
@@ -227,6 +239,7 @@ pub(crate) struct Spawned {
 /// Starts `boot` (an exec plan) in the container; returns once the process has exec'd.
 pub(crate) fn exec(
     init_binary: &Path,
+    record: &Record,
     boot: &Bootstrap,
     cwd: &Path,
     cgroup: Option<&CgroupManager>,
@@ -239,7 +252,7 @@ pub(crate) fn exec(
         cgroup,
         None,
         console,
-        &mut ExecRequests,
+        &mut ExecRequests { record },
     )
 }
 
@@ -344,6 +357,13 @@ impl Session<'_> {
                         None => return Err(unexpected("console")),
                     }
                 }
+                ToParent::SeccompNotify => {
+                    let fd = fds
+                        .pop()
+                        .ok_or_else(|| unexpected("seccomp notify without a fd"))?;
+                    let pid = self.pid.unwrap_or(0);
+                    send_to_seccomp_agent(boot, pid, &requests.container_state(), &fd)?;
+                }
                 ToParent::Ready => {
                     if requests.ready()? {
                         return Ok(());
@@ -375,14 +395,47 @@ impl Session<'_> {
     }
 }
 
+/// Hands a seccomp notify fd to the agent at `linux.seccomp.listenerPath`: the process state
+/// (runtime-spec `ContainerProcessState`) as the payload, the fd as SCM_RIGHTS.
+fn send_to_seccomp_agent(boot: &Bootstrap, pid: i32, state: &OciState, fd: &OwnedFd) -> Result<()> {
+    let seccomp = boot.seccomp.as_ref();
+    let listener = seccomp
+        .and_then(|s| s.listener_path().clone())
+        .ok_or_else(|| Error::config("linux.seccomp.listenerPath", "needed for SCMP_ACT_NOTIFY"))?;
+    let mut message = serde_json::json!({
+        "ociVersion": state.oci_version,
+        "fds": [oci_spec::runtime::SECCOMP_FD_NAME],
+        "pid": pid,
+        "state": {
+            "ociVersion": state.oci_version,
+            "id": state.id,
+            "status": state.status,
+            "pid": state.pid,
+            "bundle": state.bundle,
+        },
+    });
+    if let Some(meta) = seccomp.and_then(|s| s.listener_metadata().clone()) {
+        message["metadata"] = meta.into();
+    }
+    if !state.annotations.is_empty() {
+        message["state"]["annotations"] = serde_json::json!(state.annotations);
+    }
+    send_with_fd(&listener, message.to_string().as_bytes(), fd)
+}
+
 /// Sends the pty master over a unix socket, as runc does: the name as payload, the fd as
 /// SCM_RIGHTS.
 fn send_console(path: &Path, name: &str, master: &OwnedFd) -> Result<()> {
+    send_with_fd(path, name.as_bytes(), master)
+}
+
+/// Connects to the unix socket at `path` and sends `payload` with `fd` as SCM_RIGHTS.
+fn send_with_fd(path: &Path, payload: &[u8], fd: &OwnedFd) -> Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let stream = std::os::unix::net::UnixStream::connect(path)
-        .context(|| format!("connect to console socket {}", path.display()))?;
-    let iov = [std::io::IoSlice::new(name.as_bytes())];
-    let fds = [master.as_raw_fd()];
+        .context(|| format!("connect to {}", path.display()))?;
+    let iov = [std::io::IoSlice::new(payload)];
+    let fds = [fd.as_raw_fd()];
     sendmsg::<()>(
         stream.as_raw_fd(),
         &iov,
@@ -390,7 +443,7 @@ fn send_console(path: &Path, name: &str, master: &OwnedFd) -> Result<()> {
         MsgFlags::empty(),
         None,
     )
-    .context(|| format!("send console to {}", path.display()))?;
+    .context(|| format!("send to {}", path.display()))?;
     Ok(())
 }
 

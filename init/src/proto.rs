@@ -268,6 +268,8 @@ pub enum ToParent {
     RunRuntimeHooks,
     /// The pty master (as SCM_RIGHTS) and the slave's path in the container.
     Console(String),
+    /// The seccomp notify fd (as SCM_RIGHTS), for the agent at `linux.seccomp.listenerPath`.
+    SeccompNotify,
     Ready,
     Failed(InitFailure),
 }

@@ -58,21 +58,15 @@ pub(crate) fn run(
         .map(security::build_filter)
         .transpose()
         .map_err(|e| security_failure("build seccomp filter", &e))?;
-    if filter.as_ref().is_some_and(|f| f.uses_notify()) {
-        return Err(failure(
-            "build seccomp filter",
-            "SCMP_ACT_NOTIFY is not supported yet",
-        ));
-    }
     // Without no_new_privs the kernel takes a filter only from a task holding CAP_SYS_ADMIN,
     // so it goes in before the capabilities are dropped; with it, as late as possible.
     let mut late_filter = None;
+    let mut notify_fd = None;
     if let Some(f) = filter {
         if process.no_new_privileges {
             late_filter = Some(f);
         } else {
-            f.load()
-                .map_err(|e| security_failure("load seccomp filter", &e))?;
+            notify_fd = load_filter(f)?;
         }
     }
     if let Some(caps) = &caps {
@@ -102,6 +96,16 @@ pub(crate) fn run(
     }
     // Nothing of the runtime's may reach the container: only stdio and the preserved fds.
     sys::cloexec_from(3 + boot.preserve_fds).step(|| "mark descriptors close-on-exec".into())?;
+    // A filter with SCMP_ACT_NOTIFY must be in place while the parent can still pass its
+    // listener fd on to the seccomp agent.
+    if late_filter.as_ref().is_some_and(|f| f.uses_notify()) {
+        notify_fd = late_filter.take().map(load_filter).transpose()?.flatten();
+    }
+    if let Some(fd) = notify_fd {
+        channel
+            .send(&ToParent::SeccompNotify, &[fd.as_raw_fd()])
+            .step(|| "send seccomp notify fd".into())?;
+    }
 
     channel
         .send(&ToParent::Ready, &[])
@@ -130,8 +134,7 @@ fn exec_process(
     process: &ProcessPlan,
 ) -> Result<Infallible, InitFailure> {
     if let Some(f) = late_filter {
-        f.load()
-            .map_err(|e| security_failure("load seccomp filter", &e))?;
+        load_filter(f)?;
     }
     let err = sys::execve(executable, &process.args, &process.env);
     Err(InitFailure {
@@ -228,6 +231,11 @@ fn set_up_terminal(channel: &Channel, boot: &Bootstrap) -> Result<(), InitFailur
     sys::set_controlling_tty(slave.as_fd())
         .step(|| format!("make {slave_path} the controlling tty"))?;
     Ok(())
+}
+
+fn load_filter(f: security::SeccompFilter) -> Result<Option<OwnedFd>, InitFailure> {
+    f.load()
+        .map_err(|e| security_failure("load seccomp filter", &e))
 }
 
 fn security_failure(step: &str, e: &security::SecurityError) -> InitFailure {
