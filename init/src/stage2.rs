@@ -136,6 +136,7 @@ fn exec_process(
     if let Some(f) = late_filter {
         load_filter(f)?;
     }
+    sys::default_sigpipe();
     let err = sys::execve(executable, &process.args, &process.env);
     Err(InitFailure {
         step: format!("exec {}", executable.display()),

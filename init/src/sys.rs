@@ -276,3 +276,10 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: TIOCSCTTY takes an int argument by value.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
 }
+
+/// Restores the default action of SIGPIPE, which the Rust runtime ignores at startup: an
+/// ignored signal would be inherited across execve by the container's process.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}

@@ -5,6 +5,8 @@ use husk::config::{
 };
 use serde_json::json;
 
+use husk_init::security::seccomp;
+
 use super::CmdResult;
 
 pub fn features() -> serde_json::Value {
@@ -22,7 +24,15 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": NAMESPACES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": seccomp::ACTIONS,
+                "operators": seccomp::OPERATORS,
+                "archs": seccomp::ARCHES,
+                "knownFlags": seccomp::supported_flags(),
+                "supportedFlags": seccomp::supported_flags()
+            },
+            "capabilities": husk_init::security::caps::known_capability_names(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
@@ -63,6 +73,14 @@ mod tests {
         );
         let ns = f["linux"]["namespaces"].as_array().unwrap();
         assert_eq!(ns.len(), NAMESPACES.len());
+        for cap in f["linux"]["capabilities"].as_array().unwrap() {
+            let name = cap.as_str().unwrap();
+            husk_init::security::parse_capability_name(
+                husk_init::security::CapabilitySet::Bounding,
+                name,
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
         // Each advertised namespace name is one config.json accepts.
         for n in ns {
             let json = serde_json::json!({"type": n});

@@ -80,6 +80,8 @@ pub enum Command {
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    // Like any Unix tool, die quietly when the reader of our output goes away.
+    husk_init::sys::default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {

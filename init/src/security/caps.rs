@@ -100,6 +100,13 @@ impl ParsedCapabilities {
     }
 }
 
+/// Every name [`parse_capability_name`] accepts, sorted (`husk features` lists these).
+pub fn known_capability_names() -> Vec<String> {
+    let mut names: Vec<String> = ::caps::all().iter().map(|c| c.to_string()).collect();
+    names.sort();
+    names
+}
+
 /// Parses one capability name in the spec's form ("CAP_NET_RAW").
 pub fn parse_capability_name(set: CapabilitySet, name: &str) -> Result<Capability, SecurityError> {
     Capability::from_str(name).map_err(|_| SecurityError::UnknownCapability {

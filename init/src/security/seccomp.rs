@@ -188,6 +188,58 @@ fn add_rule(
     Ok(())
 }
 
+/// Every `linux.seccomp` action this build applies (`husk features` lists these).
+pub const ACTIONS: &[LinuxSeccompAction] = &[
+    LinuxSeccompAction::ScmpActKill,
+    LinuxSeccompAction::ScmpActKillThread,
+    LinuxSeccompAction::ScmpActKillProcess,
+    LinuxSeccompAction::ScmpActTrap,
+    LinuxSeccompAction::ScmpActErrno,
+    LinuxSeccompAction::ScmpActTrace,
+    LinuxSeccompAction::ScmpActNotify,
+    LinuxSeccompAction::ScmpActLog,
+    LinuxSeccompAction::ScmpActAllow,
+];
+
+/// Every argument comparison operator.
+pub const OPERATORS: &[LinuxSeccompOperator] = &[
+    LinuxSeccompOperator::ScmpCmpNe,
+    LinuxSeccompOperator::ScmpCmpLt,
+    LinuxSeccompOperator::ScmpCmpLe,
+    LinuxSeccompOperator::ScmpCmpEq,
+    LinuxSeccompOperator::ScmpCmpGe,
+    LinuxSeccompOperator::ScmpCmpGt,
+    LinuxSeccompOperator::ScmpCmpMaskedEq,
+];
+
+/// Architectures this libseccomp can add to a filter on this (little-endian) host; the unit
+/// tests add each one. Big-endian ABIs cannot share a filter with the native one.
+pub const ARCHES: &[Arch] = &[
+    Arch::ScmpArchX86,
+    Arch::ScmpArchX86_64,
+    Arch::ScmpArchX32,
+    Arch::ScmpArchArm,
+    Arch::ScmpArchAarch64,
+    Arch::ScmpArchMipsel,
+    Arch::ScmpArchMipsel64,
+    Arch::ScmpArchMipsel64n32,
+    Arch::ScmpArchPpc64le,
+    Arch::ScmpArchRiscv64,
+];
+
+/// Filter flags this libseccomp supports (WAIT_KILLABLE_RECV needs libseccomp 2.6).
+pub fn supported_flags() -> Vec<LinuxSeccompFilterFlag> {
+    let mut flags = vec![
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+    ];
+    if ScmpVersion::current().is_ok_and(|v| (v.major, v.minor) >= (2, 6)) {
+        flags.push(LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv);
+    }
+    flags
+}
+
 fn set_flag(
     context: &mut ScmpFilterContext,
     flag: LinuxSeccompFilterFlag,
@@ -707,6 +759,31 @@ mod tests {
             assert!(err.to_string().contains(&version.to_string()), "{err}");
         } else {
             assert!(result.unwrap().context.get_ctl_waitkill().unwrap());
+        }
+    }
+
+    #[test]
+    fn advertised_tables_are_accepted() {
+        for arch in ARCHES {
+            let s = spec(
+                serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [arch]}),
+            );
+            build_filter(&s).unwrap_or_else(|e| panic!("{arch:?}: {e}"));
+        }
+        for action in ACTIONS {
+            let s = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": ["getcwd"], "action": action}]}));
+            build_filter(&s).unwrap_or_else(|e| panic!("{action:?}: {e}"));
+        }
+        for op in OPERATORS {
+            let s = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["umask"], "action": "SCMP_ACT_ERRNO",
+                              "args": [{"index": 0, "value": 1, "valueTwo": 1, "op": op}]}]}));
+            build_filter(&s).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        }
+        for flag in supported_flags() {
+            let s = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [flag]}));
+            build_filter(&s).unwrap_or_else(|e| panic!("{flag:?}: {e}"));
         }
     }
 
