@@ -278,6 +278,26 @@ impl ContainerConfig {
                 })
                 .collect()
         };
+        let mount_label = lsm_setting(
+            "linux.mountLabel",
+            linux.mount_label(),
+            selinux_enabled(),
+            "SELinux",
+        )?;
+        let mut mounts = mounts;
+        if let Some(label) = mount_label {
+            for m in mounts.iter_mut().filter(|m| {
+                m.kind == MountKind::Filesystem
+                    && !matches!(m.fstype.as_deref(), Some("proc" | "sysfs"))
+            }) {
+                let context = format!("context=\"{label}\"");
+                m.data = if m.data.is_empty() {
+                    context
+                } else {
+                    format!("{},{context}", m.data)
+                };
+            }
+        }
         let masked_paths = abs_paths("linux.maskedPaths", linux.masked_paths())?;
         let readonly_paths = abs_paths("linux.readonlyPaths", linux.readonly_paths())?;
 
@@ -617,7 +637,48 @@ fn process_plan(
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         oom_score_adj: process.oom_score_adj(),
         capabilities: process.capabilities().clone(),
+        apparmor_profile: lsm_setting(
+            "process.apparmorProfile",
+            process.apparmor_profile(),
+            apparmor_enabled(),
+            "AppArmor",
+        )?,
+        selinux_label: lsm_setting(
+            "process.selinuxLabel",
+            process.selinux_label(),
+            selinux_enabled(),
+            "SELinux",
+        )?,
     })
+}
+
+/// Whether the host runs AppArmor (profiles can be applied).
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y")
+}
+
+/// Whether the host runs SELinux.
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// An LSM setting from the spec: kept when the LSM is there, an error when it is asked for
+/// and absent (silently running unconfined would be worse).
+fn lsm_setting(
+    field: &str,
+    value: &Option<String>,
+    enabled: bool,
+    lsm: &str,
+) -> Result<Option<String>> {
+    match value.as_deref() {
+        None | Some("") => Ok(None),
+        Some(v) if enabled => Ok(Some(v.to_string())),
+        Some(v) => Err(Error::config(
+            field,
+            format!("{v:?} asked for, but {lsm} is not enabled on this host"),
+        )),
+    }
 }
 
 /// Parses one `mounts[]` entry; `index` names it in errors.

@@ -254,5 +254,9 @@ fn process_inherits_no_ignored_sigpipe_from_the_runtime() {
     let rt = runtime();
     let out = rt.run_bundle_ok(&Bundle::new(&rt).sh("grep SigIgn /proc/self/status"));
     let mask = u64::from_str_radix(status_field(&out, "SigIgn").trim(), 16).expect("SigIgn mask");
-    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE ignored in the container: {out}");
+    assert_eq!(
+        mask & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored in the container: {out}"
+    );
 }

@@ -169,6 +169,10 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
     /// `process.capabilities`, applied around the uid/gid change.
     pub capabilities: Option<oci_spec::runtime::LinuxCapabilities>,
+    /// AppArmor profile to exec into (the host checked that AppArmor is enabled).
+    pub apparmor_profile: Option<String>,
+    /// SELinux process label (the host checked that SELinux is enabled).
+    pub selinux_label: Option<String>,
 }
 
 /// One mounted cgroup hierarchy of the host.

@@ -137,6 +137,7 @@ fn exec_process(
         load_filter(f)?;
     }
     sys::default_sigpipe();
+    apply_exec_labels(process)?;
     let err = sys::execve(executable, &process.args, &process.env);
     Err(InitFailure {
         step: format!("exec {}", executable.display()),
@@ -231,6 +232,24 @@ fn set_up_terminal(channel: &Channel, boot: &Bootstrap) -> Result<(), InitFailur
     }
     sys::set_controlling_tty(slave.as_fd())
         .step(|| format!("make {slave_path} the controlling tty"))?;
+    Ok(())
+}
+
+/// Asks the LSMs to switch the process's profile or label at the coming execve.
+fn apply_exec_labels(process: &ProcessPlan) -> Result<(), InitFailure> {
+    if let Some(profile) = &process.apparmor_profile {
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}"))
+            .step(|| format!("set AppArmor profile {profile}"))?;
+    }
+    if let Some(label) = &process.selinux_label {
+        std::fs::write("/proc/self/attr/exec", label)
+            .step(|| format!("set SELinux label {label}"))?;
+    }
     Ok(())
 }
 
