@@ -201,7 +201,7 @@ impl ContainerConfig {
                 "a new user namespace needs uid and gid mappings",
             ));
         }
-        if !has(NamespaceKind::User) && !(uid_mappings.is_empty() && gid_mappings.is_empty()) {
+        if !has(NamespaceKind::User) && (!uid_mappings.is_empty() || !gid_mappings.is_empty()) {
             return Err(Error::config(
                 "linux.uidMappings",
                 "id mappings need a user namespace",
@@ -253,11 +253,11 @@ impl ContainerConfig {
             Vec::new()
         };
         let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
-            None | Some("") => (libc::MS_SLAVE | libc::MS_REC) as u64,
+            None | Some("") => libc::MS_SLAVE | libc::MS_REC,
             Some(name) => PROPAGATION_OPTIONS
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map(|(_, f)| *f as u64)
+                .map(|(_, f)| *f)
                 .ok_or_else(|| {
                     Error::config("linux.rootfsPropagation", format!("unknown value {name:?}"))
                 })?,
@@ -706,14 +706,14 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
             if *flag & libc::MS_BIND != 0 {
                 bind = Some(*flag & libc::MS_REC != 0);
             } else if *clear {
-                clear_flags |= *flag as u64;
-                flags &= !(*flag as u64);
+                clear_flags |= *flag;
+                flags &= !*flag;
             } else {
-                flags |= *flag as u64;
-                clear_flags &= !(*flag as u64);
+                flags |= *flag;
+                clear_flags &= !*flag;
             }
         } else if let Some((_, flag)) = PROPAGATION_OPTIONS.iter().find(|(n, _)| n == opt) {
-            propagation.push(*flag as u64);
+            propagation.push(*flag);
         } else {
             data.push(opt.as_str());
         }
@@ -795,7 +795,7 @@ fn check_kernel_fs_mount(
     if let (MountKind::Bind { .. }, Some(src)) = (kind, source) {
         let src = bundle.join(src);
         if let Ok(fs) = nix::sys::statfs::statfs(&src) {
-            let magic = fs.filesystem_type().0 as i64;
+            let magic = fs.filesystem_type().0;
             if (magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC) && !allowed_in_proc {
                 return Err(Error::config(
                     field,
@@ -958,7 +958,7 @@ pub fn zero_means_unset(mut r: LinuxResources) -> LinuxResources {
     fn nz_u(v: Option<u64>) -> Option<u64> {
         v.filter(|v| *v != 0)
     }
-    if let Some(mut m) = r.memory().clone() {
+    if let Some(mut m) = *r.memory() {
         m.set_limit(nz_i(m.limit()));
         m.set_reservation(nz_i(m.reservation()));
         m.set_swap(nz_i(m.swap()));

@@ -159,11 +159,13 @@ enum ReleaseError {
 /// exec'd (success) or wrote why it could not before exiting.
 fn release_init(fifo: &Path) -> std::result::Result<(), ReleaseError> {
     let open = |write: bool| {
-        std::fs::OpenOptions::new()
-            .read(!write)
-            .write(write)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(fifo)
+        crate::hostfs::open(
+            fifo,
+            std::fs::OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC),
+        )
     };
     // Our read end only watches for the hang-up; it never reads before it.
     let watch = open(false).map_err(ReleaseError::Io)?;

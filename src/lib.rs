@@ -15,6 +15,7 @@ pub mod cgroups;
 pub mod config;
 mod container;
 mod error;
+pub mod hostfs;
 mod spawn;
 pub mod state;
 

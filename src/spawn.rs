@@ -127,15 +127,17 @@ fn bootstrap(
     }
     // Read-write: opening never blocks, and the init then holds a reader, so `start`'s
     // non-blocking open for writing succeeds exactly while the init waits.
-    let fifo: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&fifo_path)
-        .context(|| format!("open {}", fifo_path.display()))?
-        .into();
+    let fifo: OwnedFd = crate::hostfs::open(
+        &fifo_path,
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC),
+    )
+    .context(|| format!("open {}", fifo_path.display()))?
+    .into();
 
-    std::fs::copy(config.bundle.join("config.json"), dir.dir.join(SPEC_COPY))
+    crate::hostfs::copy(&config.bundle.join("config.json"), &dir.dir.join(SPEC_COPY))
         .context(|| format!("copy config.json to {}", dir.dir.display()))?;
     let mut requests = CreateRequests {
         config: &config,
@@ -477,7 +479,8 @@ fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> 
     };
     for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, lines(maps)).context(|| format!("write {path}"))?;
+        crate::hostfs::write_existing(Path::new(&path), lines(maps).as_bytes())
+            .context(|| format!("write {path}"))?;
     }
     Ok(())
 }

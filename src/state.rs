@@ -7,7 +7,6 @@
 use nix::fcntl::Flock;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -189,49 +188,32 @@ impl StateDir {
 
 fn lock(dir: &Path) -> Result<Flock<File>> {
     let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound(dir.file_name().unwrap_or_default().to_string_lossy().into())
-            } else {
-                Error::Io {
-                    context: format!("open {}", path.display()),
-                    source: e,
-                }
+    let file = crate::hostfs::open(
+        &path,
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600),
+    )
+    .map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(dir.file_name().unwrap_or_default().to_string_lossy().into())
+        } else {
+            Error::Io {
+                context: format!("open {}", path.display()),
+                source: e,
             }
-        })?;
+        }
+    })?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .context(|| format!("lock {}", path.display()))
 }
 
 /// Writes `bytes` to `path` through a temp file and rename, so readers never see half a file.
-/// This is one of the audited host writers: `path` is always under husk's own directories or a
-/// path the caller named (`--pid-file`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        std::fs::rename(&tmp, path)
-    };
-    write()
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            e
-        })
-        .context(|| format!("write {}", path.display()))
+    crate::hostfs::write_atomic(path, bytes).context(|| format!("write {}", path.display()))
 }
 
 /// Start time of a live, non-zombie process, or None.

@@ -1,8 +1,8 @@
 //! Small helpers for reading and writing cgroup files with errors that name file and field.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self};
+use std::io::{self};
 use std::path::{Path, PathBuf};
 
 use super::CgroupError;
@@ -10,16 +10,12 @@ use super::CgroupError;
 /// Writes `value` to the existing cgroup file `dir/file` (never creates or truncates files).
 pub fn write(field: &str, dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
     let path = dir.join(file);
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(|source| CgroupError::Write {
-            field: field.to_owned(),
-            path,
-            value: value.to_owned(),
-            source,
-        })
+    crate::hostfs::write_existing(&path, value.as_bytes()).map_err(|source| CgroupError::Write {
+        field: field.to_owned(),
+        path,
+        value: value.to_owned(),
+        source,
+    })
 }
 
 /// Reads a whole cgroup file.

@@ -403,10 +403,7 @@ impl CgroupManager {
         let hierarchies = self.lock().clone();
         for hierarchy in hierarchies.iter().filter(|h| !h.skipped) {
             let path = hierarchy.dir.join("cgroup.procs");
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .and_then(|mut f| io::Write::write_all(&mut f, pid.to_string().as_bytes()))
+            crate::hostfs::write_existing(&path, pid.to_string().as_bytes())
                 .map_err(|source| CgroupError::AddProcess { pid, path, source })?;
         }
         Ok(())

@@ -45,10 +45,8 @@ impl Logger {
         };
         let line = self.format(level, msg);
         // Appending to a log file the caller named is the one host write the CLI does itself.
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        if let Ok(mut f) =
+            husk::hostfs::open(path, std::fs::OpenOptions::new().create(true).append(true))
         {
             let _ = writeln!(f, "{line}");
         }

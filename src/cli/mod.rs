@@ -55,6 +55,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Create a container (its process waits for `start`).
     Create(create::CreateArgs),

@@ -67,11 +67,11 @@ pub fn run(a: SpecArgs) -> CmdResult {
         return Err(format!("File {} exists. Remove it first", path.display()).into());
     }
     let text = serde_json::to_string_pretty(&default_spec())?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| format!("write {}: {e}", path.display()))?;
+    let mut file = husk::hostfs::open(
+        &path,
+        std::fs::OpenOptions::new().write(true).create_new(true),
+    )
+    .map_err(|e| format!("write {}: {e}", path.display()))?;
     std::io::Write::write_all(&mut file, text.as_bytes())?;
     Ok(0)
 }
