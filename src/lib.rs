@@ -15,6 +15,7 @@ pub mod cgroups;
 pub mod config;
 mod container;
 mod error;
+pub mod profile;
 mod spawn;
 pub mod state;
 
