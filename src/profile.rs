@@ -88,8 +88,7 @@ use oci_spec::runtime::{
     LinuxCapabilities, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNamespace,
     LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, LinuxSeccompAction,
     LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompOperator, LinuxSyscall, Mount,
-    PosixRlimitBuilder, PosixRlimitType,
-    Process, Root, Spec, User,
+    PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 
 use crate::error::{Context, Error, Result};
@@ -418,7 +417,12 @@ impl HardenedProfile {
                 "shm",
                 &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
             ),
-            mount("/sys", "sysfs", "sysfs", &["ro", "nosuid", "noexec", "nodev"]),
+            mount(
+                "/sys",
+                "sysfs",
+                "sysfs",
+                &["ro", "nosuid", "noexec", "nodev"],
+            ),
             mount(
                 "/sys/fs/cgroup",
                 "cgroup",
@@ -1098,11 +1102,7 @@ const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP) as u64;
 
 /// `clone`'s flags argument: the first everywhere but on s390x, whose ABI swaps the first two.
-const CLONE_FLAGS_ARG: usize = if cfg!(target_arch = "s390x") {
-    1
-} else {
-    0
-};
+const CLONE_FLAGS_ARG: usize = if cfg!(target_arch = "s390x") { 1 } else { 0 };
 
 /// personality(2) values that only change what `uname` reports or select the 32-bit/64-bit
 /// Linux persona: `PER_LINUX` (0), `PER_LINUX32` (8), each with `UNAME26` (0x20000), and
@@ -1129,7 +1129,12 @@ fn syscall_rule(names: &[&str], action: LinuxSeccompAction, errno: Option<u32>) 
     rule
 }
 
-fn arg(index: usize, op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> LinuxSeccompArg {
+fn arg(
+    index: usize,
+    op: LinuxSeccompOperator,
+    value: u64,
+    value_two: Option<u64>,
+) -> LinuxSeccompArg {
     let builder = LinuxSeccompArgBuilder::default()
         .index(index)
         .op(op)
@@ -1171,7 +1176,12 @@ fn conditional_rules() -> Vec<LinuxSyscall> {
     vec![
         with_args(
             syscall_rule(&["clone"], Allow, None),
-            vec![arg(CLONE_FLAGS_ARG, MaskedEq, CLONE_NAMESPACE_FLAGS, Some(0))],
+            vec![arg(
+                CLONE_FLAGS_ARG,
+                MaskedEq,
+                CLONE_NAMESPACE_FLAGS,
+                Some(0),
+            )],
         ),
         syscall_rule(&["clone3"], Errno, Some(ENOSYS)),
         // Several conditions on one argument are alternatives: any listed value passes.
@@ -1184,7 +1194,10 @@ fn conditional_rules() -> Vec<LinuxSyscall> {
         ),
         with_args(
             syscall_rule(&["socket"], Allow, None),
-            SOCKET_FAMILIES.iter().map(|f| arg(0, Eq, *f, None)).collect(),
+            SOCKET_FAMILIES
+                .iter()
+                .map(|f| arg(0, Eq, *f, None))
+                .collect(),
         ),
         // A separate rule: its two conditions are on different arguments, so both must hold.
         with_args(
@@ -1301,7 +1314,10 @@ mod tests {
         }
         for (why, names) in REFUSED {
             for name in *names {
-                assert!(!seen.contains(name), "{name} is allowed but refused ({why})");
+                assert!(
+                    !seen.contains(name),
+                    "{name} is allowed but refused ({why})"
+                );
             }
         }
         // libseccomp lets an unconditional allow override a conditional rule of the same
@@ -1576,8 +1592,14 @@ mod tests {
     }
 
     fn socket(domain: i32, typ: i32, protocol: i32) -> Result<i64, i32> {
-        sys(libc::SYS_socket, domain as u64, typ as u64, protocol as u64, 0)
-            .inspect(|&fd| close(fd))
+        sys(
+            libc::SYS_socket,
+            domain as u64,
+            typ as u64,
+            protocol as u64,
+            0,
+        )
+        .inspect(|&fd| close(fd))
     }
 
     /// Runs every probe in a forked child, with the profile loaded (and no_new_privs set, as in
@@ -1588,7 +1610,8 @@ mod tests {
         // SAFETY: pipe writes two descriptors into the array.
         assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
         // SAFETY: both descriptors were just created and are owned here only.
-        let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // SAFETY: the child only runs the probes (raw syscalls, small allocations) and _exits.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
