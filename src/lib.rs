@@ -16,6 +16,7 @@ pub mod config;
 mod container;
 mod error;
 pub mod hostfs;
+pub mod profile;
 mod spawn;
 pub mod state;
 
