@@ -15,6 +15,7 @@ pub mod cgroups;
 pub mod config;
 mod container;
 mod error;
+mod resources;
 mod spawn;
 pub mod state;
 
@@ -22,6 +23,7 @@ pub use config::{ConsoleDest, CreateOptions};
 pub use container::{Container, ExecOptions, ExitStatus, Process, Runtime};
 pub use error::{Error, Result};
 pub use oci_spec;
+pub use resources::{Event, Events, Stats};
 pub use state::{OciState, Status};
 
 /// When this process was started as a container init (`argv[1] == "init"`), runs the init and

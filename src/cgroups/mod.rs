@@ -42,6 +42,7 @@ mod devices_v2;
 pub use devices_v2::apply as attach_v2_device_filter;
 mod error;
 mod fsio;
+mod oom;
 mod path;
 mod stats;
 mod v1;
@@ -62,10 +63,11 @@ use serde::{Deserialize, Serialize};
 
 pub use convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};
 pub use error::CgroupError;
+pub use oom::{OomWakeup, OomWatch};
 pub use path::{clean_path, parse_mountinfo, parse_proc_cgroup, CgroupMount, ProcCgroupEntry};
 pub use stats::{
-    BlkioEntry, BlkioStats, CgroupStats, CpuStats, HugetlbStats, MemoryStats, MemoryUsage,
-    PidsStats,
+    BlkioEntry, BlkioStats, CgroupStats, CpuStats, CpusetStats, HugetlbStats, MemoryStats,
+    MemoryUsage, PidsStats,
 };
 
 /// Where the cgroup filesystems are mounted.
@@ -602,6 +604,9 @@ impl CgroupManager {
                 out.blkio = Some(stats::blkio_v2(dir)?);
             }
             out.hugetlb = stats::hugetlb_v2(dir)?;
+            if fsio::exists(dir, "cpuset.cpus.effective") {
+                out.cpuset = Some(stats::cpuset_v2(dir)?);
+            }
             return Ok(out);
         }
         let v1 = v1::V1 {
@@ -619,6 +624,9 @@ impl CgroupManager {
         }
         if let Some((dir, _)) = v1.find("hugetlb") {
             out.hugetlb = stats::hugetlb_v1(dir)?;
+        }
+        if let Some((dir, _)) = v1.find("cpuset") {
+            out.cpuset = Some(stats::cpuset_v1(dir)?);
         }
         Ok(out)
     }
