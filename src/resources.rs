@@ -33,18 +33,21 @@ impl Container {
         self.cgroup().map(|c| c.mode())
     }
 
-    /// Freezes every process of a running container; its status becomes `paused`.
+    /// Freezes every process of a running (or created) container; its status becomes `paused`.
+    /// A paused created container cannot be started; [`Container::resume`] makes it `created`
+    /// again (as in runc).
     pub fn pause(&self) -> Result<()> {
         let _dir = self.lock()?;
         let status = self.status();
-        if status != Status::Running {
+        if !matches!(status, Status::Running | Status::Created) {
             return Err(self.wrong_state("pause", status));
         }
         self.require_cgroup()?.freeze()?;
         Ok(())
     }
 
-    /// Thaws a paused container; its status becomes `running` again.
+    /// Thaws a paused container; its status becomes what it was before (`running` or
+    /// `created`).
     pub fn resume(&self) -> Result<()> {
         let _dir = self.lock()?;
         let status = self.status();
