@@ -207,8 +207,18 @@ fn memory_limit_oom_kills_and_events_report_it() {
         events.output_so_far()
     );
     send(&go, "go");
+    let rc_written = wait_for(
+        || bundle.read_shared("rc").is_some_and(|s| s.ends_with('\n')),
+        WAIT,
+    );
+    assert!(
+        rc_written,
+        "no exit status of the memory hog; container {}\n{}",
+        c.state(),
+        kernel_oom_log()
+    );
     assert_eq!(
-        wait_shared(&bundle, "rc", WAIT),
+        read_shared_trimmed(&bundle, "rc").unwrap(),
         "137",
         "the memory hog was not SIGKILLed"
     );
