@@ -41,6 +41,8 @@ mod convert;
 mod devices_v2;
 pub use devices_v2::apply as attach_v2_device_filter;
 mod error;
+#[cfg(test)]
+mod fake_v2_tests;
 mod fsio;
 mod oom;
 mod path;

@@ -449,3 +449,19 @@ pub fn hugetlb_v2(dir: &Path) -> Result<BTreeMap<String, HugetlbStats>, CgroupEr
     }
     Ok(map)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_lists() {
+        let path = Path::new("cpuset.cpus");
+        assert_eq!(parse_list(path, "0-2,5\n").unwrap(), [0, 1, 2, 5]);
+        assert_eq!(parse_list(path, "7").unwrap(), [7]);
+        assert!(parse_list(path, "\n").unwrap().is_empty());
+        for bad in ["3-1", "a", "1-", "1,,x"] {
+            assert!(parse_list(path, bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
