@@ -116,7 +116,8 @@ pub fn main() -> i32 {
         logger.error("no command given; see husk --help");
         return 1;
     };
-    if cli.systemd_cgroup && !matches!(command, Command::Spec(_) | Command::Features) {
+    // Only commands that make cgroups need a driver; the others use the container's saved one.
+    if cli.systemd_cgroup && matches!(command, Command::Create(_) | Command::Run(_)) {
         logger.error(&systemd_driver_error());
         return 1;
     }
