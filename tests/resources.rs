@@ -559,10 +559,11 @@ fn update_changes_limits_seen_inside() {
     }
     let out = update_from_stdin(&rt, &id, &json!({"memory": {"limit": "lots"}}));
     assert!(!out.status.success(), "{}", out.describe());
-    assert_eq!(
-        probe.limits()[..2],
-        [(40 * MIB).to_string(), "9".to_owned()]
-    );
+    let unchanged = [(40 * MIB).to_string(), "9".to_owned()];
+    assert_eq!(probe.limits()[..2], unchanged);
+    // Nothing given: nothing changes.
+    rt.run_ok(["update", &id]);
+    assert_eq!(probe.limits()[..2], unchanged);
     rt.run_fail(["update", "--memory", "32M", "no-such-container"]);
 }
 
