@@ -140,6 +140,15 @@ impl Events {
         self.state_file.exists()
     }
 
+    /// `delete` removes the cgroups before the state: a missing cgroup means it is under way.
+    fn cgroup_removed(&self) -> bool {
+        self.cgroup
+            .hierarchies()
+            .iter()
+            .filter(|h| !h.skipped)
+            .any(|h| !h.dir.exists())
+    }
+
     /// Waits up to `timeout` for an OOM notification; records what it found.
     fn wait_oom(&mut self, timeout: Duration) -> Result<()> {
         let Some(watch) = self.oom.as_mut() else {
@@ -185,7 +194,7 @@ impl Iterator for Events {
                 return match self.cgroup.stats() {
                     Ok(stats) => Some(Ok(Event::Stats(Box::new(stats)))),
                     // Deleted while we read.
-                    Err(_) if !self.container_exists() => {
+                    Err(_) if !self.container_exists() || self.cgroup_removed() => {
                         self.done = true;
                         None
                     }

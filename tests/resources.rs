@@ -157,6 +157,16 @@ impl Drop for CgroupCleanup {
     }
 }
 
+/// Removes, when dropped, every cgroup directory whose name contains the tag, in every hierarchy
+/// (named and cgroup2 ones included), deepest first.
+struct CgroupTagCleanup(String);
+
+impl Drop for CgroupTagCleanup {
+    fn drop(&mut self) {
+        drop(CgroupCleanup(cgroup_dirs_named(&self.0)));
+    }
+}
+
 /// Every directory below each hierarchy whose name contains `tag` (the host-wide leak check).
 fn cgroup_dirs_named(tag: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, tag: &str, depth: usize, out: &mut Vec<PathBuf>) {
@@ -703,7 +713,7 @@ fn pause_and_resume_need_the_right_state() {
 fn delete_of_paused_container() {
     let rt = runtime();
     let cgroups_path = format!("/{}", unique_id("husk-res-delpaused"));
-    let _cleanup = CgroupCleanup(existing_cgroups(&cgroups_path));
+    let _cleanup = CgroupTagCleanup(cgroups_path.trim_start_matches('/').to_owned());
     let bundle = Bundle::new(&rt)
         .set("/linux/cgroupsPath", json!(cgroups_path))
         .sh("sleep 1000 & exec sleep 1001");
@@ -868,7 +878,9 @@ fn own_cgroup(controller: &str) -> String {
         .unwrap_or_else(|| panic!("no {controller} line in /proc/self/cgroup"))
 }
 
-/// Checks where a container with `cgroups_path` (None: not set) lands; returns the leaf dirs.
+/// Checks where a container with `cgroups_path` (None: not set) lands, and that delete removes
+/// its cgroups. Parents a runtime made for a nested path are left (by runc and husk alike): the
+/// caller removes them.
 fn check_placement(rt: &Runtime, cgroups_path: Option<&str>) {
     let mut bundle = Bundle::new(rt)
         .set("/linux/resources/pids", json!({"limit": 17}))
@@ -880,7 +892,6 @@ fn check_placement(rt: &Runtime, cgroups_path: Option<&str>) {
     let pid = c.pid();
     let relative = cgroups_path.unwrap_or(c.id());
     let mut leaves = Vec::new();
-    let mut made = Vec::new();
     for (controller, path) in proc_cgroups(&pid.to_string()) {
         if controller.is_empty() {
             continue; // cgroup2 in hybrid mode: joined by both runtimes, no controllers to check
@@ -895,22 +906,8 @@ fn check_placement(rt: &Runtime, cgroups_path: Option<&str>) {
         let dir = Path::new("/sys/fs/cgroup")
             .join(&controller)
             .join(expected.trim_start_matches('/'));
-        leaves.push(dir.clone());
-        // Parents the runtime had to make are the test's to remove.
-        let mut parent = dir.parent().map(Path::to_path_buf);
-        while let Some(p) = parent {
-            if p == Path::new("/sys/fs/cgroup").join(&controller) {
-                break;
-            }
-            made.push(p.clone());
-            parent = p.parent().map(Path::to_path_buf);
-        }
+        leaves.push(dir);
     }
-    let _cleanup = CgroupCleanup(
-        made.into_iter()
-            .filter(|p| p.to_string_lossy().contains("husk-res-"))
-            .collect(),
-    );
     assert!(!leaves.is_empty());
     let pids_dir = leaves
         .iter()
@@ -927,8 +924,10 @@ fn check_placement(rt: &Runtime, cgroups_path: Option<&str>) {
 fn cgroups_path_absolute_relative_and_default() {
     require_v1();
     let rt = runtime();
-    check_placement(&rt, Some(&format!("/{}/abs", unique_id("husk-res-place"))));
-    check_placement(&rt, Some(&format!("{}/rel", unique_id("husk-res-place"))));
+    let tag = unique_id("husk-res-place");
+    let _cleanup = CgroupTagCleanup(tag.clone());
+    check_placement(&rt, Some(&format!("/{tag}-abs/leaf")));
+    check_placement(&rt, Some(&format!("{tag}-rel/leaf")));
     check_placement(&rt, None);
 }
 
@@ -955,6 +954,8 @@ fn joins_an_existing_cgroup() {
         }
     }
     let _cleanup = CgroupCleanup(made);
+    // The runtime also makes it in the hierarchies not listed above (cgroup2, name=systemd).
+    let _tag_cleanup = CgroupTagCleanup(path.trim_start_matches('/').to_owned());
     let pids_dir = Path::new("/sys/fs/cgroup/pids").join(path.trim_start_matches('/'));
     std::fs::write(pids_dir.join("pids.max"), "50").unwrap();
 
