@@ -16,7 +16,7 @@ BENCH_RUNTIMES ?= runc crun
 
 SHARED_TOOLS := $(CURDIR)/../shared/tools
 ROOTFS_DIR := $(CURDIR)/rootfs/out/busybox
-DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace
+DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace hyperfine util-linux bsdutils
 DEMO_SCRIPT := echo "Hello from a container started by $(notdir $(RUNTIME))"; id; hostname; ls /
 
 # rustup's default install location, for shells that have not sourced ~/.cargo/env.

@@ -399,6 +399,12 @@ impl Container {
                 Err(e) => return Err(e).context(|| format!("signal {signal} to {pid}")),
             }
         }
+        // Frozen processes cannot die: let a SIGKILL land (other signals wait for resume).
+        if let Some(cg) = self.cgroup().filter(|_| status == Status::Paused) {
+            if signal == Signal::SIGKILL {
+                cg.thaw()?;
+            }
+        }
         Ok(())
     }
 

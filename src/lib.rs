@@ -17,6 +17,7 @@ mod container;
 mod error;
 pub mod hostfs;
 pub mod profile;
+mod resources;
 mod spawn;
 pub mod state;
 
@@ -24,6 +25,7 @@ pub use config::{ConsoleDest, CreateOptions};
 pub use container::{Container, ExecOptions, ExitStatus, Process, Runtime};
 pub use error::{Error, Result};
 pub use oci_spec;
+pub use resources::{Event, Events, Stats};
 pub use state::{OciState, Status};
 
 /// When this process was started as a container init (`argv[1] == "init"`), runs the init and

@@ -246,11 +246,11 @@ impl Record {
         if !self.init_ready {
             return Status::Creating;
         }
-        if fifo.exists() {
-            return Status::Created;
-        }
+        // Frozen first: a created container can be paused too (and resumes to created).
         if frozen() {
             Status::Paused
+        } else if fifo.exists() {
+            Status::Created
         } else {
             Status::Running
         }

@@ -41,7 +41,10 @@ mod convert;
 mod devices_v2;
 pub use devices_v2::apply as attach_v2_device_filter;
 mod error;
+#[cfg(test)]
+mod fake_v2_tests;
 mod fsio;
+mod oom;
 mod path;
 mod stats;
 mod v1;
@@ -62,10 +65,11 @@ use serde::{Deserialize, Serialize};
 
 pub use convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};
 pub use error::CgroupError;
+pub use oom::{OomWakeup, OomWatch};
 pub use path::{clean_path, parse_mountinfo, parse_proc_cgroup, CgroupMount, ProcCgroupEntry};
 pub use stats::{
-    BlkioEntry, BlkioStats, CgroupStats, CpuStats, HugetlbStats, MemoryStats, MemoryUsage,
-    PidsStats,
+    BlkioEntry, BlkioStats, CgroupStats, CpuStats, CpusetStats, HugetlbStats, MemoryStats,
+    MemoryUsage, PidsStats,
 };
 
 /// Where the cgroup filesystems are mounted.
@@ -599,6 +603,9 @@ impl CgroupManager {
                 out.blkio = Some(stats::blkio_v2(dir)?);
             }
             out.hugetlb = stats::hugetlb_v2(dir)?;
+            if fsio::exists(dir, "cpuset.cpus.effective") {
+                out.cpuset = Some(stats::cpuset_v2(dir)?);
+            }
             return Ok(out);
         }
         let v1 = v1::V1 {
@@ -616,6 +623,9 @@ impl CgroupManager {
         }
         if let Some((dir, _)) = v1.find("hugetlb") {
             out.hugetlb = stats::hugetlb_v1(dir)?;
+        }
+        if let Some((dir, _)) = v1.find("cpuset") {
+            out.cpuset = Some(stats::cpuset_v1(dir)?);
         }
         Ok(out)
     }

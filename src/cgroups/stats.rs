@@ -16,6 +16,19 @@ pub struct CgroupStats {
     pub blkio: Option<BlkioStats>,
     /// Keyed by page size as the kernel names it (`2MB`, `1GB`).
     pub hugetlb: BTreeMap<String, HugetlbStats>,
+    pub cpuset: Option<CpusetStats>,
+}
+
+/// The CPUs and memory nodes the container may use, and the v1 cpuset flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpusetStats {
+    /// v1 `cpuset.cpus`; v2 `cpuset.cpus.effective`.
+    pub cpus: Vec<u16>,
+    /// v1 `cpuset.mems`; v2 `cpuset.mems.effective`.
+    pub mems: Vec<u16>,
+    /// The v1 flag files (`cpu_exclusive`, `sched_load_balance`, ...) by name, without the
+    /// `cpuset.` prefix; empty on v2.
+    pub flags: BTreeMap<String, i64>,
 }
 
 /// One memory counter set. `limit` is the raw kernel value (v1 shows "unlimited" as a huge
@@ -53,6 +66,10 @@ pub struct CpuStats {
     pub usage_system: u64,
     /// v1 only (`cpuacct.usage_percpu`).
     pub usage_per_cpu: Vec<u64>,
+    /// v1 only (`cpuacct.usage_percpu_sys`).
+    pub usage_per_cpu_system: Vec<u64>,
+    /// v1 only (`cpuacct.usage_percpu_user`).
+    pub usage_per_cpu_user: Vec<u64>,
     pub periods: u64,
     pub throttled_periods: u64,
     pub throttled_time: u64,
@@ -190,11 +207,14 @@ pub fn cpu_v1(
         stats.usage_total = acct.usage;
         stats.usage_user = acct.usage_user;
         stats.usage_system = acct.usage_sys;
-        stats.usage_per_cpu = acct
-            .usage_percpu
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
+        let numbers = |list: &str| {
+            list.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        };
+        stats.usage_per_cpu = numbers(&acct.usage_percpu);
+        stats.usage_per_cpu_system = numbers(&acct.usage_percpu_sys);
+        stats.usage_per_cpu_user = numbers(&acct.usage_percpu_user);
     }
     if let Some(dir) = cpu {
         let stat = fsio::read_keyed(&dir.join("cpu.stat"))?;
@@ -215,9 +235,84 @@ pub fn cpu_v2(dir: &Path) -> Result<CpuStats, CgroupError> {
         usage_user: usec("user_usec"),
         usage_system: usec("system_usec"),
         usage_per_cpu: Vec::new(),
+        usage_per_cpu_system: Vec::new(),
+        usage_per_cpu_user: Vec::new(),
         periods: stat.get("nr_periods").copied().unwrap_or(0),
         throttled_periods: stat.get("nr_throttled").copied().unwrap_or(0),
         throttled_time: usec("throttled_usec"),
+    })
+}
+
+/// Parses a kernel list such as `0-3,6` (empty for an empty file).
+pub fn parse_list(path: &Path, content: &str) -> Result<Vec<u16>, CgroupError> {
+    let bad = || CgroupError::Parse {
+        path: path.to_path_buf(),
+        content: content.to_owned(),
+    };
+    let mut out = Vec::new();
+    for part in content.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last): (u16, u16) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+            None => {
+                let n = part.parse().map_err(|_| bad())?;
+                (n, n)
+            }
+        };
+        if first > last {
+            return Err(bad());
+        }
+        out.extend(first..=last);
+    }
+    Ok(out)
+}
+
+/// v1 cpuset: the configured lists and every flag file.
+pub fn cpuset_v1(dir: &Path) -> Result<CpusetStats, CgroupError> {
+    const FLAGS: &[&str] = &[
+        "cpu_exclusive",
+        "mem_exclusive",
+        "mem_hardwall",
+        "memory_migrate",
+        "memory_pressure",
+        "memory_spread_page",
+        "memory_spread_slab",
+        "sched_load_balance",
+        "sched_relax_domain_level",
+    ];
+    let list = |file: &str| {
+        let path = dir.join(file);
+        parse_list(&path, &fsio::read(&path)?)
+    };
+    let mut flags = BTreeMap::new();
+    for flag in FLAGS {
+        let file = format!("cpuset.{flag}");
+        if fsio::exists(dir, &file) {
+            let path = dir.join(&file);
+            let content = fsio::read(&path)?;
+            let value = content.trim().parse().map_err(|_| CgroupError::Parse {
+                path: path.clone(),
+                content: content.clone(),
+            })?;
+            flags.insert((*flag).to_owned(), value);
+        }
+    }
+    Ok(CpusetStats {
+        cpus: list("cpuset.cpus")?,
+        mems: list("cpuset.mems")?,
+        flags,
+    })
+}
+
+/// v2 cpuset: what the cgroup effectively gets (its own files may be empty, meaning "inherit").
+pub fn cpuset_v2(dir: &Path) -> Result<CpusetStats, CgroupError> {
+    let list = |file: &str| {
+        let path = dir.join(file);
+        parse_list(&path, &fsio::read(&path)?)
+    };
+    Ok(CpusetStats {
+        cpus: list("cpuset.cpus.effective")?,
+        mems: list("cpuset.mems.effective")?,
+        flags: BTreeMap::new(),
     })
 }
 
@@ -353,4 +448,20 @@ pub fn hugetlb_v2(dir: &Path) -> Result<BTreeMap<String, HugetlbStats>, CgroupEr
         );
     }
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_lists() {
+        let path = Path::new("cpuset.cpus");
+        assert_eq!(parse_list(path, "0-2,5\n").unwrap(), [0, 1, 2, 5]);
+        assert_eq!(parse_list(path, "7").unwrap(), [7]);
+        assert!(parse_list(path, "\n").unwrap().is_empty());
+        for bad in ["3-1", "a", "1-", "1,,x"] {
+            assert!(parse_list(path, bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

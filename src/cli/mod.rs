@@ -2,16 +2,20 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod foreground;
 mod kill;
 mod list;
 mod log;
+mod pause;
+mod ps;
 mod spec;
 mod start;
 mod state;
 mod tty;
+mod update;
 
 use std::path::PathBuf;
 
@@ -38,7 +42,7 @@ pub struct Cli {
     /// Log debug messages too.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (accepted for compatibility; see README).
+    /// Use systemd to manage cgroups (not available: husk has only the cgroupfs driver).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility.
@@ -77,6 +81,16 @@ pub enum Command {
     Spec(spec::SpecArgs),
     /// Print the features this runtime supports, as JSON.
     Features,
+    /// Suspend every process in a container.
+    Pause(pause::PauseArgs),
+    /// Resume the processes of a paused container.
+    Resume(pause::PauseArgs),
+    /// Change a container's resource limits.
+    Update(update::UpdateArgs),
+    /// List a container's processes (`ps` output, or pids as JSON).
+    Ps(ps::PsArgs),
+    /// Print a container's stats and OOM events as JSON lines.
+    Events(events::EventsArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -110,6 +124,11 @@ pub fn main() -> i32 {
         logger.error("no command given; see husk --help");
         return 1;
     };
+    // Only commands that make cgroups need a driver; the others use the container's saved one.
+    if cli.systemd_cgroup && matches!(command, Command::Create(_) | Command::Run(_)) {
+        logger.error(&systemd_driver_error());
+        return 1;
+    }
     let result = match command {
         Command::Create(a) => create::create(&cli.root, a),
         Command::Run(a) => create::run(&cli.root, a),
@@ -121,6 +140,11 @@ pub fn main() -> i32 {
         Command::List(a) => list::run(&cli.root, a),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
+        Command::Pause(a) => pause::pause(&cli.root, a),
+        Command::Resume(a) => pause::resume(&cli.root, a),
+        Command::Update(a) => update::run(&cli.root, a),
+        Command::Ps(a) => ps::run(&cli.root, a),
+        Command::Events(a) => events::run(&cli.root, a),
     };
     match result {
         Ok(code) => code,
@@ -145,6 +169,18 @@ fn log_flags_from_args() -> (Option<PathBuf>, String) {
         value("--log").map(PathBuf::from),
         value("--log-format").unwrap_or_else(|| "text".into()),
     )
+}
+
+/// Why `--systemd-cgroup` is refused: husk has only the cgroupfs driver, and on hosts without a
+/// running systemd there is nothing to drive anyway.
+fn systemd_driver_error() -> String {
+    if std::path::Path::new("/run/systemd/system").exists() {
+        "systemd cgroup driver: not implemented by husk; run without --systemd-cgroup \
+         (cgroupfs driver)"
+            .into()
+    } else {
+        "systemd cgroup driver: no systemd instance reachable".into()
+    }
 }
 
 /// What a subcommand returns: its exit code, or an error to log.
