@@ -897,11 +897,16 @@ fn exec_ignore_paused_runs_once_resumed() {
     assert_eq!(bundle.read_shared("ran").as_deref(), Some("ran\n"));
 }
 
-/// True when the host has the Linux security module `lsm` active.
+/// True when the host has the Linux security module `lsm` ("apparmor" or "selinux") active.
 fn lsm_active(lsm: &str) -> bool {
-    std::fs::read_to_string("/sys/kernel/security/lsm")
-        .map(|l| l.split(',').any(|m| m.trim() == lsm))
-        .unwrap_or(false)
+    let own_switch = match lsm {
+        "apparmor" => std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.trim_start().starts_with('Y')),
+        _ => std::path::Path::new("/sys/fs/selinux/enforce").exists(),
+    };
+    own_switch
+        || std::fs::read_to_string("/sys/kernel/security/lsm")
+            .is_ok_and(|l| l.trim().split(',').any(|m| m == lsm))
 }
 
 fn assert_refused_label(flag: &str, lsm: &str, words: &[&str]) {

@@ -136,9 +136,60 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
     Ok(p)
 }
 
+/// Refuses an AppArmor profile or SELinux label the caller asked for (by flag or in process.json): husk's init
+/// applies neither, and running the process unconfined instead would silently drop the confinement.
+fn refuse_security_labels(a: &ExecArgs, process: &Process) -> husk::Result<()> {
+    let from_json = a.process.is_some();
+    let profile = a
+        .apparmor
+        .as_ref()
+        .or(process.apparmor_profile().as_ref().filter(|_| from_json));
+    if let Some(profile) = profile.filter(|p| !p.is_empty()) {
+        let host = if lsm_enabled("apparmor") {
+            "husk cannot apply AppArmor profiles"
+        } else {
+            "AppArmor is not enabled on this host"
+        };
+        return Err(bad(
+            "--apparmor",
+            format!("AppArmor profile {profile:?} requested, but {host}"),
+        ));
+    }
+    let label = a
+        .process_label
+        .as_ref()
+        .or(process.selinux_label().as_ref().filter(|_| from_json));
+    if let Some(label) = label.filter(|l| !l.is_empty()) {
+        let host = if lsm_enabled("selinux") {
+            "husk cannot apply SELinux labels"
+        } else {
+            "SELinux is not enabled on this host"
+        };
+        return Err(bad(
+            "--process-label",
+            format!("SELinux label {label:?} requested, but {host}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the kernel has the security module `name` ("apparmor" or "selinux") active: its own switch, or the
+/// securityfs list when that is mounted.
+fn lsm_enabled(name: &str) -> bool {
+    let own_switch = match name {
+        "apparmor" => std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.trim_start().starts_with('Y')),
+        _ => std::path::Path::new("/sys/fs/selinux/enforce").exists(),
+    };
+    own_switch
+        || std::fs::read_to_string("/sys/kernel/security/lsm")
+            .is_ok_and(|list| list.trim().split(',').any(|m| m == name))
+}
+
 pub fn run(root: &Path, a: ExecArgs) -> CmdResult {
     let container = runtime(root).load(&a.id)?;
     let process = build_process(&a, &container)?;
+    refuse_security_labels(&a, &process)?;
     let terminal = process.terminal().unwrap_or(false);
     let console = match (&a.console_socket, terminal && !a.detach) {
         (Some(path), _) => Some(husk::ConsoleDest::Socket(path.clone())),
