@@ -207,6 +207,11 @@ pub fn read_pty_to_end(master: &File, timeout: Duration) -> String {
     read_pty_until(master, timeout, |_| false)
 }
 
+/// Reads a pipe until every writer has closed it, giving up (with what was read) at the deadline.
+pub fn read_pipe_to_end(pipe: &File, timeout: Duration) -> String {
+    read_pty_until(pipe, timeout, |_| false)
+}
+
 /// The pty number of a master (`TIOCGPTN`): the slave is `/dev/pts/<n>` of the devpts instance it came from.
 pub fn pty_number(master: &File) -> u32 {
     let mut n: libc::c_uint = 0;
