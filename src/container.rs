@@ -478,7 +478,8 @@ impl Container {
             &self.init_binary,
             &self.record,
             &boot,
-            &self.record.bundle,
+            // exec does not need the bundle, which may be gone by now.
+            Path::new("/"),
             cgroup.as_ref(),
             opts.console.as_ref().filter(|_| terminal),
         )?;

@@ -1,5 +1,6 @@
 //! `husk exec`.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -138,8 +139,20 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
 
 pub fn run(root: &Path, a: ExecArgs) -> CmdResult {
     let container = runtime(root).load(&a.id)?;
-    let process = build_process(&a, &container)?;
+    let mut process = build_process(&a, &container)?;
     let terminal = process.terminal().unwrap_or(false);
+    if terminal && a.console_socket.is_none() && !a.detach && process.console_size().is_none() {
+        // The process may ask for its window size at once: it gets ours from the init, before it
+        // runs, not from the relay once it is already running.
+        if let Ok((rows, cols)) = husk_init::sys::window_size(std::io::stdin().as_fd()) {
+            let size = husk::oci_spec::runtime::BoxBuilder::default()
+                .height(rows)
+                .width(cols)
+                .build()
+                .map_err(|e| bad("consoleSize", e.to_string()))?;
+            process.set_console_size(Some(size));
+        }
+    }
     let console = match (&a.console_socket, terminal && !a.detach) {
         (Some(path), _) => Some(husk::ConsoleDest::Socket(path.clone())),
         (None, true) => Some(husk::ConsoleDest::Keep),

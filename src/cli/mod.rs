@@ -129,6 +129,12 @@ pub fn main() -> i32 {
         logger.error(&systemd_driver_error());
         return 1;
     }
+    // runc's exec reports its own failures as 255, apart from any code the process returns.
+    let failure_code = if matches!(command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     let result = match command {
         Command::Create(a) => create::create(&cli.root, a),
         Command::Run(a) => create::run(&cli.root, a),
@@ -150,7 +156,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             logger.error(&e.to_string());
-            1
+            failure_code
         }
     }
 }
