@@ -25,7 +25,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 endif
 
 .DEFAULT_GOAL := build
-.PHONY: deps build rootfs demo test lint bench conformance clean
+.PHONY: deps build probe rootfs demo test lint bench conformance clean
 
 # Installs only what is missing. `apt-get update` runs first when the package lists are empty or more than a
 # week old, and once more if the install still fails.
@@ -47,7 +47,18 @@ build:
 	@command -v cargo >/dev/null || { echo "build: cargo not found; install Rust with rustup" >&2; exit 1; }
 	cargo build --release --workspace
 
-rootfs:
+# The probe (rootfs/probe, crate husk-probe) runs inside test containers, so it must be a static binary: glibc's
+# crt-static (the musl target is not installed). build.sh copies rootfs/out/probe to /usr/bin/probe in the rootfs.
+PROBE_TARGET := x86_64-unknown-linux-gnu
+PROBE_BIN := target/$(PROBE_TARGET)/release/husk-probe
+probe:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p husk-probe --target $(PROBE_TARGET)
+	@ldd $(PROBE_BIN) 2>&1 | grep -qE 'statically linked|not a dynamic executable' || \
+		{ echo "probe: $(PROBE_BIN) is not statically linked:" >&2; ldd $(PROBE_BIN) >&2; exit 1; }
+	@mkdir -p rootfs/out
+	@cmp -s $(PROBE_BIN) rootfs/out/probe || install -m 0755 $(PROBE_BIN) rootfs/out/probe
+
+rootfs: probe
 	rootfs/build.sh
 
 # A bundle in a temp dir holding a copy of the busybox rootfs and the runtime's default spec, edited to print a
@@ -94,4 +105,4 @@ conformance:
 
 clean:
 	cargo clean
-	rm -rf rootfs/out/busybox rootfs/out/busybox.tar.gz rootfs/out/.busybox.*
+	rm -rf rootfs/out/busybox rootfs/out/busybox.tar.gz rootfs/out/.busybox.* rootfs/out/probe
