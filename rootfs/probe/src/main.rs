@@ -18,7 +18,7 @@ usage:
                  [--syscall NAME[:ARG,...]]... [--dev-dir DIR] [--out FILE]
       the full report: ids, namespaces, id maps, capabilities, no_new_privs, seccomp, rlimits, umask,
       oom_score_adj, cwd, env, hostname, mounts, devices, cgroups, open fds, plus the paths, sysctls,
-      cgroup files and system calls asked for
+      cgroup files and system calls asked for (under \"syscalls\", keyed by the spec as given)
   probe syscall NAME [ARG...] [--out FILE]
       tries one system call (harmless default arguments, or the integers given) and reports its errno
   probe fork N [--out FILE]
@@ -27,7 +27,9 @@ usage:
       allocates and touches MIB mebibytes, then reports (a memory limit below that gets the probe killed)
   probe help
 
-Results go to stdout, or with --out to FILE (written to FILE.tmp, then renamed).";
+Results go to stdout, or with --out to FILE (written to FILE.tmp, then renamed). Any command also takes
+--save-stdin FILE: first read standard input to its end and save it in FILE (for hooks, which get the
+container state on stdin).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +52,7 @@ fn run(args: &[String]) -> Result<u8, String> {
         _ => ("report", args),
     };
     let mut out_file = None;
+    let mut stdin_file = None;
     let mut positional = Vec::new();
     let mut request = report::Request {
         dev_dir: "/dev".to_owned(),
@@ -64,18 +67,27 @@ fn run(args: &[String]) -> Result<u8, String> {
         };
         match arg.as_str() {
             "--out" => out_file = Some(value("--out")?),
+            "--save-stdin" => stdin_file = Some(value("--save-stdin")?),
             "--path" if command == "report" => request.paths.push(value("--path")?),
             "--sysctl" if command == "report" => request.sysctls.push(value("--sysctl")?),
             "--cgroup-file" if command == "report" => {
                 request.cgroup_files.push(value("--cgroup-file")?)
             }
-            "--syscall" if command == "report" => request
-                .syscalls
-                .push(syscalls::parse_spec(&value("--syscall")?)?),
+            "--syscall" if command == "report" => {
+                let spec = value("--syscall")?;
+                let (name, numbers) = syscalls::parse_spec(&spec)?;
+                request.syscalls.push((spec, name, numbers));
+            }
             "--dev-dir" if command == "report" => request.dev_dir = value("--dev-dir")?,
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ => positional.push(arg.clone()),
         }
+    }
+    if let Some(path) = &stdin_file {
+        let mut input = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut input)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        write_atomically(path, &input)?;
     }
     let result = match command {
         "report" => {
@@ -127,12 +139,15 @@ fn emit(value: &Value, out_file: Option<&str>) -> Result<(), String> {
                 .and_then(|()| stdout.flush())
                 .map_err(|e| format!("cannot write to stdout: {e}"))
         }
-        Some(path) => {
-            let tmp = format!("{path}.tmp");
-            std::fs::write(&tmp, text).map_err(|e| format!("cannot write {tmp}: {e}"))?;
-            std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename {tmp} to {path}: {e}"))
-        }
+        Some(path) => write_atomically(path, text.as_bytes()),
     }
+}
+
+/// Writes FILE.tmp, then renames it to FILE, so that a reader polling for FILE never sees it half written.
+fn write_atomically(path: &str, data: &[u8]) -> Result<(), String> {
+    let tmp = format!("{path}.tmp");
+    std::fs::write(&tmp, data).map_err(|e| format!("cannot write {tmp}: {e}"))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename {tmp} to {path}: {e}"))
 }
 
 /// Forks up to `count` children that block on a pipe, counting successes; stops at the first failure (e.g. EAGAIN

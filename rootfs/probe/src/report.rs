@@ -19,8 +19,8 @@ pub struct Request {
     pub sysctls: Vec<String>,
     /// `controller:file` pairs (controller empty or `unified` for cgroup v2) to read from the own cgroup.
     pub cgroup_files: Vec<String>,
-    /// System calls to try: name plus optional integer arguments.
-    pub syscalls: Vec<(String, Vec<i64>)>,
+    /// System calls to try: the spec as given (the report's key), the name and optional integer arguments.
+    pub syscalls: Vec<(String, String, Vec<i64>)>,
     /// The directory whose device nodes are listed.
     pub dev_dir: String,
 }
@@ -191,6 +191,14 @@ pub fn build(request: &Request) -> Value {
             .collect::<Vec<_>>())),
     );
     report.insert(
+        "cpus_allowed".into(),
+        json!(status_field(&status, "Cpus_allowed_list")),
+    );
+    report.insert(
+        "mems_allowed".into(),
+        json!(status_field(&status, "Mems_allowed_list")),
+    );
+    report.insert(
         "apparmor".into(),
         json!(fs::read_to_string("/proc/self/attr/current")
             .ok()
@@ -213,7 +221,7 @@ pub fn build(request: &Request) -> Value {
             request
                 .syscalls
                 .iter()
-                .map(|(name, args)| (name.clone(), crate::syscalls::try_syscall(name, args)))
+                .map(|(spec, name, args)| (spec.clone(), crate::syscalls::try_syscall(name, args)))
                 .collect(),
         ),
     );
@@ -408,8 +416,9 @@ fn file_kind(ft: fs::FileType) -> &'static str {
     }
 }
 
-/// For each path: whether it exists, what it is, whether it can be read (and how much), and whether it can be
-/// written. Writability is tested without changing anything: files are opened write-only (no truncation, no
+/// For each path: whether it exists, what it is, whether it can be opened for reading (`opened`, `open_error`) and
+/// read (`readable`, `bytes_read`, `content` or `read_error`), and whether it can be written (`writable`,
+/// `write_error`). Writability is tested without changing anything: files are opened write-only (no truncation, no
 /// write); directories get a uniquely named empty file created and removed at once.
 fn paths(paths: &[String]) -> Value {
     let mut out = Map::new();
@@ -460,25 +469,31 @@ fn paths(paths: &[String]) -> Value {
                 }
             }
         } else {
-            let read = OpenOptions::new()
+            match OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
                 .open(path)
-                .and_then(|mut f| {
+            {
+                Ok(mut file) => {
+                    entry.insert("opened".into(), json!(true));
                     let mut buf = vec![0u8; 65536];
-                    let n = f.read(&mut buf)?;
-                    buf.truncate(n);
-                    Ok(buf)
-                });
-            match read {
-                Ok(bytes) => {
-                    entry.insert("readable".into(), json!(true));
-                    entry.insert("bytes_read".into(), json!(bytes.len()));
-                    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
-                    entry.insert("content".into(), json!(text));
+                    match file.read(&mut buf) {
+                        Ok(n) => {
+                            entry.insert("readable".into(), json!(true));
+                            entry.insert("bytes_read".into(), json!(n));
+                            let text = String::from_utf8_lossy(&buf[..n.min(512)]).into_owned();
+                            entry.insert("content".into(), json!(text));
+                        }
+                        Err(e) => {
+                            entry.insert("readable".into(), json!(false));
+                            entry.insert("read_error".into(), error_json(&e));
+                        }
+                    }
                 }
                 Err(e) => {
+                    entry.insert("opened".into(), json!(false));
                     entry.insert("readable".into(), json!(false));
+                    entry.insert("open_error".into(), error_json(&e));
                     entry.insert("read_error".into(), error_json(&e));
                 }
             }
