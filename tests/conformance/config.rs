@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::support::{
     bundle, create_args, has_option, has_super_option, host_status_field, path_errno,
-    probe_then_sleep, register, require, run_probe, set, start_probe, Ctx, HostMount, Report,
-    TestResult, PROBE,
+    probe_then_sleep, register, require, run_probe, set, start_probe, terminal_probe, Ctx, HostMount,
+    Report, TestResult, PROBE,
 };
 
 register!("config":
@@ -59,6 +59,12 @@ register!("config":
     process_capabilities_not_grantable_is_not_an_error,
     process_capabilities_unknown_name_is_a_warning,
     process_missing_is_error_at_create_or_start,
+    process_terminal_with_console_size,
+    process_io_priority,
+    process_scheduler,
+    process_exec_cpu_affinity_final,
+    process_apparmor_profile,
+    process_selinux_label,
     hostname_in_uts_namespace,
     domainname_in_uts_namespace,
     unknown_properties_are_ignored,
@@ -744,6 +750,95 @@ fn process_missing_is_error_at_create_or_start(ctx: &Ctx) -> TestResult {
             start.describe()
         );
     }
+    Ok(())
+}
+
+/// process.terminal: "specifies whether a terminal is attached to the process"; consoleSize: "the console size in
+/// characters of the terminal".
+fn process_terminal_with_console_size(ctx: &Ctx) -> TestResult {
+    let rt = ctx.runtime();
+    let bundle = bundle(&rt)
+        .with_shared_dir()
+        .set("/process/terminal", json!(true))
+        .set("/process/consoleSize", json!({ "height": 33, "width": 111 }))
+        .args(super::support::probe_args(&["--out", "/shared/report.json"]));
+    let (report, _master) = terminal_probe(&rt, &bundle);
+    let terminal = report.at("/terminal");
+    assert_eq!(terminal["stdin_isatty"], true, "stdin is not a terminal: {terminal}");
+    assert_eq!(terminal["stdout_isatty"], true, "stdout is not a terminal: {terminal}");
+    assert_eq!((&terminal["rows"], &terminal["columns"]), (&json!(33), &json!(111)), "{terminal}");
+    Ok(())
+}
+
+/// process.ioPriority: class and priority of the process's I/O scheduling (ioprio_set(2)).
+fn process_io_priority(ctx: &Ctx) -> TestResult {
+    let rt = ctx.runtime();
+    let bundle = bundle(&rt).set(
+        "/process/ioPriority",
+        json!({ "class": "IOPRIO_CLASS_BE", "priority": 6 }),
+    );
+    let report = run_probe(&rt, bundle, &[]);
+    const IOPRIO_CLASS_BE: i64 = 2;
+    assert_eq!(
+        report.at("/io_priority"),
+        &json!({ "class": IOPRIO_CLASS_BE, "level": 6 }),
+        "ioprio_get"
+    );
+    Ok(())
+}
+
+/// process.scheduler: policy and nice value (sched_setattr(2)).
+fn process_scheduler(ctx: &Ctx) -> TestResult {
+    let rt = ctx.runtime();
+    let bundle = bundle(&rt).set("/process/scheduler", json!({ "policy": "SCHED_BATCH", "nice": 7 }));
+    let report = run_probe(&rt, bundle, &[]);
+    assert_eq!(
+        report.at("/scheduler"),
+        &json!({ "policy": libc::SCHED_BATCH, "nice": 7 }),
+        "sched_getscheduler / getpriority"
+    );
+    Ok(())
+}
+
+/// process.execCPUAffinity.final: "the list of CPUs a runtime parent process to be run on after the transition to
+/// container's cgroup"; the process runs on those CPUs.
+fn process_exec_cpu_affinity_final(ctx: &Ctx) -> TestResult {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    require(cpus >= 2, "the host has a single CPU, so an affinity of CPU 0 changes nothing")?;
+    let rt = ctx.runtime();
+    let bundle = bundle(&rt).set("/process/execCPUAffinity", json!({ "final": "0" }));
+    let report = run_probe(&rt, bundle, &[]);
+    assert_eq!(report.at("/cpus_allowed"), "0", "Cpus_allowed_list");
+    Ok(())
+}
+
+/// process.apparmorProfile: "the name of the AppArmor profile for the process".
+fn process_apparmor_profile(ctx: &Ctx) -> TestResult {
+    let profiles = std::fs::read_to_string("/sys/kernel/security/apparmor/profiles").unwrap_or_default();
+    let profile = profiles
+        .lines()
+        .find_map(|l| l.strip_suffix(" (enforce)").or_else(|| l.strip_suffix(" (complain)")))
+        .map(str::to_owned);
+    let Some(profile) = profile else {
+        return require(false, "AppArmor is not enabled on the host or has no profile loaded");
+    };
+    let rt = ctx.runtime();
+    let report = run_probe(&rt, bundle(&rt).set("/process/apparmorProfile", json!(profile)), &[]);
+    let label = report.at("/apparmor").as_str().unwrap_or_default().to_owned();
+    assert!(label.starts_with(&profile), "AppArmor label {label:?}, configured {profile:?}");
+    Ok(())
+}
+
+/// process.selinuxLabel: "the SELinux label for the process".
+fn process_selinux_label(ctx: &Ctx) -> TestResult {
+    require(
+        Path::new("/sys/fs/selinux/enforce").exists(),
+        "SELinux is not enabled on the host (no /sys/fs/selinux)",
+    )?;
+    let rt = ctx.runtime();
+    let label = "system_u:system_r:container_t:s0:c1,c2";
+    let report = run_probe(&rt, bundle(&rt).set("/process/selinuxLabel", json!(label)), &[]);
+    assert_eq!(report.at("/apparmor"), label, "/proc/self/attr/current");
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use husk_testing::{host_namespace_inode, unique_id, Bundle, NamespaceHolder, Out
 use serde_json::{json, Value};
 
 use super::support::{
-    bundle, cgroup_v1_controller, create_args, path_errno, probe_args, register,
-    require, run_probe, CgroupPath, Ctx, HostMount, Report, TestResult,
+    bundle, cgroup_v1_controller, create_args, has_super_option, path_errno, probe_args, register,
+    require, run_probe, terminal_probe, CgroupPath, Ctx, HostMount, Report, TestResult,
 };
 
 register!("config_linux":
@@ -30,6 +30,7 @@ register!("config_linux":
     namespace_cgroup_joined_by_path,
     namespace_user_joined_by_path,
     namespace_time_joined_by_path,
+    time_offsets_applied,
     namespace_not_listed_is_inherited_from_runtime,
     namespace_path_of_wrong_type_is_error,
     namespace_duplicate_type_is_error,
@@ -39,6 +40,7 @@ register!("config_linux":
     devices_existing_different_file_is_error,
     default_devices_supplied,
     default_devices_usable,
+    default_device_console_is_the_terminal,
     cgroups_path_absolute_is_relative_to_cgroup_mount,
     cgroups_path_same_value_same_place,
     cgroups_device_rules_applied_in_listed_order,
@@ -54,6 +56,8 @@ register!("config_linux":
     resources_pids_limit_enforced,
     resources_block_io_weight,
     resources_block_io_throttle,
+    resources_hugepage_limits,
+    resources_network_class_id_and_priorities,
     sysctl_applied,
     seccomp_installs_filter,
     seccomp_syscall_action_errno_with_errno_ret,
@@ -177,6 +181,23 @@ fn namespace_user_created_when_no_path(ctx: &Ctx) -> TestResult {
 fn namespace_time_created_when_no_path(ctx: &Ctx) -> TestResult {
     time_namespace_supported()?;
     new_namespace(ctx, "time")
+}
+
+/// timeOffsets: "sets the offset for Time Namespace" (monotonic and boottime, seen in /proc/self/timens_offsets).
+fn time_offsets_applied(ctx: &Ctx) -> TestResult {
+    time_namespace_supported()?;
+    let rt = ctx.runtime();
+    let bundle = bundle(&rt).add_namespace("time", None).set(
+        "/linux/timeOffsets",
+        json!({ "monotonic": { "secs": 86400, "nanosecs": 5 }, "boottime": { "secs": 3600, "nanosecs": 0 } }),
+    );
+    let report = run_probe(&rt, bundle, &[]);
+    assert_eq!(
+        report.at("/timens_offsets"),
+        &json!(["monotonic 86400 5", "boottime 3600 0"]),
+        "/proc/self/timens_offsets"
+    );
+    Ok(())
 }
 
 /// namespaces[].path: "The runtime MUST place the container process in the namespace associated with that path."
@@ -422,6 +443,33 @@ fn default_devices_usable(ctx: &Ctx) -> TestResult {
         assert!(check["bytes_read"].as_u64().unwrap_or(0) > 0, "{path} gave no bytes: {check}");
     }
     assert_eq!(report.path("/dev/null")["bytes_read"], 0);
+    Ok(())
+}
+
+/// Default devices: "/dev/console is set up if terminal is enabled in the config by bind mounting the
+/// pseudoterminal pty to /dev/console."
+fn default_device_console_is_the_terminal(ctx: &Ctx) -> TestResult {
+    let rt = ctx.runtime();
+    let bundle = bundle(&rt)
+        .with_shared_dir()
+        .set("/process/terminal", json!(true))
+        .args(probe_args(&["--out", "/shared/report.json"]));
+    let (report, _master) = terminal_probe(&rt, &bundle);
+    let console = report
+        .device("/dev/console")
+        .unwrap_or_else(|| panic!("no /dev/console: {}", report.at("/devices")));
+    const UNIX98_PTY_SLAVE_MAJOR: u64 = 136;
+    assert_eq!(console["type"], "char", "{console}");
+    assert_eq!(console["major"], UNIX98_PTY_SLAVE_MAJOR, "/dev/console is not a pty: {console}");
+    let stdin = report.at("/terminal/stdin").as_str().unwrap_or_default().to_owned();
+    let pty = report
+        .device(&stdin)
+        .unwrap_or_else(|| panic!("stdin {stdin} is not in /dev: {}", report.at("/terminal")));
+    assert_eq!(
+        (&console["major"], &console["minor"]),
+        (&pty["major"], &pty["minor"]),
+        "/dev/console is not the process's terminal {stdin}"
+    );
     Ok(())
 }
 
@@ -748,6 +796,39 @@ fn resources_block_io_throttle(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
+/// hugepageLimits: pageSize and limit (hugetlb.<size>.limit_in_bytes).
+fn resources_hugepage_limits(ctx: &Ctx) -> TestResult {
+    cgroup_v1_controller("hugetlb")?;
+    require(
+        Path::new("/sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes").exists(),
+        "the hugetlb controller has no 2MB page size",
+    )?;
+    let rt = ctx.runtime();
+    let report = cgroup_files(
+        &rt,
+        json!({ "hugepageLimits": [{ "pageSize": "2MB", "limit": 4 << 21 }] }),
+        &["hugetlb:hugetlb.2MB.limit_in_bytes"],
+    );
+    assert_cgroup_file(&report, "hugetlb:hugetlb.2MB.limit_in_bytes", &(4u64 << 21).to_string());
+    Ok(())
+}
+
+/// network.classID and network.priorities (net_cls.classid, net_prio.ifpriomap).
+fn resources_network_class_id_and_priorities(ctx: &Ctx) -> TestResult {
+    cgroup_v1_controller("net_cls")?;
+    cgroup_v1_controller("net_prio")?;
+    let rt = ctx.runtime();
+    let report = cgroup_files(
+        &rt,
+        json!({ "network": { "classID": 1048577, "priorities": [{ "name": "lo", "priority": 3 }] } }),
+        &["net_cls:net_cls.classid", "net_prio:net_prio.ifpriomap"],
+    );
+    assert_cgroup_file(&report, "net_cls:net_cls.classid", "1048577");
+    let map = report.cgroup_file("net_prio:net_prio.ifpriomap").unwrap();
+    assert!(map.lines().any(|l| l.trim() == "lo 3"), "net_prio.ifpriomap:\n{map}");
+    Ok(())
+}
+
 /// sysctl: "allows kernel parameters to be modified at runtime for the container" (namespaced ones: net in the
 /// network namespace, kernel.shm* in the IPC namespace).
 fn sysctl_applied(ctx: &Ctx) -> TestResult {
@@ -1052,13 +1133,22 @@ fn rootfs_propagation_unbindable(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
-/// mountLabel: "Mount Label for the container" (SELinux context of the mounts).
-fn mount_label_applied(_ctx: &Ctx) -> TestResult {
+/// mountLabel: "Mount Label for the container" (SELinux context of the mounts): the `context=` option of the
+/// filesystems the runtime mounts, such as /dev's tmpfs.
+fn mount_label_applied(ctx: &Ctx) -> TestResult {
     require(
         Path::new("/sys/fs/selinux/enforce").exists(),
         "SELinux is not enabled on the host (no /sys/fs/selinux), so mount labels cannot be applied",
     )?;
-    panic!("SELinux hosts are not covered by this suite yet: write the mountLabel check for them");
+    let rt = ctx.runtime();
+    let label = "system_u:object_r:container_file_t:s0:c1,c2";
+    let report = run_probe(&rt, bundle(&rt).set("/linux/mountLabel", json!(label)), &[]);
+    let dev = report.mount_at("/dev");
+    assert!(
+        has_super_option(dev, &format!("context=\"{label}\"")),
+        "/dev is not mounted with the label: {dev}"
+    );
+    Ok(())
 }
 
 /// personality: domain LINUX32 sets the execution domain (uname -m reports a 32-bit machine).

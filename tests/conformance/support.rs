@@ -459,3 +459,83 @@ pub fn create_args(bundle: &Bundle, id: &str) -> Vec<std::ffi::OsString> {
         id.into(),
     ]
 }
+
+/// A listening unix socket for `--console-socket`: the runtime connects and sends the pty master of a container
+/// whose `process.terminal` is true (SCM_RIGHTS).
+pub struct ConsoleSocket {
+    _dir: husk_testing::TempDir,
+    path: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+}
+
+impl ConsoleSocket {
+    /// Binds a socket in a fresh temporary directory.
+    pub fn new() -> ConsoleSocket {
+        let dir = husk_testing::TempDir::new("conformance-console");
+        let path = dir.join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        listener.set_nonblocking(true).expect("nonblocking listener");
+        ConsoleSocket {
+            _dir: dir,
+            path,
+            listener,
+        }
+    }
+
+    /// The socket's path, for `--console-socket`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for the runtime to connect and returns the descriptor it sent.
+    pub fn receive(&self, timeout: Duration) -> std::os::fd::OwnedFd {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let mut stream = None;
+        wait_for(
+            || {
+                stream = self.listener.accept().ok().map(|(s, _)| s);
+                stream.is_some()
+            },
+            timeout,
+        );
+        let stream = stream.expect("the runtime did not connect to the console socket");
+        stream.set_nonblocking(false).expect("blocking stream");
+        stream
+            .set_read_timeout(Some(timeout))
+            .expect("read timeout");
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .expect("recvmsg on the console socket");
+        for cmsg in msg.cmsgs().expect("control messages") {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                if let Some(&fd) = fds.first() {
+                    // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
+                    return unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+                }
+            }
+        }
+        panic!("the runtime sent no descriptor over the console socket");
+    }
+}
+
+/// Creates (with `--console-socket`) and starts a container whose process, on a terminal, runs the probe into
+/// /shared/report.json; the bundle must have a shared dir and `process.terminal` true. Returns the report and the
+/// pty master (keep it open while the container runs: closing it hangs the terminal up).
+pub fn terminal_probe(rt: &Runtime, bundle: &Bundle) -> (Report, std::os::fd::OwnedFd) {
+    let socket = ConsoleSocket::new();
+    let guard = rt.guard(husk_testing::unique_id("tty"));
+    let mut args = create_args(bundle, guard.id());
+    args.extend(["--console-socket".into(), socket.path().as_os_str().to_owned()]);
+    let create = rt.spawn(args);
+    let master = socket.receive(Duration::from_secs(30));
+    let out = create.wait(husk_testing::DEFAULT_TIMEOUT);
+    assert!(out.status.success(), "create with a terminal failed\n{}", out.describe());
+    guard.start();
+    let text = wait_shared(bundle, "report.json", Duration::from_secs(20))
+        .expect("the probe on the terminal wrote no report");
+    (Report::parse(&text), master)
+}

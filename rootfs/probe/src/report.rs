@@ -190,6 +190,38 @@ pub fn build(request: &Request) -> Value {
             .filter_map(|p| p.parse::<i64>().ok())
             .collect::<Vec<_>>())),
     );
+    let (stdin_is_tty, winsize) = sys::terminal(0);
+    report.insert(
+        "terminal".into(),
+        json!({
+            "stdin_isatty": stdin_is_tty,
+            "stdout_isatty": sys::terminal(1).0,
+            "rows": winsize.map(|w| w.0),
+            "columns": winsize.map(|w| w.1),
+            "stdin": fs::read_link("/proc/self/fd/0").ok().map(|p| p.to_string_lossy().into_owned()),
+        }),
+    );
+    report.insert(
+        "io_priority".into(),
+        match sys::io_priority() {
+            Ok((class, level)) => json!({ "class": class, "level": level }),
+            Err(errno) => json!({ "errno": errno }),
+        },
+    );
+    let (policy, nice) = sys::scheduler();
+    report.insert(
+        "scheduler".into(),
+        json!({ "policy": policy, "nice": nice }),
+    );
+    report.insert(
+        "timens_offsets".into(),
+        json!(fs::read_to_string("/proc/self/timens_offsets")
+            .ok()
+            .map(|text| text
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>())),
+    );
     report.insert(
         "cpus_allowed".into(),
         json!(status_field(&status, "Cpus_allowed_list")),

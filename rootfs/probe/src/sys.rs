@@ -212,3 +212,38 @@ pub fn errno_name(errno: i32) -> String {
     };
     name.to_owned()
 }
+
+/// Whether `fd` is a terminal, and its window size (rows, columns) if it is.
+pub fn terminal(fd: i32) -> (bool, Option<(u16, u16)>) {
+    // SAFETY: isatty(3) only inspects the descriptor.
+    let is_tty = unsafe { libc::isatty(fd) } == 1;
+    if !is_tty {
+        return (false, None);
+    }
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the valid, writable `size`.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) };
+    (true, (rc == 0).then_some((size.ws_row, size.ws_col)))
+}
+
+/// The I/O priority of the calling process (ioprio_get(IOPRIO_WHO_PROCESS, 0)): `(class, level)`.
+pub fn io_priority() -> Result<(i64, i64), i32> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: both arguments are integers.
+    let value = unsafe { raw_syscall(libc::SYS_ioprio_get, [IOPRIO_WHO_PROCESS, 0, 0, 0, 0, 0]) }?;
+    Ok((value >> 13, value & 0x1fff))
+}
+
+/// The scheduling policy (sched_getscheduler(0)) and nice value (getpriority(PRIO_PROCESS, 0)).
+pub fn scheduler() -> (i32, i32) {
+    // SAFETY: pid 0 means the calling process; no pointers are involved.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    // SAFETY: as above; getpriority can return -1 legitimately, which is fine for a report.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    (policy & !libc::SCHED_RESET_ON_FORK, nice)
+}
