@@ -223,7 +223,11 @@ fn main() {
     let binary = options
         .runtime
         .clone()
-        .or_else(|| std::env::var_os("HUSK_TEST_RUNTIME").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("HUSK_TEST_RUNTIME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_husk")));
     let ctx = match Ctx::new(binary) {
         Ok(ctx) => ctx,
@@ -282,7 +286,9 @@ fn main() {
                 let mut stdout = std::io::stdout().lock();
                 let _ = match &outcome {
                     Outcome::Pass => writeln!(stdout, "ok {}", test.name),
-                    Outcome::Skip(reason) => writeln!(stdout, "skip {}: {}", test.name, one_line(reason)),
+                    Outcome::Skip(reason) => {
+                        writeln!(stdout, "skip {}: {}", test.name, one_line(reason))
+                    }
                     Outcome::Fail(reason) => {
                         let note = match expect {
                             Expectations::Runc => runc_differences
@@ -294,7 +300,8 @@ fn main() {
                             _ => None,
                         }
                         .unwrap_or_default();
-                        let line = writeln!(stdout, "FAIL {}: {}{note}", test.name, one_line(reason));
+                        let line =
+                            writeln!(stdout, "FAIL {}: {}{note}", test.name, one_line(reason));
                         if options.verbose {
                             for l in reason.lines() {
                                 let _ = writeln!(stdout, "    {l}");
@@ -323,10 +330,13 @@ fn main() {
                 passed += 1;
                 match expect {
                     Expectations::Husk if !husk_expected_pass.contains_key(name) => {
-                        unexpected_passes.push(format!("{name}: passes, add to husk-expected-pass.txt"))
+                        unexpected_passes
+                            .push(format!("{name}: passes, add to husk-expected-pass.txt"))
                     }
                     Expectations::Runc if runc_differences.contains_key(name) => unexpected_passes
-                        .push(format!("{name}: passes on runc, remove from runc-differences.txt")),
+                        .push(format!(
+                            "{name}: passes on runc, remove from runc-differences.txt"
+                        )),
                     _ => {}
                 }
             }
@@ -352,7 +362,9 @@ fn main() {
     for name in &unexpected_failures {
         let why = match expect {
             Expectations::Husk => "listed in husk-expected-pass.txt",
-            Expectations::Runc => "not listed in runc-differences.txt: a bug in the test or a runc change",
+            Expectations::Runc => {
+                "not listed in runc-differences.txt: a bug in the test or a runc change"
+            }
             Expectations::None => "no expectation list for this runtime",
         };
         println!("unexpected failure: {name} ({why})");

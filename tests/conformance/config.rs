@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::support::{
     bundle, create_args, has_option, has_super_option, host_status_field, path_errno,
-    probe_then_sleep, register, require, run_probe, set, start_probe, terminal_probe, Ctx, HostMount,
-    Report, TestResult, PROBE,
+    probe_then_sleep, register, require, run_probe, set, start_probe, terminal_probe, Ctx,
+    HostMount, Report, TestResult, PROBE,
 };
 
 register!("config":
@@ -122,7 +122,11 @@ fn root_readonly_true_makes_rootfs_read_only(ctx: &Ctx) -> TestResult {
     for path in ["/", "/etc/passwd"] {
         let check = report.path(path);
         assert_eq!(check["writable"], false, "{path} is writable: {check}");
-        assert_eq!(path_errno(check, "write_error"), Some(libc::EROFS), "{path}: {check}");
+        assert_eq!(
+            path_errno(check, "write_error"),
+            Some(libc::EROFS),
+            "{path}: {check}"
+        );
     }
     Ok(())
 }
@@ -184,7 +188,11 @@ fn mount_bind_options_ro_nosuid_nodev_noexec(ctx: &Ctx) -> TestResult {
     }
     let check = report.path("/mnt/bind/file");
     assert_eq!(check["content"], "x");
-    assert_eq!(path_errno(check, "write_error"), Some(libc::EROFS), "{check}");
+    assert_eq!(
+        path_errno(check, "write_error"),
+        Some(libc::EROFS),
+        "{check}"
+    );
     Ok(())
 }
 
@@ -252,7 +260,10 @@ fn mount_rbind_includes_submounts(ctx: &Ctx) -> TestResult {
     );
     let report = run_probe(&rt, bundle, &["--path", "/mnt/src/sub/marker"]);
     assert_eq!(report.path("/mnt/src/sub/marker")["content"], "submount");
-    assert!(report.mount("/mnt/src/sub").is_some(), "no submount in the container");
+    assert!(
+        report.mount("/mnt/src/sub").is_some(),
+        "no submount in the container"
+    );
     Ok(())
 }
 
@@ -329,7 +340,10 @@ fn mount_propagation_shared(ctx: &Ctx) -> TestResult {
 fn mount_propagation_slave(ctx: &Ctx) -> TestResult {
     let propagation = propagation_mount(ctx, "rslave");
     assert!(propagation["master"].is_u64(), "not a slave: {propagation}");
-    assert!(propagation["shared"].is_null(), "still shared: {propagation}");
+    assert!(
+        propagation["shared"].is_null(),
+        "still shared: {propagation}"
+    );
     Ok(())
 }
 
@@ -346,7 +360,10 @@ fn mount_propagation_private(ctx: &Ctx) -> TestResult {
 /// Propagation flag `runbindable`.
 fn mount_propagation_unbindable(ctx: &Ctx) -> TestResult {
     let propagation = propagation_mount(ctx, "runbindable");
-    assert_eq!(propagation["unbindable"], true, "not unbindable: {propagation}");
+    assert_eq!(
+        propagation["unbindable"], true,
+        "not unbindable: {propagation}"
+    );
     Ok(())
 }
 
@@ -423,8 +440,14 @@ fn process_cwd_relative_is_error(ctx: &Ctx) -> TestResult {
 fn process_user_uid_and_gid(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
     let report = run_probe(&rt, bundle(&rt).user(1000, 1001, &[]), &[]);
-    assert_eq!(report.at("/uid"), &json!({ "real": 1000, "effective": 1000, "saved": 1000 }));
-    assert_eq!(report.at("/gid"), &json!({ "real": 1001, "effective": 1001, "saved": 1001 }));
+    assert_eq!(
+        report.at("/uid"),
+        &json!({ "real": 1000, "effective": 1000, "saved": 1000 })
+    );
+    assert_eq!(
+        report.at("/gid"),
+        &json!({ "real": 1001, "effective": 1001, "saved": 1001 })
+    );
     Ok(())
 }
 
@@ -462,8 +485,12 @@ fn process_user_umask(ctx: &Ctx) -> TestResult {
 /// probe report from its stdout.
 fn run_probe_with(rt: &Runtime, bundle: &Bundle, prepare: fn() -> std::io::Result<()>) -> Report {
     let guard = rt.guard(unique_id("prep"));
-    let mut cmd = rt.cmd(["run".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str(), guard.id().as_ref()]
-        as [&std::ffi::OsStr; 4]);
+    let mut cmd = rt.cmd([
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        guard.id().as_ref(),
+    ] as [&std::ffi::OsStr; 4]);
     // SAFETY: `prepare` only makes async-signal-safe system calls (umask, open/write/close) and allocates nothing.
     unsafe { cmd.pre_exec(prepare) };
     let out = run_with_timeout(&mut cmd, DEFAULT_TIMEOUT);
@@ -483,7 +510,11 @@ fn process_user_umask_unset_keeps_runtime_umask(ctx: &Ctx) -> TestResult {
         Ok(())
     }
     let report = run_probe_with(&rt, &bundle, umask_007);
-    assert_eq!(report.at("/umask"), 0o007, "umask (decimal) when the runtime ran with 0007");
+    assert_eq!(
+        report.at("/umask"),
+        0o007,
+        "umask (decimal) when the runtime ran with 0007"
+    );
     Ok(())
 }
 
@@ -516,8 +547,14 @@ fn process_rlimits_duplicate_type_is_error(ctx: &Ctx) -> TestResult {
     let bundle = bundle(&rt)
         .sh("exit 0")
         .remove("/process/rlimits")
-        .push("/process/rlimits", json!({ "type": "RLIMIT_NOFILE", "soft": 512, "hard": 512 }))
-        .push("/process/rlimits", json!({ "type": "RLIMIT_NOFILE", "soft": 256, "hard": 256 }));
+        .push(
+            "/process/rlimits",
+            json!({ "type": "RLIMIT_NOFILE", "soft": 512, "hard": 512 }),
+        )
+        .push(
+            "/process/rlimits",
+            json!({ "type": "RLIMIT_NOFILE", "soft": 256, "hard": 256 }),
+        );
     let id = unique_id("rlimit");
     let _guard = rt.guard(id.clone());
     rt.run_fail(create_args(&bundle, &id));
@@ -609,8 +646,18 @@ const BOUNDING: &[&str] = &[
     "CAP_SYS_CHROOT",
 ];
 const INHERITABLE: &[&str] = &["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT"];
-const PERMITTED: &[&str] = &["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT"];
-const EFFECTIVE: &[&str] = &["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT"];
+const PERMITTED: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+];
+const EFFECTIVE: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+];
 const AMBIENT: &[&str] = &["CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT"];
 
 fn all_cap_sets(bundle: Bundle) -> Bundle {
@@ -648,8 +695,16 @@ fn process_capabilities_ambient_set_for_non_root(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
     let report = run_probe(&rt, all_cap_sets(bundle(&rt)).user(1000, 1000, &[]), &[]);
     assert_eq!(report.caps("ambient"), set(AMBIENT), "ambient");
-    assert_eq!(report.caps("permitted"), set(AMBIENT), "permitted after execve");
-    assert_eq!(report.caps("effective"), set(AMBIENT), "effective after execve");
+    assert_eq!(
+        report.caps("permitted"),
+        set(AMBIENT),
+        "permitted after execve"
+    );
+    assert_eq!(
+        report.caps("effective"),
+        set(AMBIENT),
+        "effective after execve"
+    );
     Ok(())
 }
 
@@ -669,7 +724,13 @@ fn process_capabilities_all_sets_for_root(ctx: &Ctx) -> TestResult {
         ],
     );
     let report = run_probe(&rt, bundle, &[]);
-    for set_name in ["bounding", "inheritable", "permitted", "effective", "ambient"] {
+    for set_name in [
+        "bounding",
+        "inheritable",
+        "permitted",
+        "effective",
+        "ambient",
+    ] {
         assert_eq!(report.caps(set_name), set(caps), "{set_name}");
     }
     Ok(())
@@ -760,13 +821,29 @@ fn process_terminal_with_console_size(ctx: &Ctx) -> TestResult {
     let bundle = bundle(&rt)
         .with_shared_dir()
         .set("/process/terminal", json!(true))
-        .set("/process/consoleSize", json!({ "height": 33, "width": 111 }))
-        .args(super::support::probe_args(&["--out", "/shared/report.json"]));
+        .set(
+            "/process/consoleSize",
+            json!({ "height": 33, "width": 111 }),
+        )
+        .args(super::support::probe_args(&[
+            "--out",
+            "/shared/report.json",
+        ]));
     let (report, _master) = terminal_probe(&rt, &bundle);
     let terminal = report.at("/terminal");
-    assert_eq!(terminal["stdin_isatty"], true, "stdin is not a terminal: {terminal}");
-    assert_eq!(terminal["stdout_isatty"], true, "stdout is not a terminal: {terminal}");
-    assert_eq!((&terminal["rows"], &terminal["columns"]), (&json!(33), &json!(111)), "{terminal}");
+    assert_eq!(
+        terminal["stdin_isatty"], true,
+        "stdin is not a terminal: {terminal}"
+    );
+    assert_eq!(
+        terminal["stdout_isatty"], true,
+        "stdout is not a terminal: {terminal}"
+    );
+    assert_eq!(
+        (&terminal["rows"], &terminal["columns"]),
+        (&json!(33), &json!(111)),
+        "{terminal}"
+    );
     Ok(())
 }
 
@@ -790,7 +867,10 @@ fn process_io_priority(ctx: &Ctx) -> TestResult {
 /// process.scheduler: policy and nice value (sched_setattr(2)).
 fn process_scheduler(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
-    let bundle = bundle(&rt).set("/process/scheduler", json!({ "policy": "SCHED_BATCH", "nice": 7 }));
+    let bundle = bundle(&rt).set(
+        "/process/scheduler",
+        json!({ "policy": "SCHED_BATCH", "nice": 7 }),
+    );
     let report = run_probe(&rt, bundle, &[]);
     assert_eq!(
         report.at("/scheduler"),
@@ -804,7 +884,10 @@ fn process_scheduler(ctx: &Ctx) -> TestResult {
 /// container's cgroup"; the process runs on those CPUs.
 fn process_exec_cpu_affinity_final(ctx: &Ctx) -> TestResult {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    require(cpus >= 2, "the host has a single CPU, so an affinity of CPU 0 changes nothing")?;
+    require(
+        cpus >= 2,
+        "the host has a single CPU, so an affinity of CPU 0 changes nothing",
+    )?;
     let rt = ctx.runtime();
     let bundle = bundle(&rt).set("/process/execCPUAffinity", json!({ "final": "0" }));
     let report = run_probe(&rt, bundle, &[]);
@@ -814,18 +897,36 @@ fn process_exec_cpu_affinity_final(ctx: &Ctx) -> TestResult {
 
 /// process.apparmorProfile: "the name of the AppArmor profile for the process".
 fn process_apparmor_profile(ctx: &Ctx) -> TestResult {
-    let profiles = std::fs::read_to_string("/sys/kernel/security/apparmor/profiles").unwrap_or_default();
+    let profiles =
+        std::fs::read_to_string("/sys/kernel/security/apparmor/profiles").unwrap_or_default();
     let profile = profiles
         .lines()
-        .find_map(|l| l.strip_suffix(" (enforce)").or_else(|| l.strip_suffix(" (complain)")))
+        .find_map(|l| {
+            l.strip_suffix(" (enforce)")
+                .or_else(|| l.strip_suffix(" (complain)"))
+        })
         .map(str::to_owned);
     let Some(profile) = profile else {
-        return require(false, "AppArmor is not enabled on the host or has no profile loaded");
+        return require(
+            false,
+            "AppArmor is not enabled on the host or has no profile loaded",
+        );
     };
     let rt = ctx.runtime();
-    let report = run_probe(&rt, bundle(&rt).set("/process/apparmorProfile", json!(profile)), &[]);
-    let label = report.at("/apparmor").as_str().unwrap_or_default().to_owned();
-    assert!(label.starts_with(&profile), "AppArmor label {label:?}, configured {profile:?}");
+    let report = run_probe(
+        &rt,
+        bundle(&rt).set("/process/apparmorProfile", json!(profile)),
+        &[],
+    );
+    let label = report
+        .at("/apparmor")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        label.starts_with(&profile),
+        "AppArmor label {label:?}, configured {profile:?}"
+    );
     Ok(())
 }
 
@@ -837,7 +938,11 @@ fn process_selinux_label(ctx: &Ctx) -> TestResult {
     )?;
     let rt = ctx.runtime();
     let label = "system_u:system_r:container_t:s0:c1,c2";
-    let report = run_probe(&rt, bundle(&rt).set("/process/selinuxLabel", json!(label)), &[]);
+    let report = run_probe(
+        &rt,
+        bundle(&rt).set("/process/selinuxLabel", json!(label)),
+        &[],
+    );
     assert_eq!(report.at("/apparmor"), label, "/proc/self/attr/current");
     Ok(())
 }
@@ -869,7 +974,10 @@ fn domainname_in_uts_namespace(ctx: &Ctx) -> TestResult {
 fn unknown_properties_are_ignored(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
     let bundle = bundle(&rt)
-        .set("/org.opencontainers.conformance.unknown", json!({ "nested": [1, 2] }))
+        .set(
+            "/org.opencontainers.conformance.unknown",
+            json!({ "nested": [1, 2] }),
+        )
         .set("/process/conformanceUnknown", json!(true))
         .set("/linux/conformanceUnknown", json!("x"))
         .set("/root/conformanceUnknown", json!(1))
@@ -902,7 +1010,11 @@ fn add_probe_hook(bundle: Bundle, kind: HookKind, env: &[&str]) -> Bundle {
         (PROBE.to_owned(), "/shared".to_owned())
     } else {
         (
-            bundle.rootfs().join(PROBE.trim_start_matches('/')).to_string_lossy().into_owned(),
+            bundle
+                .rootfs()
+                .join(PROBE.trim_start_matches('/'))
+                .to_string_lossy()
+                .into_owned(),
             bundle.shared_dir().to_string_lossy().into_owned(),
         )
     };
@@ -1001,7 +1113,10 @@ fn hooks_receive_state_on_stdin(ctx: &Ctx) -> TestResult {
             ),
             // These two run inside the container, where the container process may have another number.
             HookKind::CreateContainer | HookKind::StartContainer => {
-                assert!(state["pid"].as_i64().unwrap_or(0) > 0, "{name}: pid: {state}")
+                assert!(
+                    state["pid"].as_i64().unwrap_or(0) > 0,
+                    "{name}: pid: {state}"
+                )
             }
             _ => assert_eq!(state["pid"], pid, "{name}: pid: {state}"),
         }
@@ -1037,13 +1152,22 @@ fn hook_timeout_aborts_hook_with_error(ctx: &Ctx) -> TestResult {
     let bundle = bundle(&rt).sh("exit 0");
     let script = bundle.path().join("slow.sh");
     husk_testing::write_script(&script, "cat > /dev/null; exec sleep 60");
-    let bundle = bundle.add_hook(HookKind::CreateRuntime, &script.to_string_lossy(), &[], &[], Some(2));
+    let bundle = bundle.add_hook(
+        HookKind::CreateRuntime,
+        &script.to_string_lossy(),
+        &[],
+        &[],
+        Some(2),
+    );
     let id = unique_id("timeout");
     let _guard = rt.guard(id.clone());
     let started = Instant::now();
     rt.run_fail(create_args(&bundle, &id));
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(30), "create took {took:?} with a 2 s hook timeout");
+    assert!(
+        took < Duration::from_secs(30),
+        "create took {took:?} with a 2 s hook timeout"
+    );
     assert_eq!(rt.try_state(&id), None);
     Ok(())
 }

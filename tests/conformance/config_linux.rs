@@ -311,10 +311,7 @@ fn namespace_duplicate_type_is_error(ctx: &Ctx) -> TestResult {
 /// uidMappings/gidMappings: containerID, hostID and size as the kernel's uid_map and gid_map.
 fn user_namespace_mappings_applied(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
-    let bundle = user_namespace_bundle(
-        bundle(&rt).add_namespace("user", None),
-        (0, 100000, 65536),
-    );
+    let bundle = user_namespace_bundle(bundle(&rt).add_namespace("user", None), (0, 100000, 65536));
     let report = run_probe(&rt, bundle, &[]);
     assert_eq!(report.at("/uid_map"), &json!([[0, 100000, 65536]]));
     assert_eq!(report.at("/gid_map"), &json!([[0, 100000, 65536]]));
@@ -326,24 +323,31 @@ fn user_namespace_mappings_applied(ctx: &Ctx) -> TestResult {
 fn user_namespace_mapping_does_not_change_rootfs_ownership(ctx: &Ctx) -> TestResult {
     use std::os::unix::fs::MetadataExt;
     let rt = ctx.runtime();
-    let bundle = user_namespace_bundle(
-        bundle(&rt).add_namespace("user", None),
-        (0, 100000, 65536),
-    );
+    let bundle = user_namespace_bundle(bundle(&rt).add_namespace("user", None), (0, 100000, 65536));
     let owners = |b: &Bundle| -> Vec<(String, u32, u32)> {
-        ["", "bin/busybox", "etc/passwd", "home/user", "usr/bin/probe"]
-            .iter()
-            .map(|p| {
-                let meta = std::fs::symlink_metadata(b.rootfs().join(p)).unwrap();
-                ((*p).to_owned(), meta.uid(), meta.gid())
-            })
-            .collect()
+        [
+            "",
+            "bin/busybox",
+            "etc/passwd",
+            "home/user",
+            "usr/bin/probe",
+        ]
+        .iter()
+        .map(|p| {
+            let meta = std::fs::symlink_metadata(b.rootfs().join(p)).unwrap();
+            ((*p).to_owned(), meta.uid(), meta.gid())
+        })
+        .collect()
     };
     let before = owners(&bundle);
     let bundle = bundle.args(probe_args(&[]));
     let out = rt.run_bundle(&bundle);
     assert!(out.status.success(), "{}", out.describe());
-    assert_eq!(owners(&bundle), before, "host ownership of rootfs files changed");
+    assert_eq!(
+        owners(&bundle),
+        before,
+        "host ownership of rootfs files changed"
+    );
     Ok(())
 }
 
@@ -359,8 +363,22 @@ fn devices_created_with_type_numbers_mode_and_owner(ctx: &Ctx) -> TestResult {
         );
     let report = run_probe(&rt, bundle, &[]);
     let expect = [
-        ("/dev/conformance-char", "char", Some((1, 3)), 0o640, 1000, 1001),
-        ("/dev/conformance-block", "block", Some((7, 200)), 0o600, 0, 6),
+        (
+            "/dev/conformance-char",
+            "char",
+            Some((1, 3)),
+            0o640,
+            1000,
+            1001,
+        ),
+        (
+            "/dev/conformance-block",
+            "block",
+            Some((7, 200)),
+            0o600,
+            0,
+            6,
+        ),
         ("/dev/conformance-fifo", "fifo", None, 0o620, 1000, 1000),
     ];
     for (path, kind, numbers, mode, uid, gid) in expect {
@@ -369,10 +387,22 @@ fn devices_created_with_type_numbers_mode_and_owner(ctx: &Ctx) -> TestResult {
             .unwrap_or_else(|| panic!("{path} missing from /dev: {}", report.at("/devices")));
         assert_eq!(device["type"], kind, "{device}");
         if let Some((major, minor)) = numbers {
-            assert_eq!((&device["major"], &device["minor"]), (&json!(major), &json!(minor)), "{device}");
+            assert_eq!(
+                (&device["major"], &device["minor"]),
+                (&json!(major), &json!(minor)),
+                "{device}"
+            );
         }
-        assert_eq!(device["mode"].as_u64().map(|m| m & 0o777), Some(mode), "mode of {device}");
-        assert_eq!((&device["uid"], &device["gid"]), (&json!(uid), &json!(gid)), "owner of {device}");
+        assert_eq!(
+            device["mode"].as_u64().map(|m| m & 0o777),
+            Some(mode),
+            "mode of {device}"
+        );
+        assert_eq!(
+            (&device["uid"], &device["gid"]),
+            (&json!(uid), &json!(gid)),
+            "owner of {device}"
+        );
     }
     Ok(())
 }
@@ -403,13 +433,21 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
 /// bind-mount or symlink of the container's /dev/pts/ptmx").
 fn default_devices_supplied(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
-    let report = run_probe(&rt, bundle(&rt).remove("/linux/devices"), &["--path", "/dev/ptmx"]);
+    let report = run_probe(
+        &rt,
+        bundle(&rt).remove("/linux/devices"),
+        &["--path", "/dev/ptmx"],
+    );
     for (path, major, minor) in DEFAULT_DEVICES {
         let device = report
             .device(path)
             .unwrap_or_else(|| panic!("{path} missing: {}", report.at("/devices")));
         assert_eq!(device["type"], "char", "{device}");
-        assert_eq!((&device["major"], &device["minor"]), (&json!(major), &json!(minor)), "{device}");
+        assert_eq!(
+            (&device["major"], &device["minor"]),
+            (&json!(major), &json!(minor)),
+            "{device}"
+        );
     }
     let ptmx = report.device("/dev/ptmx").expect("/dev/ptmx missing");
     match ptmx["type"].as_str() {
@@ -418,9 +456,16 @@ fn default_devices_supplied(ctx: &Ctx) -> TestResult {
             "/dev/ptmx links elsewhere: {ptmx}"
         ),
         Some("char") => {
-            assert_eq!((&ptmx["major"], &ptmx["minor"]), (&json!(5), &json!(2)), "{ptmx}");
+            assert_eq!(
+                (&ptmx["major"], &ptmx["minor"]),
+                (&json!(5), &json!(2)),
+                "{ptmx}"
+            );
             let mount = report.mount_at("/dev/ptmx");
-            assert_eq!(mount["fstype"], "devpts", "/dev/ptmx is not a bind of the devpts ptmx: {mount}");
+            assert_eq!(
+                mount["fstype"], "devpts",
+                "/dev/ptmx is not a bind of the devpts ptmx: {mount}"
+            );
         }
         _ => panic!("/dev/ptmx is neither a symlink nor a device: {ptmx}"),
     }
@@ -436,11 +481,19 @@ fn default_devices_usable(ctx: &Ctx) -> TestResult {
     }
     let report = run_probe(&rt, bundle(&rt), &args);
     for path in ["/dev/null", "/dev/full", "/dev/zero", "/dev/urandom"] {
-        assert_eq!(report.path(path)["writable"], true, "{path}: {}", report.path(path));
+        assert_eq!(
+            report.path(path)["writable"],
+            true,
+            "{path}: {}",
+            report.path(path)
+        );
     }
     for path in ["/dev/zero", "/dev/urandom"] {
         let check = report.path(path);
-        assert!(check["bytes_read"].as_u64().unwrap_or(0) > 0, "{path} gave no bytes: {check}");
+        assert!(
+            check["bytes_read"].as_u64().unwrap_or(0) > 0,
+            "{path} gave no bytes: {check}"
+        );
     }
     assert_eq!(report.path("/dev/null")["bytes_read"], 0);
     Ok(())
@@ -460,8 +513,15 @@ fn default_device_console_is_the_terminal(ctx: &Ctx) -> TestResult {
         .unwrap_or_else(|| panic!("no /dev/console: {}", report.at("/devices")));
     const UNIX98_PTY_SLAVE_MAJOR: u64 = 136;
     assert_eq!(console["type"], "char", "{console}");
-    assert_eq!(console["major"], UNIX98_PTY_SLAVE_MAJOR, "/dev/console is not a pty: {console}");
-    let stdin = report.at("/terminal/stdin").as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        console["major"], UNIX98_PTY_SLAVE_MAJOR,
+        "/dev/console is not a pty: {console}"
+    );
+    let stdin = report
+        .at("/terminal/stdin")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let pty = report
         .device(&stdin)
         .unwrap_or_else(|| panic!("stdin {stdin} is not in /dev: {}", report.at("/terminal")));
@@ -535,10 +595,20 @@ fn cgroups_device_rules_applied_in_listed_order(ctx: &Ctx) -> TestResult {
             .clone()
     };
     let allowed = open(vec![deny_all.clone(), allow_kmsg.clone()]);
-    assert_eq!(allowed["writable"], true, "deny all, then allow kmsg: {allowed}");
+    assert_eq!(
+        allowed["writable"], true,
+        "deny all, then allow kmsg: {allowed}"
+    );
     let denied = open(vec![deny_all, allow_kmsg, deny_kmsg]);
-    assert_eq!(denied["writable"], false, "deny all, allow kmsg, deny kmsg: {denied}");
-    assert_eq!(path_errno(&denied, "write_error"), Some(libc::EPERM), "{denied}");
+    assert_eq!(
+        denied["writable"], false,
+        "deny all, allow kmsg, deny kmsg: {denied}"
+    );
+    assert_eq!(
+        path_errno(&denied, "write_error"),
+        Some(libc::EPERM),
+        "{denied}"
+    );
     Ok(())
 }
 
@@ -574,10 +644,21 @@ fn resources_memory_limit_and_reservation(ctx: &Ctx) -> TestResult {
     let report = cgroup_files(
         &rt,
         json!({ "memory": { "limit": 64 << 20, "reservation": 32 << 20 } }),
-        &["memory:memory.limit_in_bytes", "memory:memory.soft_limit_in_bytes"],
+        &[
+            "memory:memory.limit_in_bytes",
+            "memory:memory.soft_limit_in_bytes",
+        ],
     );
-    assert_cgroup_file(&report, "memory:memory.limit_in_bytes", &(64u64 << 20).to_string());
-    assert_cgroup_file(&report, "memory:memory.soft_limit_in_bytes", &(32u64 << 20).to_string());
+    assert_cgroup_file(
+        &report,
+        "memory:memory.limit_in_bytes",
+        &(64u64 << 20).to_string(),
+    );
+    assert_cgroup_file(
+        &report,
+        "memory:memory.soft_limit_in_bytes",
+        &(32u64 << 20).to_string(),
+    );
     Ok(())
 }
 
@@ -594,7 +675,11 @@ fn resources_memory_swap(ctx: &Ctx) -> TestResult {
         json!({ "memory": { "limit": 64 << 20, "swap": 96 << 20 } }),
         &["memory:memory.memsw.limit_in_bytes"],
     );
-    assert_cgroup_file(&report, "memory:memory.memsw.limit_in_bytes", &(96u64 << 20).to_string());
+    assert_cgroup_file(
+        &report,
+        "memory:memory.memsw.limit_in_bytes",
+        &(96u64 << 20).to_string(),
+    );
     Ok(())
 }
 
@@ -667,7 +752,11 @@ fn resources_memory_limit_enforced(ctx: &Ctx) -> TestResult {
 fn resources_cpu_shares(ctx: &Ctx) -> TestResult {
     cgroup_v1_controller("cpu")?;
     let rt = ctx.runtime();
-    let report = cgroup_files(&rt, json!({ "cpu": { "shares": 512 } }), &["cpu:cpu.shares"]);
+    let report = cgroup_files(
+        &rt,
+        json!({ "cpu": { "shares": 512 } }),
+        &["cpu:cpu.shares"],
+    );
     assert_cgroup_file(&report, "cpu:cpu.shares", "512");
     Ok(())
 }
@@ -725,7 +814,10 @@ fn resources_pids_limit_enforced(ctx: &Ctx) -> TestResult {
         .args([super::support::PROBE, "fork", "20"]);
     let out = rt.run_bundle_ok(&bundle);
     let result: Value = serde_json::from_str(&out).expect("probe fork output");
-    assert_eq!(result["forked"], 7, "8 tasks allowed including the probe: {result}");
+    assert_eq!(
+        result["forked"], 7,
+        "8 tasks allowed including the probe: {result}"
+    );
     assert_eq!(result["errno"], libc::EAGAIN, "{result}");
     Ok(())
 }
@@ -747,7 +839,9 @@ fn resources_block_io_weight(ctx: &Ctx) -> TestResult {
     let report = cgroup_files(&rt, json!({ "blockIO": { "weight": 300 } }), &[&spec]);
     let value = report.cgroup_file(&spec).unwrap();
     assert!(
-        value.lines().any(|l| l.split_whitespace().last() == Some("300")),
+        value
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("300")),
         "{file}: {value}"
     );
     Ok(())
@@ -781,7 +875,10 @@ fn resources_block_io_throttle(ctx: &Ctx) -> TestResult {
             "throttleReadBpsDevice": [{ "major": major, "minor": minor, "rate": 1048576 }],
             "throttleWriteIOPSDevice": [{ "major": major, "minor": minor, "rate": 100 }],
         } }),
-        &["blkio:blkio.throttle.read_bps_device", "blkio:blkio.throttle.write_iops_device"],
+        &[
+            "blkio:blkio.throttle.read_bps_device",
+            "blkio:blkio.throttle.write_iops_device",
+        ],
     );
     assert_cgroup_file(
         &report,
@@ -809,7 +906,11 @@ fn resources_hugepage_limits(ctx: &Ctx) -> TestResult {
         json!({ "hugepageLimits": [{ "pageSize": "2MB", "limit": 4 << 21 }] }),
         &["hugetlb:hugetlb.2MB.limit_in_bytes"],
     );
-    assert_cgroup_file(&report, "hugetlb:hugetlb.2MB.limit_in_bytes", &(4u64 << 21).to_string());
+    assert_cgroup_file(
+        &report,
+        "hugetlb:hugetlb.2MB.limit_in_bytes",
+        &(4u64 << 21).to_string(),
+    );
     Ok(())
 }
 
@@ -825,7 +926,10 @@ fn resources_network_class_id_and_priorities(ctx: &Ctx) -> TestResult {
     );
     assert_cgroup_file(&report, "net_cls:net_cls.classid", "1048577");
     let map = report.cgroup_file("net_prio:net_prio.ifpriomap").unwrap();
-    assert!(map.lines().any(|l| l.trim() == "lo 3"), "net_prio.ifpriomap:\n{map}");
+    assert!(
+        map.lines().any(|l| l.trim() == "lo 3"),
+        "net_prio.ifpriomap:\n{map}"
+    );
     Ok(())
 }
 
@@ -837,14 +941,21 @@ fn sysctl_applied(ctx: &Ctx) -> TestResult {
         .sysctl("net.ipv4.ip_forward", "1")
         .sysctl("net.ipv4.tcp_keepalive_time", "1234")
         .sysctl("kernel.shm_rmid_forced", "1");
-    let keys = ["net.ipv4.ip_forward", "net.ipv4.tcp_keepalive_time", "kernel.shm_rmid_forced"];
+    let keys = [
+        "net.ipv4.ip_forward",
+        "net.ipv4.tcp_keepalive_time",
+        "kernel.shm_rmid_forced",
+    ];
     let mut args = Vec::new();
     for key in keys {
         args.extend(["--sysctl", key]);
     }
     let report = run_probe(&rt, bundle, &args);
     assert_eq!(report.sysctl("net.ipv4.ip_forward"), Ok("1".to_owned()));
-    assert_eq!(report.sysctl("net.ipv4.tcp_keepalive_time"), Ok("1234".to_owned()));
+    assert_eq!(
+        report.sysctl("net.ipv4.tcp_keepalive_time"),
+        Ok("1234".to_owned())
+    );
     assert_eq!(report.sysctl("kernel.shm_rmid_forced"), Ok("1".to_owned()));
     Ok(())
 }
@@ -871,10 +982,22 @@ fn probe_syscalls(ctx: &Ctx, seccomp: Value, calls: &[&str]) -> Report {
 
 /// seccomp: the filter is installed (Seccomp: 2 in /proc/self/status).
 fn seccomp_installs_filter(ctx: &Ctx) -> TestResult {
-    let report = probe_syscalls(ctx, seccomp("SCMP_ACT_ALLOW", json!([
-        { "names": ["getpriority"], "action": "SCMP_ACT_ERRNO" }
-    ])), &[]);
-    assert_eq!(report.at("/seccomp/mode"), 2, "seccomp mode: {}", report.at("/seccomp"));
+    let report = probe_syscalls(
+        ctx,
+        seccomp(
+            "SCMP_ACT_ALLOW",
+            json!([
+                { "names": ["getpriority"], "action": "SCMP_ACT_ERRNO" }
+            ]),
+        ),
+        &[],
+    );
+    assert_eq!(
+        report.at("/seccomp/mode"),
+        2,
+        "seccomp mode: {}",
+        report.at("/seccomp")
+    );
     Ok(())
 }
 
@@ -882,14 +1005,21 @@ fn seccomp_installs_filter(ctx: &Ctx) -> TestResult {
 fn seccomp_syscall_action_errno_with_errno_ret(ctx: &Ctx) -> TestResult {
     let report = probe_syscalls(
         ctx,
-        seccomp("SCMP_ACT_ALLOW", json!([
-            { "names": ["getpriority", "sched_yield"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOMSG }
-        ])),
+        seccomp(
+            "SCMP_ACT_ALLOW",
+            json!([
+                { "names": ["getpriority", "sched_yield"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOMSG }
+            ]),
+        ),
         &["getpriority", "sched_yield", "getppid"],
     );
     assert_eq!(report.syscall_errno("getpriority"), Some(libc::ENOMSG));
     assert_eq!(report.syscall_errno("sched_yield"), Some(libc::ENOMSG));
-    assert_eq!(report.syscall_errno("getppid"), None, "an unlisted call was blocked");
+    assert_eq!(
+        report.syscall_errno("getppid"),
+        None,
+        "an unlisted call was blocked"
+    );
     Ok(())
 }
 
@@ -897,7 +1027,10 @@ fn seccomp_syscall_action_errno_with_errno_ret(ctx: &Ctx) -> TestResult {
 fn seccomp_syscall_action_errno_default_eperm(ctx: &Ctx) -> TestResult {
     let report = probe_syscalls(
         ctx,
-        seccomp("SCMP_ACT_ALLOW", json!([{ "names": ["getpriority"], "action": "SCMP_ACT_ERRNO" }])),
+        seccomp(
+            "SCMP_ACT_ALLOW",
+            json!([{ "names": ["getpriority"], "action": "SCMP_ACT_ERRNO" }]),
+        ),
         &["getpriority"],
     );
     assert_eq!(report.syscall_errno("getpriority"), Some(libc::EPERM));
@@ -907,27 +1040,118 @@ fn seccomp_syscall_action_errno_default_eperm(ctx: &Ctx) -> TestResult {
 /// What a static glibc program and the runtime's last steps before it (execve, setting up the process) call;
 /// everything else gets the default action in the allowlist test below.
 const ALLOWLIST: &[&str] = &[
-    "access", "arch_prctl", "brk", "capget", "capset", "chdir", "clone", "clone3", "close", "close_range",
-    "dup", "dup2", "dup3", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_wait", "execve", "execveat",
-    "exit", "exit_group", "faccessat", "faccessat2", "fchdir", "fchown", "fcntl", "fstat", "fstatfs",
-    "futex", "getcwd", "getdents64", "getegid", "geteuid", "getgid", "getgroups", "getpgrp", "getpid",
-    "getppid", "getrandom", "getresgid", "getresuid", "getrlimit", "gettid", "getuid", "ioctl", "lseek",
-    "lstat", "madvise", "mmap", "mprotect", "munmap", "nanosleep", "newfstatat", "open", "openat",
-    "openat2", "pipe", "pipe2", "poll", "ppoll", "prctl", "pread64", "prlimit64", "read", "readlink",
-    "readlinkat", "rename", "renameat", "renameat2", "rseq", "rt_sigaction", "rt_sigprocmask",
-    "rt_sigreturn", "sched_getaffinity", "select", "set_robust_list", "set_tid_address", "setgid",
-    "setgroups", "setresgid", "setresuid", "setsid", "setuid", "sigaltstack", "stat", "statfs", "statx",
-    "sysinfo", "tgkill", "uname", "unlink", "unlinkat", "wait4", "write", "writev",
+    "access",
+    "arch_prctl",
+    "brk",
+    "capget",
+    "capset",
+    "chdir",
+    "clone",
+    "clone3",
+    "close",
+    "close_range",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_pwait",
+    "epoll_wait",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fchdir",
+    "fchown",
+    "fcntl",
+    "fstat",
+    "fstatfs",
+    "futex",
+    "getcwd",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getgroups",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getrandom",
+    "getresgid",
+    "getresuid",
+    "getrlimit",
+    "gettid",
+    "getuid",
+    "ioctl",
+    "lseek",
+    "lstat",
+    "madvise",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "openat",
+    "openat2",
+    "pipe",
+    "pipe2",
+    "poll",
+    "ppoll",
+    "prctl",
+    "pread64",
+    "prlimit64",
+    "read",
+    "readlink",
+    "readlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sched_getaffinity",
+    "select",
+    "set_robust_list",
+    "set_tid_address",
+    "setgid",
+    "setgroups",
+    "setresgid",
+    "setresuid",
+    "setsid",
+    "setuid",
+    "sigaltstack",
+    "stat",
+    "statfs",
+    "statx",
+    "sysinfo",
+    "tgkill",
+    "uname",
+    "unlink",
+    "unlinkat",
+    "wait4",
+    "write",
+    "writev",
 ];
 
 /// defaultAction SCMP_ACT_ERRNO with defaultErrnoRet: every call not allowed returns that errno.
 fn seccomp_default_action_errno_with_default_errno_ret(ctx: &Ctx) -> TestResult {
-    let mut config = seccomp("SCMP_ACT_ERRNO", json!([{ "names": ALLOWLIST, "action": "SCMP_ACT_ALLOW" }]));
+    let mut config = seccomp(
+        "SCMP_ACT_ERRNO",
+        json!([{ "names": ALLOWLIST, "action": "SCMP_ACT_ALLOW" }]),
+    );
     config["defaultErrnoRet"] = json!(libc::ENOMSG);
     let report = probe_syscalls(ctx, config, &["getpriority", "sched_yield", "getppid"]);
     assert_eq!(report.syscall_errno("getpriority"), Some(libc::ENOMSG));
     assert_eq!(report.syscall_errno("sched_yield"), Some(libc::ENOMSG));
-    assert_eq!(report.syscall_errno("getppid"), None, "an allowed call was blocked");
+    assert_eq!(
+        report.syscall_errno("getppid"),
+        None,
+        "an allowed call was blocked"
+    );
     Ok(())
 }
 
@@ -937,7 +1161,10 @@ fn getpriority_under(ctx: &Ctx, action: &str) -> std::process::Output {
     let bundle = bundle(&rt)
         .set(
             "/linux/seccomp",
-            seccomp("SCMP_ACT_ALLOW", json!([{ "names": ["getpriority"], "action": action }])),
+            seccomp(
+                "SCMP_ACT_ALLOW",
+                json!([{ "names": ["getpriority"], "action": action }]),
+            ),
         )
         .args([super::support::PROBE, "syscall", "getpriority"]);
     rt.run_bundle(&bundle)
@@ -962,7 +1189,10 @@ fn seccomp_syscall_action_log_allows(ctx: &Ctx) -> TestResult {
     let out = getpriority_under(ctx, "SCMP_ACT_LOG");
     assert!(out.status.success(), "{}", out.describe());
     let result: Value = serde_json::from_str(&out.stdout_str()).expect("probe output");
-    assert!(result["errno"].is_null(), "getpriority failed under SCMP_ACT_LOG: {result}");
+    assert!(
+        result["errno"].is_null(),
+        "getpriority failed under SCMP_ACT_LOG: {result}"
+    );
     Ok(())
 }
 
@@ -986,9 +1216,12 @@ fn seccomp_syscall_args_comparison_operators(ctx: &Ctx) -> TestResult {
         }
         let report = probe_syscalls(
             ctx,
-            seccomp("SCMP_ACT_ALLOW", json!([{
-                "names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOMSG, "args": [arg]
-            }])),
+            seccomp(
+                "SCMP_ACT_ALLOW",
+                json!([{
+                    "names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOMSG, "args": [arg]
+                }]),
+            ),
             &calls,
         );
         for (call, expect_blocked) in calls.iter().zip(blocked) {
@@ -1012,12 +1245,20 @@ fn seccomp_syscall_args_all_must_match(ctx: &Ctx) -> TestResult {
             { "index": 1, "value": 0, "op": "SCMP_CMP_EQ" }
         ]
     }]);
-    let calls = [("getpriority:1,0", true), ("getpriority:1,1", false), ("getpriority:0,0", false)];
+    let calls = [
+        ("getpriority:1,0", true),
+        ("getpriority:1,1", false),
+        ("getpriority:0,0", false),
+    ];
     let names: Vec<&str> = calls.iter().map(|(c, _)| *c).collect();
     let report = probe_syscalls(ctx, seccomp("SCMP_ACT_ALLOW", rule), &names);
     for (call, expect_blocked) in calls {
         let errno = report.syscall_errno(call);
-        assert_eq!(errno == Some(libc::ENOMSG), expect_blocked, "{call} gave errno {errno:?}");
+        assert_eq!(
+            errno == Some(libc::ENOMSG),
+            expect_blocked,
+            "{call} gave errno {errno:?}"
+        );
     }
     Ok(())
 }
@@ -1028,9 +1269,12 @@ fn seccomp_errno_ret_with_non_errno_action_is_error(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
     let bundle = bundle(&rt).sh("exit 0").set(
         "/linux/seccomp",
-        seccomp("SCMP_ACT_ALLOW", json!([
-            { "names": ["getpriority"], "action": "SCMP_ACT_KILL", "errnoRet": libc::ENOMSG }
-        ])),
+        seccomp(
+            "SCMP_ACT_ALLOW",
+            json!([
+                { "names": ["getpriority"], "action": "SCMP_ACT_KILL", "errnoRet": libc::ENOMSG }
+            ]),
+        ),
     );
     let id = unique_id("errnoret");
     let _guard = rt.guard(id.clone());
@@ -1050,14 +1294,23 @@ fn masked_paths_cannot_be_read(ctx: &Ctx) -> TestResult {
     let bundle = bundle(&rt);
     std::fs::write(bundle.rootfs().join("etc/conformance-secret"), "secret\n").unwrap();
     std::fs::create_dir(bundle.rootfs().join("etc/conformance-dir")).unwrap();
-    std::fs::write(bundle.rootfs().join("etc/conformance-dir/inner"), "hidden\n").unwrap();
+    std::fs::write(
+        bundle.rootfs().join("etc/conformance-dir/inner"),
+        "hidden\n",
+    )
+    .unwrap();
     let bundle = bundle
         .masked_path("/etc/conformance-secret")
         .masked_path("/etc/conformance-dir");
     let report = run_probe(
         &rt,
         bundle,
-        &["--path", "/etc/conformance-secret", "--path", "/etc/conformance-dir"],
+        &[
+            "--path",
+            "/etc/conformance-secret",
+            "--path",
+            "/etc/conformance-dir",
+        ],
     );
     let file = report.path("/etc/conformance-secret");
     assert!(
@@ -1079,14 +1332,35 @@ fn readonly_paths_cannot_be_written(ctx: &Ctx) -> TestResult {
         .readonly(false)
         .readonly_path("/etc")
         .readonly_path("/home/user");
-    let report = run_probe(&rt, bundle, &["--path", "/etc", "--path", "/etc/passwd", "--path", "/home/user", "--path", "/tmp"]);
+    let report = run_probe(
+        &rt,
+        bundle,
+        &[
+            "--path",
+            "/etc",
+            "--path",
+            "/etc/passwd",
+            "--path",
+            "/home/user",
+            "--path",
+            "/tmp",
+        ],
+    );
     for path in ["/etc", "/etc/passwd", "/home/user"] {
         let check = report.path(path);
         assert_eq!(check["writable"], false, "{path} is writable: {check}");
-        assert_eq!(path_errno(check, "write_error"), Some(libc::EROFS), "{path}: {check}");
+        assert_eq!(
+            path_errno(check, "write_error"),
+            Some(libc::EROFS),
+            "{path}: {check}"
+        );
         assert_eq!(check["readable"], true, "{path} is not readable: {check}");
     }
-    assert_eq!(report.path("/tmp")["writable"], true, "a path not listed became read-only");
+    assert_eq!(
+        report.path("/tmp")["writable"],
+        true,
+        "a path not listed became read-only"
+    );
     Ok(())
 }
 
@@ -1100,21 +1374,34 @@ fn rootfs_propagation(ctx: &Ctx, propagation: &str) -> Value {
     let shared = HostMount::shared_bind(bundle.path());
     let out = rt.run_bundle(&bundle);
     drop(shared);
-    assert!(out.status.success(), "rootfsPropagation={propagation}\n{}", out.describe());
+    assert!(
+        out.status.success(),
+        "rootfsPropagation={propagation}\n{}",
+        out.describe()
+    );
     let report = Report::parse(&out.stdout_str());
     report.mount_at("/")["propagation"].clone()
 }
 
 fn rootfs_propagation_shared(ctx: &Ctx) -> TestResult {
     let propagation = rootfs_propagation(ctx, "shared");
-    assert!(propagation["shared"].is_u64(), "/ is not shared: {propagation}");
+    assert!(
+        propagation["shared"].is_u64(),
+        "/ is not shared: {propagation}"
+    );
     Ok(())
 }
 
 fn rootfs_propagation_slave(ctx: &Ctx) -> TestResult {
     let propagation = rootfs_propagation(ctx, "slave");
-    assert!(propagation["master"].is_u64(), "/ is not a slave: {propagation}");
-    assert!(propagation["shared"].is_null(), "/ is still shared: {propagation}");
+    assert!(
+        propagation["master"].is_u64(),
+        "/ is not a slave: {propagation}"
+    );
+    assert!(
+        propagation["shared"].is_null(),
+        "/ is still shared: {propagation}"
+    );
     Ok(())
 }
 
@@ -1129,7 +1416,10 @@ fn rootfs_propagation_private(ctx: &Ctx) -> TestResult {
 
 fn rootfs_propagation_unbindable(ctx: &Ctx) -> TestResult {
     let propagation = rootfs_propagation(ctx, "unbindable");
-    assert_eq!(propagation["unbindable"], true, "/ is not unbindable: {propagation}");
+    assert_eq!(
+        propagation["unbindable"], true,
+        "/ is not unbindable: {propagation}"
+    );
     Ok(())
 }
 
@@ -1158,7 +1448,11 @@ fn personality_linux32(ctx: &Ctx) -> TestResult {
     let report = run_probe(&rt, bundle, &[]);
     const PER_LINUX32: i64 = 0x0008;
     let personality = report.at("/personality").as_i64().unwrap_or(-1);
-    assert_eq!(personality & 0xff, PER_LINUX32, "personality {personality:#x}");
+    assert_eq!(
+        personality & 0xff,
+        PER_LINUX32,
+        "personality {personality:#x}"
+    );
     assert_eq!(report.at("/uname/machine"), "i686");
     Ok(())
 }

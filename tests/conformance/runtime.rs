@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use husk_testing::{is_gone, namespace_inode, unique_id, wait_for, HookKind, NamespaceHolder, OutputExt};
+use husk_testing::{
+    is_gone, namespace_inode, unique_id, wait_for, HookKind, NamespaceHolder, OutputExt,
+};
 use serde_json::json;
 
 use super::support::{
@@ -85,7 +87,10 @@ fn state_has_required_properties(ctx: &Ctx) -> TestResult {
     let bundle_path = state["bundle"]
         .as_str()
         .unwrap_or_else(|| panic!("bundle missing or not a string: {state}"));
-    assert!(bundle_path.starts_with('/'), "bundle must be absolute: {state}");
+    assert!(
+        bundle_path.starts_with('/'),
+        "bundle must be absolute: {state}"
+    );
     assert_eq!(
         canonical(Path::new(bundle_path)),
         canonical(bundle.path()),
@@ -154,7 +159,11 @@ fn state_status_created_after_create(ctx: &Ctx) -> TestResult {
     let container = rt.create(&bundle);
     assert_eq!(container.status(), "created");
     std::thread::sleep(SETTLE);
-    assert_eq!(container.status(), "created", "status changed without start");
+    assert_eq!(
+        container.status(),
+        "created",
+        "status changed without start"
+    );
     Ok(())
 }
 
@@ -217,7 +226,11 @@ fn state_of_unknown_container_is_error(ctx: &Ctx) -> TestResult {
 fn create_without_id_is_error(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
     let bundle = bundle(&rt).sh("exit 0");
-    rt.run_fail(["create".as_ref(), "--bundle".as_ref(), bundle.path().as_os_str()] as [&std::ffi::OsStr; 3]);
+    rt.run_fail([
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+    ] as [&std::ffi::OsStr; 3]);
     assert!(
         rt.list_ids().is_empty(),
         "a container exists after a failed create: {:?}",
@@ -229,9 +242,7 @@ fn create_without_id_is_error(ctx: &Ctx) -> TestResult {
 /// create: "the user-specified program MUST NOT be run at this time"; start then runs it.
 fn create_does_not_run_user_process(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
-    let bundle = bundle(&rt)
-        .with_shared_dir()
-        .sh("echo ran >> /shared/ran");
+    let bundle = bundle(&rt).with_shared_dir().sh("echo ran >> /shared/ran");
     let container = rt.create(&bundle);
     std::thread::sleep(SETTLE);
     assert_eq!(
@@ -316,7 +327,10 @@ fn create_unrealizable_config_is_error_and_leaves_nothing(ctx: &Ctx) -> TestResu
         rt.state_dir_entries()
     );
     assert!(
-        wait_for(|| husk_testing::existing_cgroups(cgroup.as_str()).is_empty(), Duration::from_secs(5)),
+        wait_for(
+            || husk_testing::existing_cgroups(cgroup.as_str()).is_empty(),
+            Duration::from_secs(5)
+        ),
         "cgroups left behind: {:?}",
         husk_testing::existing_cgroups(cgroup.as_str())
     );
@@ -565,7 +579,10 @@ fn delete_removes_resources_created_by_create(ctx: &Ctx) -> TestResult {
     assert!(rt.list_ids().is_empty());
     assert!(wait_for(|| is_gone(pid), WAIT), "pid {pid} still alive");
     assert!(
-        wait_for(|| husk_testing::existing_cgroups(cgroup.as_str()).is_empty(), Duration::from_secs(5)),
+        wait_for(
+            || husk_testing::existing_cgroups(cgroup.as_str()).is_empty(),
+            Duration::from_secs(5)
+        ),
         "cgroups left: {:?}",
         husk_testing::existing_cgroups(cgroup.as_str())
     );
@@ -605,7 +622,10 @@ fn delete_keeps_resources_not_created_by_container(ctx: &Ctx) -> TestResult {
         Some("hello\n"),
         "the bind-mounted host directory lost its contents"
     );
-    assert!(bundle.rootfs().join("bin/busybox").exists(), "the rootfs was removed");
+    assert!(
+        bundle.rootfs().join("bin/busybox").exists(),
+        "the rootfs was removed"
+    );
     assert!(bundle.config_path().exists(), "config.json was removed");
     Ok(())
 }
@@ -622,7 +642,10 @@ fn delete_allows_id_reuse(ctx: &Ctx) -> TestResult {
         assert_eq!(rt.status(&id), "created", "round {round}");
         rt.run_ok(["start", &id]);
         assert!(
-            wait_for(|| rt.try_state(&id).is_some_and(|s| s["status"] == "stopped"), WAIT),
+            wait_for(
+                || rt.try_state(&id).is_some_and(|s| s["status"] == "stopped"),
+                WAIT
+            ),
             "round {round}"
         );
         rt.run_ok(["delete", &id]);
@@ -671,8 +694,8 @@ fn with_all_hooks(bundle: husk_testing::Bundle) -> husk_testing::Bundle {
 /// poststop during delete.
 fn lifecycle_hooks_run_at_their_steps_in_order(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
-    let bundle = with_all_hooks(bundle(&rt).with_shared_dir())
-        .sh("echo process >> /shared/hooks.log");
+    let bundle =
+        with_all_hooks(bundle(&rt).with_shared_dir()).sh("echo process >> /shared/hooks.log");
     let container = rt.create(&bundle);
     let after_create = hook_log(&bundle);
     container.start();
@@ -713,11 +736,20 @@ fn lifecycle_hooks_run_at_their_steps_in_order(ctx: &Ctx) -> TestResult {
             "{hook} had not run when start returned: {after_start:?}"
         );
     }
-    let process = all.iter().position(|l| l == "process").expect("the process ran");
+    let process = all
+        .iter()
+        .position(|l| l == "process")
+        .expect("the process ran");
     let start_container = all.iter().position(|l| l == "startContainer-2").unwrap();
-    assert!(process > start_container, "the process ran before startContainer hooks: {all:?}");
+    assert!(
+        process > start_container,
+        "the process ran before startContainer hooks: {all:?}"
+    );
     let poststop = all.iter().position(|l| l == "poststop-1").unwrap();
-    assert!(process < poststop, "the process ran after poststop: {all:?}");
+    assert!(
+        process < poststop,
+        "the process ran after poststop: {all:?}"
+    );
     Ok(())
 }
 
@@ -741,11 +773,18 @@ fn failing_create_hook(ctx: &Ctx, kind: HookKind) -> TestResult {
     assert_eq!(bundle.read_shared("ran"), None, "the user program ran");
     assert_eq!(rt.try_state(&id), None, "the container still exists");
     assert!(
-        wait_for(|| husk_testing::existing_cgroups(cgroup.as_str()).is_empty(), Duration::from_secs(5)),
+        wait_for(
+            || husk_testing::existing_cgroups(cgroup.as_str()).is_empty(),
+            Duration::from_secs(5)
+        ),
         "cgroups left: {:?}",
         husk_testing::existing_cgroups(cgroup.as_str())
     );
-    assert!(bundle.leftover_mounts().is_empty(), "mounts left: {:?}", bundle.leftover_mounts());
+    assert!(
+        bundle.leftover_mounts().is_empty(),
+        "mounts left: {:?}",
+        bundle.leftover_mounts()
+    );
     Ok(())
 }
 
@@ -770,10 +809,25 @@ fn create_hook_failure_continues_with_poststop_hooks(ctx: &Ctx) -> TestResult {
     husk_testing::write_script(&fail, "cat > /dev/null; exit 1");
     let poststop = bundle.path().join("poststop.sh");
     let marker = bundle.shared_dir().join("poststop");
-    husk_testing::write_script(&poststop, &format!("cat > /dev/null; echo ran > '{}'", marker.display()));
+    husk_testing::write_script(
+        &poststop,
+        &format!("cat > /dev/null; echo ran > '{}'", marker.display()),
+    );
     let bundle = bundle
-        .add_hook(HookKind::CreateRuntime, &fail.to_string_lossy(), &[], &[], None)
-        .add_hook(HookKind::Poststop, &poststop.to_string_lossy(), &[], &[], None);
+        .add_hook(
+            HookKind::CreateRuntime,
+            &fail.to_string_lossy(),
+            &[],
+            &[],
+            None,
+        )
+        .add_hook(
+            HookKind::Poststop,
+            &poststop.to_string_lossy(),
+            &[],
+            &[],
+            None,
+        );
     let id = unique_id("hookfail");
     let _guard = rt.guard(id.clone());
     rt.run_fail(create_args(&bundle, &id));
@@ -788,9 +842,7 @@ fn create_hook_failure_continues_with_poststop_hooks(ctx: &Ctx) -> TestResult {
 /// and continue the lifecycle at step 12" — start fails and the user program does not run.
 fn start_container_hook_failure_is_error_and_process_not_run(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
-    let bundle = bundle(&rt)
-        .with_shared_dir()
-        .sh("echo ran > /shared/ran");
+    let bundle = bundle(&rt).with_shared_dir().sh("echo ran > /shared/ran");
     let hook = bundle.rootfs_script("conformance-fail.sh", "exit 1");
     let bundle = bundle.add_hook(HookKind::StartContainer, &hook, &[], &[], None);
     let container = rt.create(&bundle);
@@ -819,14 +871,27 @@ fn poststart_hook_failure_is_only_a_warning(ctx: &Ctx) -> TestResult {
     husk_testing::write_script(&fail, "cat > /dev/null; exit 1");
     let second = bundle.path().join("second.sh");
     let marker = bundle.shared_dir().join("second");
-    husk_testing::write_script(&second, &format!("cat > /dev/null; echo ran > '{}'", marker.display()));
+    husk_testing::write_script(
+        &second,
+        &format!("cat > /dev/null; echo ran > '{}'", marker.display()),
+    );
     let bundle = bundle
         .add_hook(HookKind::Poststart, &fail.to_string_lossy(), &[], &[], None)
-        .add_hook(HookKind::Poststart, &second.to_string_lossy(), &[], &[], None);
+        .add_hook(
+            HookKind::Poststart,
+            &second.to_string_lossy(),
+            &[],
+            &[],
+            None,
+        );
     let id = unique_id("poststart");
     let guard = rt.guard(id.clone());
     let create = rt.run(create_args(&bundle, &id));
-    assert!(create.status.success(), "create failed\n{}", create.describe());
+    assert!(
+        create.status.success(),
+        "create failed\n{}",
+        create.describe()
+    );
     let start = rt.run(["start", &id]);
     assert!(start.status.success(), "start failed\n{}", start.describe());
     assert!(marker.exists(), "the second poststart hook did not run");
@@ -843,15 +908,28 @@ fn poststop_hook_failure_is_only_a_warning(ctx: &Ctx) -> TestResult {
     husk_testing::write_script(&fail, "cat > /dev/null; exit 1");
     let second = bundle.path().join("second.sh");
     let marker = bundle.shared_dir().join("second");
-    husk_testing::write_script(&second, &format!("cat > /dev/null; echo ran > '{}'", marker.display()));
+    husk_testing::write_script(
+        &second,
+        &format!("cat > /dev/null; echo ran > '{}'", marker.display()),
+    );
     let bundle = bundle
         .add_hook(HookKind::Poststop, &fail.to_string_lossy(), &[], &[], None)
-        .add_hook(HookKind::Poststop, &second.to_string_lossy(), &[], &[], None);
+        .add_hook(
+            HookKind::Poststop,
+            &second.to_string_lossy(),
+            &[],
+            &[],
+            None,
+        );
     let container = rt.create(&bundle);
     container.start();
     assert!(container.wait_status("stopped", WAIT));
     rt.run_ok(["delete", container.id()]);
     assert!(marker.exists(), "the second poststop hook did not run");
-    assert_eq!(rt.try_state(container.id()), None, "the container was not deleted");
+    assert_eq!(
+        rt.try_state(container.id()),
+        None,
+        "the container was not deleted"
+    );
     Ok(())
 }

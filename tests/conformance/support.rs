@@ -64,7 +64,9 @@ impl Ctx {
     pub fn new(runtime_binary: PathBuf) -> Result<Ctx, String> {
         // SAFETY: geteuid(2) cannot fail and has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            return Err("the conformance suite creates real containers and must run as root".into());
+            return Err(
+                "the conformance suite creates real containers and must run as root".into(),
+            );
         }
         if !runtime_binary.is_file() {
             return Err(format!(
@@ -155,8 +157,12 @@ pub fn start_probe<'rt>(rt: &'rt Runtime, bundle: &Bundle) -> (ContainerGuard<'r
     );
     let guard = rt.create(bundle);
     guard.start();
-    let text = wait_shared(bundle, "report.json", Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("the probe wrote no report within 20 s; state: {:?}", rt.try_state(guard.id())));
+    let text = wait_shared(bundle, "report.json", Duration::from_secs(20)).unwrap_or_else(|| {
+        panic!(
+            "the probe wrote no report within 20 s; state: {:?}",
+            rt.try_state(guard.id())
+        )
+    });
     (guard, Report::parse(&text))
 }
 
@@ -321,7 +327,11 @@ impl Report {
     pub fn env(&self) -> Vec<String> {
         self.at("/env")
             .as_array()
-            .map(|e| e.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|e| {
+                e.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -330,7 +340,11 @@ impl Report {
 pub fn string_set(value: &Value) -> BTreeSet<String> {
     value
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -367,7 +381,15 @@ impl HostMount {
     /// Mounts a small tmpfs on `target` (created if missing).
     pub fn tmpfs(target: &Path) -> HostMount {
         std::fs::create_dir_all(target).expect("create mount point");
-        run_host(&["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", &target.to_string_lossy()]);
+        run_host(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            &target.to_string_lossy(),
+        ]);
         HostMount {
             target: target.to_path_buf(),
         }
@@ -387,10 +409,7 @@ impl HostMount {
 
 impl Drop for HostMount {
     fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(&self.target)
-            .status();
+        let _ = Command::new("umount").arg("-l").arg(&self.target).status();
     }
 }
 
@@ -435,7 +454,10 @@ impl Drop for CgroupPath {
 /// Whether the host uses cgroup v1 controllers (a hybrid or legacy layout), which the resource tests read.
 pub fn cgroup_v1_controller(controller: &str) -> TestResult {
     require(
-        Path::new("/sys/fs/cgroup").join(controller).join("cgroup.procs").exists(),
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("cgroup.procs")
+            .exists(),
         format!("host has no cgroup v1 {controller} hierarchy at /sys/fs/cgroup/{controller}"),
     )
 }
@@ -475,7 +497,9 @@ impl ConsoleSocket {
         let path = dir.join("console.sock");
         let listener = std::os::unix::net::UnixListener::bind(&path)
             .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         ConsoleSocket {
             _dir: dir,
             path,
@@ -508,8 +532,13 @@ impl ConsoleSocket {
         let mut buf = [0u8; 4096];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .expect("recvmsg on the console socket");
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .expect("recvmsg on the console socket");
         for cmsg in msg.cmsgs().expect("control messages") {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
                 if let Some(&fd) = fds.first() {
@@ -529,11 +558,18 @@ pub fn terminal_probe(rt: &Runtime, bundle: &Bundle) -> (Report, std::os::fd::Ow
     let socket = ConsoleSocket::new();
     let guard = rt.guard(husk_testing::unique_id("tty"));
     let mut args = create_args(bundle, guard.id());
-    args.extend(["--console-socket".into(), socket.path().as_os_str().to_owned()]);
+    args.extend([
+        "--console-socket".into(),
+        socket.path().as_os_str().to_owned(),
+    ]);
     let create = rt.spawn(args);
     let master = socket.receive(Duration::from_secs(30));
     let out = create.wait(husk_testing::DEFAULT_TIMEOUT);
-    assert!(out.status.success(), "create with a terminal failed\n{}", out.describe());
+    assert!(
+        out.status.success(),
+        "create with a terminal failed\n{}",
+        out.describe()
+    );
     guard.start();
     let text = wait_shared(bundle, "report.json", Duration::from_secs(20))
         .expect("the probe on the terminal wrote no report");
