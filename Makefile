@@ -6,7 +6,7 @@ SHELL := /bin/bash
 RUNTIME ?= $(CURDIR)/target/release/husk
 # Extra arguments for `cargo test` in `make test`, e.g. TEST_ARGS='-p husk -- --nocapture'.
 TEST_ARGS ?=
-# Extra arguments for the conformance test binary (after `--`), e.g. a test-name filter.
+# Arguments for the conformance runner: test-name filters and options (--verbose, -j N, --list, --exact).
 CONFORMANCE_ARGS ?=
 # 1 = after the cargo tests, drive husk through podman, containerd and docker. Off until the exec/terminal work
 # lands: that issue turns it on by default.
@@ -93,15 +93,22 @@ lint:
 bench: build
 	$(SHARED_TOOLS)/lifecycle-bench.sh target/release/husk $(BENCH_RUNTIMES)
 
-# The conformance suite is a test target named `conformance` in the husk package (tests/conformance.rs); it
-# drives $(RUNTIME), which may be any runc-compatible runtime.
+# The conformance suite (tests/conformance.rs: a test target with its own runner, harness = false) drives $(RUNTIME),
+# which may be any runc-compatible runtime. The test binary is run directly, not through `cargo test`, so that its
+# summary line `N passed, N failed, N skipped` is the last line printed. CONFORMANCE_ARGS takes test-name filters
+# and runner options, e.g. CONFORMANCE_ARGS='--verbose -j 1 seccomp'.
 conformance:
 	@$(MAKE) --no-print-directory deps
-	@cargo metadata --no-deps --format-version 1 | jq -e \
-		'[.packages[] | select(.name == "husk") | .targets[] | select(.kind == ["test"] and .name == "conformance")] | length > 0' \
-		>/dev/null || { echo "conformance: the husk package has no test target named 'conformance' (tests/conformance.rs) yet" >&2; exit 1; }
 	@$(MAKE) --no-print-directory build rootfs
-	HUSK_TEST_RUNTIME=$(RUNTIME) HUSK_ROOTFS=$(ROOTFS_DIR) cargo test --release --test conformance -- $(CONFORMANCE_ARGS)
+	@bin=$$(cargo test --release --test conformance --no-run --message-format=json 2>/dev/null | \
+		jq -r 'select(.reason == "compiler-artifact" and .target.name == "conformance" and .executable != null) | .executable' | \
+		tail -n 1); \
+	if [ ! -x "$$bin" ]; then \
+		echo "conformance: cannot build the conformance test binary:" >&2; \
+		cargo test --release --test conformance --no-run; exit 1; \
+	fi; \
+	echo "HUSK_TEST_RUNTIME=$(RUNTIME) $$bin $(CONFORMANCE_ARGS)"; \
+	HUSK_TEST_RUNTIME=$(RUNTIME) HUSK_ROOTFS=$(ROOTFS_DIR) "$$bin" $(CONFORMANCE_ARGS)
 
 clean:
 	cargo clean

@@ -127,10 +127,12 @@ pub fn run_probe(rt: &Runtime, bundle: Bundle, extra: &[&str]) -> Report {
     let out = rt.run_bundle(&bundle);
     assert!(
         out.status.success(),
-        "{} run of the probe failed\nconfig: {}\n{}",
+        "{} run of the probe failed ({}): {}\nstdout: {}\nconfig: {}",
         rt.name(),
-        bundle.config(),
-        out.describe()
+        out.status,
+        out.stderr_str().trim(),
+        out.stdout_str().trim(),
+        bundle.config()
     );
     Report::parse(&out.stdout_str())
 }
