@@ -22,10 +22,12 @@ use super::support::{
 register!("config":
     root_path_relative_to_bundle,
     root_path_absolute,
+    root_path_missing_is_error,
     root_readonly_true_makes_rootfs_read_only,
     root_readonly_false_leaves_rootfs_writable,
     mounts_are_mounted_in_listed_order,
     mount_bind_options_ro_nosuid_nodev_noexec,
+    mount_bind_source_relative_to_bundle,
     mount_tmpfs_data_options,
     mount_bind_excludes_submounts,
     mount_rbind_includes_submounts,
@@ -106,6 +108,20 @@ fn root_path_absolute(ctx: &Ctx) -> TestResult {
     let (marker, value) = rootfs_marker(&bundle);
     let report = run_probe(&rt, bundle, &["--path", &marker]);
     assert_eq!(report.path(&marker)["content"], value.as_str());
+    Ok(())
+}
+
+/// root.path is REQUIRED and names the container's root filesystem; a path that does not exist cannot be
+/// realized, so create "MUST generate an error".
+fn root_path_missing_is_error(ctx: &Ctx) -> TestResult {
+    let rt = ctx.runtime();
+    let bundle = bundle(&rt)
+        .sh("exit 0")
+        .set("/root/path", json!("no-such-rootfs"));
+    let id = unique_id("noroot");
+    let _guard = rt.guard(id.clone());
+    rt.run_fail(create_args(&bundle, &id));
+    assert_eq!(rt.try_state(&id), None);
     Ok(())
 }
 
@@ -192,6 +208,25 @@ fn mount_bind_options_ro_nosuid_nodev_noexec(ctx: &Ctx) -> TestResult {
         path_errno(check, "write_error"),
         Some(libc::EROFS),
         "{check}"
+    );
+    Ok(())
+}
+
+/// mounts[].source: "Path values for bind mounts are either absolute or relative to the bundle."
+fn mount_bind_source_relative_to_bundle(ctx: &Ctx) -> TestResult {
+    let rt = ctx.runtime();
+    let bundle = bundle(&rt);
+    std::fs::create_dir(bundle.path().join("relative-source")).unwrap();
+    std::fs::write(
+        bundle.path().join("relative-source/file"),
+        "from the bundle",
+    )
+    .unwrap();
+    let bundle = bundle.add_mount("/mnt/relative", "bind", "relative-source", &["rbind", "ro"]);
+    let report = run_probe(&rt, bundle, &["--path", "/mnt/relative/file"]);
+    assert_eq!(
+        report.path("/mnt/relative/file")["content"],
+        "from the bundle"
     );
     Ok(())
 }
