@@ -6,7 +6,7 @@ SHELL := /bin/bash
 RUNTIME ?= $(CURDIR)/target/release/husk
 # Extra arguments for `cargo test` in `make test`, e.g. TEST_ARGS='-p husk -- --nocapture'.
 TEST_ARGS ?=
-# Extra arguments for the conformance test binary (after `--`), e.g. a test-name filter.
+# Arguments for the conformance runner: test-name filters and options (--verbose, -j N, --list, --exact).
 CONFORMANCE_ARGS ?=
 # 1 = after the cargo tests, drive husk through podman, containerd and docker. Off until the exec/terminal work
 # lands: that issue turns it on by default.
@@ -25,7 +25,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 endif
 
 .DEFAULT_GOAL := build
-.PHONY: deps build rootfs demo test lint bench conformance clean
+.PHONY: deps build probe rootfs demo test lint bench conformance clean
 
 # Installs only what is missing. `apt-get update` runs first when the package lists are empty or more than a
 # week old, and once more if the install still fails.
@@ -47,7 +47,18 @@ build:
 	@command -v cargo >/dev/null || { echo "build: cargo not found; install Rust with rustup" >&2; exit 1; }
 	cargo build --release --workspace
 
-rootfs:
+# The probe (rootfs/probe, crate husk-probe) runs inside test containers, so it must be a static binary: glibc's
+# crt-static (the musl target is not installed). build.sh copies rootfs/out/probe to /usr/bin/probe in the rootfs.
+PROBE_TARGET := x86_64-unknown-linux-gnu
+PROBE_BIN := target/$(PROBE_TARGET)/release/husk-probe
+probe:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p husk-probe --target $(PROBE_TARGET)
+	@ldd $(PROBE_BIN) 2>&1 | grep -qE 'statically linked|not a dynamic executable' || \
+		{ echo "probe: $(PROBE_BIN) is not statically linked:" >&2; ldd $(PROBE_BIN) >&2; exit 1; }
+	@mkdir -p rootfs/out
+	@cmp -s $(PROBE_BIN) rootfs/out/probe || install -m 0755 $(PROBE_BIN) rootfs/out/probe
+
+rootfs: probe
 	rootfs/build.sh
 
 # A bundle in a temp dir holding a copy of the busybox rootfs and the runtime's default spec, edited to print a
@@ -82,16 +93,23 @@ lint:
 bench: build
 	$(SHARED_TOOLS)/lifecycle-bench.sh target/release/husk $(BENCH_RUNTIMES)
 
-# The conformance suite is a test target named `conformance` in the husk package (tests/conformance.rs); it
-# drives $(RUNTIME), which may be any runc-compatible runtime.
+# The conformance suite (tests/conformance.rs: a test target with its own runner, harness = false) drives $(RUNTIME),
+# which may be any runc-compatible runtime. The test binary is run directly, not through `cargo test`, so that its
+# summary line `N passed, N failed, N skipped` is the last line printed. CONFORMANCE_ARGS takes test-name filters
+# and runner options, e.g. CONFORMANCE_ARGS='--verbose -j 1 seccomp'.
 conformance:
 	@$(MAKE) --no-print-directory deps
-	@cargo metadata --no-deps --format-version 1 | jq -e \
-		'[.packages[] | select(.name == "husk") | .targets[] | select(.kind == ["test"] and .name == "conformance")] | length > 0' \
-		>/dev/null || { echo "conformance: the husk package has no test target named 'conformance' (tests/conformance.rs) yet" >&2; exit 1; }
 	@$(MAKE) --no-print-directory build rootfs
-	HUSK_TEST_RUNTIME=$(RUNTIME) HUSK_ROOTFS=$(ROOTFS_DIR) cargo test --release --test conformance -- $(CONFORMANCE_ARGS)
+	@bin=$$(cargo test --release --test conformance --no-run --message-format=json 2>/dev/null | \
+		jq -r 'select(.reason == "compiler-artifact" and .target.name == "conformance" and .executable != null) | .executable' | \
+		tail -n 1); \
+	if [ ! -x "$$bin" ]; then \
+		echo "conformance: cannot build the conformance test binary:" >&2; \
+		cargo test --release --test conformance --no-run; exit 1; \
+	fi; \
+	echo "HUSK_TEST_RUNTIME=$(RUNTIME) $$bin $(CONFORMANCE_ARGS)"; \
+	HUSK_TEST_RUNTIME=$(RUNTIME) HUSK_ROOTFS=$(ROOTFS_DIR) "$$bin" $(CONFORMANCE_ARGS)
 
 clean:
 	cargo clean
-	rm -rf rootfs/out/busybox rootfs/out/busybox.tar.gz rootfs/out/.busybox.*
+	rm -rf rootfs/out/busybox rootfs/out/busybox.tar.gz rootfs/out/.busybox.* rootfs/out/probe
