@@ -17,6 +17,9 @@ use oci_spec::runtime::{
 
 use crate::error::{Error, Result};
 
+/// `MS_NOSYMFOLLOW` (Linux 5.10), not in every libc crate version.
+const MS_NOSYMFOLLOW: libc::c_ulong = 256;
+
 /// Mount options that set (`false`) or clear (`true`) an `MS_*` flag.
 pub const MOUNT_FLAG_OPTIONS: &[(&str, bool, libc::c_ulong)] = &[
     ("async", true, libc::MS_SYNCHRONOUS),
@@ -41,6 +44,7 @@ pub const MOUNT_FLAG_OPTIONS: &[(&str, bool, libc::c_ulong)] = &[
     ("norelatime", true, libc::MS_RELATIME),
     ("nostrictatime", true, libc::MS_STRICTATIME),
     ("nosuid", false, libc::MS_NOSUID),
+    ("nosymfollow", false, MS_NOSYMFOLLOW),
     ("rbind", false, libc::MS_BIND | libc::MS_REC),
     ("relatime", false, libc::MS_RELATIME),
     ("remount", false, libc::MS_REMOUNT),
@@ -49,6 +53,7 @@ pub const MOUNT_FLAG_OPTIONS: &[(&str, bool, libc::c_ulong)] = &[
     ("silent", false, libc::MS_SILENT),
     ("strictatime", false, libc::MS_STRICTATIME),
     ("suid", true, libc::MS_NOSUID),
+    ("symfollow", true, MS_NOSYMFOLLOW),
     ("sync", false, libc::MS_SYNCHRONOUS),
 ];
 
@@ -62,6 +67,36 @@ pub const PROPAGATION_OPTIONS: &[(&str, libc::c_ulong)] = &[
     ("rslave", libc::MS_SLAVE | libc::MS_REC),
     ("unbindable", libc::MS_UNBINDABLE),
     ("runbindable", libc::MS_UNBINDABLE | libc::MS_REC),
+];
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_ATIME: u64 = 0x70;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// Recursive mount options (applied with mount_setattr to the whole tree): name, `MOUNT_ATTR_*`
+/// to set, to clear.
+pub const RECURSIVE_MOUNT_OPTIONS: &[(&str, u64, u64)] = &[
+    ("rro", MOUNT_ATTR_RDONLY, 0),
+    ("rrw", 0, MOUNT_ATTR_RDONLY),
+    ("rnosuid", MOUNT_ATTR_NOSUID, 0),
+    ("rsuid", 0, MOUNT_ATTR_NOSUID),
+    ("rnodev", MOUNT_ATTR_NODEV, 0),
+    ("rdev", 0, MOUNT_ATTR_NODEV),
+    ("rnoexec", MOUNT_ATTR_NOEXEC, 0),
+    ("rexec", 0, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", MOUNT_ATTR_NODIRATIME, 0),
+    ("rdiratime", 0, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", 0, MOUNT_ATTR_ATIME),
+    ("rnoatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME),
+    ("rstrictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME),
+    ("rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0),
+    ("rsymfollow", 0, MOUNT_ATTR_NOSYMFOLLOW),
 ];
 
 /// Namespaces husk can create or join, by their config.json name.
@@ -237,6 +272,7 @@ impl ContainerConfig {
             );
         }
         let terminal = process.terminal().unwrap_or(false);
+        process_plan.personality = linux.personality().as_ref().map(personality).transpose()?;
 
         let time_offsets = time_offsets(&linux, has(NamespaceKind::Time))?;
         let mounts = spec
@@ -326,6 +362,33 @@ impl ContainerConfig {
                     .unwrap_or_default()
                     .iter()
                     .any(|s| notify(s.action()));
+            let takes_errno = |a| {
+                matches!(
+                    a,
+                    oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+                        | oci_spec::runtime::LinuxSeccompAction::ScmpActTrace
+                )
+            };
+            if seccomp.default_errno_ret().is_some() && !takes_errno(seccomp.default_action()) {
+                return Err(Error::config(
+                    "linux.seccomp.defaultErrnoRet",
+                    "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno",
+                ));
+            }
+            for (i, rule) in seccomp
+                .syscalls()
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                if rule.errno_ret().is_some() && !takes_errno(rule.action()) {
+                    return Err(Error::config(
+                        format!("linux.seccomp.syscalls[{i}].errnoRet"),
+                        "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno",
+                    ));
+                }
+            }
             if uses_notify && seccomp.listener_path().is_none() {
                 return Err(Error::config(
                     "linux.seccomp.listenerPath",
@@ -340,6 +403,10 @@ impl ContainerConfig {
             rootfs: rootfs.clone(),
             rootfs_readonly: root.readonly().unwrap_or(false),
             rootfs_propagation,
+            rootfs_propagation_explicit: linux
+                .rootfs_propagation()
+                .as_deref()
+                .is_some_and(|p| !p.is_empty()),
             mounts,
             no_pivot: opts.no_pivot,
             devices,
@@ -413,6 +480,8 @@ pub fn exec_bootstrap(
             ))),
         })
         .collect();
+    let mut process_plan = process_plan(process, &uid_mappings, &gid_mappings)?;
+    process_plan.personality = linux.personality().as_ref().map(personality).transpose()?;
     Ok(Bootstrap {
         version: PROTOCOL_VERSION,
         namespaces,
@@ -420,6 +489,7 @@ pub fn exec_bootstrap(
         rootfs: PathBuf::from("/"),
         rootfs_readonly: false,
         rootfs_propagation: 0,
+        rootfs_propagation_explicit: false,
         mounts: Vec::new(),
         no_pivot: false,
         devices: Vec::new(),
@@ -428,7 +498,7 @@ pub fn exec_bootstrap(
         hostname: None,
         domainname: None,
         sysctl: Vec::new(),
-        process: process_plan(process, &uid_mappings, &gid_mappings)?,
+        process: process_plan,
         seccomp: linux.seccomp().clone(),
         new_session_keyring: false,
         create_container_hooks: Vec::new(),
@@ -649,7 +719,124 @@ fn process_plan(
             selinux_enabled(),
             "SELinux",
         )?,
+        personality: None,
+        io_priority: process
+            .io_priority()
+            .as_ref()
+            .map(io_priority)
+            .transpose()?,
+        scheduler: process.scheduler().as_ref().map(scheduler).transpose()?,
+        cpu_affinity_initial: affinity(
+            "process.execCPUAffinity.initial",
+            process
+                .exec_cpu_affinity()
+                .as_ref()
+                .and_then(|a| a.initial().clone()),
+        )?,
+        cpu_affinity_final: affinity(
+            "process.execCPUAffinity.final",
+            process
+                .exec_cpu_affinity()
+                .as_ref()
+                .and_then(|a| a.cpu_affinity_final().clone()),
+        )?,
     })
+}
+
+fn personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<u64> {
+    use oci_spec::runtime::LinuxPersonalityDomain;
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::config(
+            "linux.personality.flags",
+            "no personality flags are defined by the spec; none can be applied",
+        ));
+    }
+    Ok(match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0,
+        LinuxPersonalityDomain::PerLinux32 => 8,
+    })
+}
+
+fn io_priority(p: &oci_spec::runtime::LinuxIOPriority) -> Result<i32> {
+    use oci_spec::runtime::IOPriorityClass;
+    let class = match p.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&p.priority()) {
+        return Err(Error::config(
+            "process.ioPriority.priority",
+            format!("{} is outside 0..7", p.priority()),
+        ));
+    }
+    Ok((class << 13) | p.priority() as i32)
+}
+
+fn scheduler(s: &oci_spec::runtime::Scheduler) -> Result<husk_init::proto::SchedulerPlan> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => 4,
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let flags = s
+        .flags()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .fold(0u64, |acc, f| {
+            acc | match f {
+                F::SchedResetOnFork => 0x01,
+                F::SchedFlagReclaim => 0x02,
+                F::SchedFlagDLOverrun => 0x04,
+                F::SchedFlagKeepPolicy => 0x08,
+                F::SchedFlagKeepParams => 0x10,
+                F::SchedFlagUtilClampMin => 0x20,
+                F::SchedFlagUtilClampMax => 0x40,
+            }
+        });
+    let nice = s.nice().unwrap_or(0);
+    if !(-20..=19).contains(&nice) {
+        return Err(Error::config(
+            "process.scheduler.nice",
+            format!("{nice} is outside -20..19"),
+        ));
+    }
+    Ok(husk_init::proto::SchedulerPlan {
+        policy,
+        flags,
+        nice,
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    })
+}
+
+/// Parses a CPU list such as `0-3,7`.
+fn affinity(field: &str, list: Option<String>) -> Result<Option<Vec<usize>>> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || Error::config(field, format!("{list:?} is not a CPU list like 0-3,7"));
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (usize, usize) = (
+            lo.trim().parse().map_err(|_| bad())?,
+            hi.trim().parse().map_err(|_| bad())?,
+        );
+        if lo > hi || hi >= 1024 {
+            return Err(bad());
+        }
+        cpus.extend(lo..=hi);
+    }
+    Ok(Some(cpus))
 }
 
 /// Whether the host runs AppArmor (profiles can be applied).
@@ -700,6 +887,7 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
     let mut clear_flags: u64 = 0;
     let mut propagation = Vec::new();
     let mut data = Vec::new();
+    let (mut attr_set, mut attr_clear) = (0u64, 0u64);
     let mut bind = None;
     for opt in m.options().as_deref().unwrap_or_default() {
         if let Some((_, clear, flag)) = MOUNT_FLAG_OPTIONS.iter().find(|(n, _, _)| n == opt) {
@@ -714,6 +902,11 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
             }
         } else if let Some((_, flag)) = PROPAGATION_OPTIONS.iter().find(|(n, _)| n == opt) {
             propagation.push(*flag);
+        } else if let Some((_, set, clear)) =
+            RECURSIVE_MOUNT_OPTIONS.iter().find(|(n, _, _)| n == opt)
+        {
+            attr_set = (attr_set & !clear) | set;
+            attr_clear = (attr_clear & !set) | clear;
         } else {
             data.push(opt.as_str());
         }
@@ -755,6 +948,8 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
         clear_flags,
         propagation,
         data: data.join(","),
+        recursive_attr_set: attr_set,
+        recursive_attr_clear: attr_clear,
     })
 }
 

@@ -61,6 +61,16 @@ pub(crate) fn create(
                 let _ = cg.destroy();
             }
             let _ = dir.remove();
+            // Once the container existed, a failed create still ends its lifecycle with the
+            // poststop hooks (runtime spec: "continue the lifecycle at step 12").
+            if record.pid.is_some() {
+                let state = state_json(&record, Status::Stopped);
+                for hook in &record.hooks.poststop {
+                    if let Err(err) = run_hooks(std::slice::from_ref(hook), &state) {
+                        eprintln!("husk: warning: poststop {err}");
+                    }
+                }
+            }
             Err(e)
         }
     }
@@ -85,8 +95,10 @@ fn bootstrap(
     record.cgroup = Some(cgroup.saved());
     // Saved before anything runs, so that `delete --force` can clean up after a crash.
     dir.save(record)?;
-    cgroup.create(config.resources.as_ref())?;
     *cgroup_out = Some(cgroup.clone());
+    cgroup.create(config.resources.as_ref())?;
+    // Again, now with the directories create() made (delete removes exactly those).
+    record.cgroup = Some(cgroup.saved());
     let dirs = cgroup.hierarchies();
     for h in &mut config.boot.cgroup_hierarchies {
         h.container_dir = dirs
@@ -110,6 +122,8 @@ fn bootstrap(
             clear_flags: 0,
             propagation: Vec::new(),
             data: String::new(),
+            recursive_attr_set: 0,
+            recursive_attr_clear: 0,
         });
     }
     let fifo_path = dir.fifo_path();

@@ -124,6 +124,9 @@ pub struct MountPlan {
     pub propagation: Vec<u64>,
     /// Filesystem-specific options joined with commas.
     pub data: String,
+    /// `MOUNT_ATTR_*` set and cleared on the whole tree (`rro`, `rnosuid`, ...).
+    pub recursive_attr_set: u64,
+    pub recursive_attr_clear: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -173,6 +176,26 @@ pub struct ProcessPlan {
     pub apparmor_profile: Option<String>,
     /// SELinux process label (the host checked that SELinux is enabled).
     pub selinux_label: Option<String>,
+    /// `linux.personality` as the personality(2) argument.
+    pub personality: Option<u64>,
+    /// `process.ioPriority` as the ioprio_set(2) value.
+    pub io_priority: Option<i32>,
+    pub scheduler: Option<SchedulerPlan>,
+    /// `process.execCPUAffinity` (exec only): CPUs before joining the container, and at execve.
+    pub cpu_affinity_initial: Option<Vec<usize>>,
+    pub cpu_affinity_final: Option<Vec<usize>>,
+}
+
+/// `process.scheduler`, as sched_setattr(2) takes it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerPlan {
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
 }
 
 /// One mounted cgroup hierarchy of the host.
@@ -201,6 +224,8 @@ pub struct Bootstrap {
     pub rootfs_readonly: bool,
     /// Propagation applied to the container's view of `/` (`MS_SLAVE|MS_REC` by default).
     pub rootfs_propagation: u64,
+    /// `linux.rootfsPropagation` was given: apply it to the new `/` again after pivot_root.
+    pub rootfs_propagation_explicit: bool,
     pub mounts: Vec<MountPlan>,
     pub no_pivot: bool,
     /// The standard devices (null, zero, full, random, urandom, tty) not overridden by the spec.

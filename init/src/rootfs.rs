@@ -148,9 +148,9 @@ pub(crate) fn prepare(boot: &Bootstrap) -> Result<(), InitFailure> {
         NONE,
     )
     .step(|| "set propagation of /".into())?;
-    if boot.rootfs_propagation & libc::MS_SHARED != 0 {
-        make_parent_mount_private(&boot.rootfs)?;
-    }
+    // pivot_root refuses a new root whose parent mount is shared, whatever propagation the
+    // spec asked for (a non-recursive one leaves the bundle's mount as it was).
+    make_parent_mount_private(&boot.rootfs)?;
     mount(
         Some(&boot.rootfs),
         &boot.rootfs,
@@ -262,6 +262,15 @@ fn mount_one(
             .step(|| describe(""))?;
         }
         MountKind::Cgroup => mount_cgroups(root, m, boot, new_cgroupns, flags)?,
+    }
+    if m.recursive_attr_set != 0 || m.recursive_attr_clear != 0 {
+        let target = root.open_path(dest).step(|| describe(": reopen"))?;
+        crate::sys::mount_setattr_recursive(
+            target.as_fd(),
+            m.recursive_attr_set,
+            m.recursive_attr_clear,
+        )
+        .step(|| describe(": set recursive attributes"))?;
     }
     if !m.propagation.is_empty() {
         let target = root.open_path(dest).step(|| describe(": reopen"))?;
@@ -388,11 +397,26 @@ fn create_devices(root: &Root, devices: &[DevicePlan]) -> Result<(), InitFailure
         let kind = SFlag::from_bits_truncate(dev.file_type as libc::mode_t);
         let mode = Mode::from_bits_truncate(dev.mode as libc::mode_t);
         let devnum = nix::sys::stat::makedev(dev.major, dev.minor);
-        let _ = nix::unistd::unlinkat(
+        // A device node or fifo already there is replaced; anything else is not ours to remove.
+        let existing = nix::sys::stat::fstatat(
             Some(dir.as_raw_fd()),
             name,
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         );
+        if let Ok(st) = existing {
+            let kind = st.st_mode & libc::S_IFMT;
+            if ![libc::S_IFCHR, libc::S_IFBLK, libc::S_IFIFO].contains(&kind) {
+                return Err(failure(
+                    format!("create device {}", dev.path.display()),
+                    "a file that is not a device is already there",
+                ));
+            }
+            let _ = nix::unistd::unlinkat(
+                Some(dir.as_raw_fd()),
+                name,
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
         match mknodat(Some(dir.as_raw_fd()), name, kind, mode, devnum) {
             Ok(()) => {
                 fchownat(
@@ -456,14 +480,21 @@ pub(crate) fn enter(boot: &Bootstrap) -> Result<(), InitFailure> {
         mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).step(|| "move rootfs to /".into())?;
         nix::unistd::chroot(".").step(|| "chroot".into())?;
     } else {
+        let old_root = std::fs::File::open("/").step(|| "open old root".into())?;
         // pivot_root(".", ".") stacks the old root on top of the new one; detach it from there.
         nix::unistd::pivot_root(".", ".").step(|| "pivot_root".into())?;
+        // From inside the old root, "." is the old root itself (not the new root below it,
+        // whose mounts must keep the propagation the spec gave them).
+        nix::unistd::fchdir(old_root.as_raw_fd()).step(|| "enter old root".into())?;
         // Keep the unmount from propagating back to the host's mounts.
         mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
             .step(|| "make old root a slave".into())?;
         umount2(".", MntFlags::MNT_DETACH).step(|| "unmount old root".into())?;
     }
     nix::unistd::chdir("/").step(|| "chdir /".into())?;
+    if !boot.rootfs_propagation_explicit {
+        return Ok(());
+    }
     // The new root inherits nothing from the old one's propagation: apply the spec's again.
     mount(
         NONE,

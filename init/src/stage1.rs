@@ -32,6 +32,9 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
     if exec_fifo.is_none() && !boot.exec {
         return Err(failure("receive bootstrap", "no exec fifo"));
     }
+    if let Some(cpus) = &boot.process.cpu_affinity_initial {
+        crate::sys::set_cpu_affinity(cpus).step(|| "set initial exec CPU affinity".into())?;
+    }
     enter_namespaces(channel, &boot)?;
 
     // A new pid namespace takes effect for children only, and so does a joined one; the time

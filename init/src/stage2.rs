@@ -18,7 +18,7 @@ pub(crate) fn run(
     exec_fifo: Option<OwnedFd>,
 ) -> Result<Infallible, InitFailure> {
     // Modes of created devices and directories must be exactly what the spec says.
-    nix::sys::stat::umask(Mode::empty());
+    let inherited_umask = nix::sys::stat::umask(Mode::empty());
     nix::unistd::setsid().step(|| "setsid".into())?;
     if let Some(adj) = boot.process.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
@@ -34,6 +34,12 @@ pub(crate) fn run(
     }
 
     let mut process = boot.process.clone();
+    if let Some(value) = process.io_priority {
+        sys::set_io_priority(value).step(|| "set io priority".into())?;
+    }
+    if let Some(plan) = &process.scheduler {
+        sys::set_scheduler(plan).step(|| "set scheduler".into())?;
+    }
     if !process.env.iter().any(|kv| kv.starts_with("HOME=")) {
         process.env.push(format!("HOME={}", home_dir(process.uid)));
     }
@@ -78,8 +84,12 @@ pub(crate) fn run(
         security::apply_after_user_change(caps)
             .map_err(|e| security_failure("apply capabilities", &e))?;
     }
-    let umask = process.umask.unwrap_or(0o022);
-    nix::sys::stat::umask(Mode::from_bits_truncate(umask as _));
+    // Without process.user.umask the caller's umask stays, as the spec says.
+    let umask = process
+        .umask
+        .map(|u| Mode::from_bits_truncate(u as _))
+        .unwrap_or(inherited_umask);
+    nix::sys::stat::umask(umask);
     nix::unistd::chdir(&process.cwd).step(|| format!("chdir to cwd {}", process.cwd.display()))?;
     // A cwd reached through a descriptor that points outside the root (CVE-2024-21626) shows
     // up as an unreachable path: refuse it.
@@ -114,6 +124,7 @@ pub(crate) fn run(
         return exec_process(late_filter, &executable, process);
     };
     wait_for_start(&fifo)?;
+    let state = with_status(&state, "created");
     let failure = match run_hooks(&boot.start_container_hooks, &state) {
         Err(e) => hook_failure("startContainer", &e),
         Ok(()) => match exec_process(late_filter, &executable, process) {
@@ -127,6 +138,17 @@ pub(crate) fn run(
     Err(failure)
 }
 
+/// The hooks' state JSON with another status (startContainer hooks run in a `created` container).
+fn with_status(state: &str, status: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["status"] = status.into();
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
+}
+
 /// Loads a late seccomp filter and execs the process. Returns only on failure.
 fn exec_process(
     late_filter: Option<security::SeccompFilter>,
@@ -138,6 +160,12 @@ fn exec_process(
     }
     sys::default_sigpipe();
     apply_exec_labels(process)?;
+    if let Some(cpus) = &process.cpu_affinity_final {
+        sys::set_cpu_affinity(cpus).step(|| "set final exec CPU affinity".into())?;
+    }
+    if let Some(persona) = process.personality {
+        sys::set_personality(persona).step(|| format!("set personality {persona:#x}"))?;
+    }
     let err = sys::execve(executable, &process.args, &process.env);
     Err(InitFailure {
         step: format!("exec {}", executable.display()),

@@ -103,6 +103,37 @@ fn openat2(
     }
 }
 
+/// Sets and clears `MOUNT_ATTR_*` on the mount at `fd` and every mount below it.
+pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    const SYS_MOUNT_SETATTR: libc::c_long = 442;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` and the empty path outlive the call; the size matches the struct.
+    let ret = unsafe {
+        libc::syscall(
+            SYS_MOUNT_SETATTR,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            AT_RECURSIVE | libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
 /// Marks every descriptor from `first` upwards close-on-exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
@@ -282,4 +313,54 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub fn default_sigpipe() {
     // SAFETY: setting a signal's disposition to SIG_DFL installs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// personality(2).
+pub fn set_personality(persona: u64) -> io::Result<()> {
+    // SAFETY: personality takes a plain integer.
+    check(unsafe { libc::personality(persona as libc::c_ulong) } as libc::c_long).map(drop)
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, self, value).
+pub fn set_io_priority(value: i32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: ioprio_set takes plain integers.
+    check(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) }).map(drop)
+}
+
+/// sched_setattr(2) for the calling thread.
+pub fn set_scheduler(plan: &crate::proto::SchedulerPlan) -> io::Result<()> {
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: plan.policy,
+        flags: plan.flags,
+        nice: plan.nice,
+        priority: plan.priority,
+        runtime: plan.runtime,
+        deadline: plan.deadline,
+        period: plan.period,
+    };
+    // SAFETY: `attr` is a valid sched_attr of the size it declares, alive during the call.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) })
+        .map(drop)
+}
+
+/// Pins the calling process to `cpus`.
+pub fn set_cpu_affinity(cpus: &[usize]) -> io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in cpus {
+        set.set(*cpu).map_err(io::Error::from)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(io::Error::from)
 }

@@ -2,6 +2,7 @@
 
 use husk::config::{
     HOOKS, MOUNT_FLAG_OPTIONS, NAMESPACES, OCI_VERSION_MAX, OCI_VERSION_MIN, PROPAGATION_OPTIONS,
+    RECURSIVE_MOUNT_OPTIONS,
 };
 use serde_json::json;
 
@@ -14,6 +15,7 @@ pub fn features() -> serde_json::Value {
         .iter()
         .map(|(n, _, _)| *n)
         .chain(PROPAGATION_OPTIONS.iter().map(|(n, _)| *n))
+        .chain(RECURSIVE_MOUNT_OPTIONS.iter().map(|(n, _, _)| *n))
         .collect();
     mount_options.sort_unstable();
     json!({
