@@ -69,9 +69,12 @@ mod tests {
         for (name, _) in PROPAGATION_OPTIONS {
             assert!(listed.contains(name), "{name} missing");
         }
+        for (name, _, _) in RECURSIVE_MOUNT_OPTIONS {
+            assert!(listed.contains(name), "{name} missing");
+        }
         assert_eq!(
             listed.len(),
-            MOUNT_FLAG_OPTIONS.len() + PROPAGATION_OPTIONS.len()
+            MOUNT_FLAG_OPTIONS.len() + PROPAGATION_OPTIONS.len() + RECURSIVE_MOUNT_OPTIONS.len()
         );
         let ns = f["linux"]["namespaces"].as_array().unwrap();
         assert_eq!(ns.len(), NAMESPACES.len());
