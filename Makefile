@@ -10,7 +10,7 @@ TEST_ARGS ?=
 CONFORMANCE_ARGS ?=
 # 1 = after the cargo tests, drive husk through podman, containerd and docker. Off until the exec/terminal work
 # lands: that issue turns it on by default.
-CLIENTS_SMOKE ?= 0
+CLIENTS_SMOKE ?= 1
 # Reference runtimes for `make bench`.
 BENCH_RUNTIMES ?= runc crun
 

@@ -67,7 +67,9 @@ impl Container {
         if matches!(status, Status::Stopped | Status::Creating) {
             return Err(self.wrong_state("update", status));
         }
-        self.require_cgroup()?.update(resources)?;
+        // As at create: a 0 from docker and friends means "leave as it is".
+        let resources = crate::config::zero_means_unset(resources.clone());
+        self.require_cgroup()?.update(&resources)?;
         Ok(())
     }
 
