@@ -8,8 +8,7 @@ RUNTIME ?= $(CURDIR)/target/release/husk
 TEST_ARGS ?=
 # Arguments for the conformance runner: test-name filters and options (--verbose, -j N, --list, --exact).
 CONFORMANCE_ARGS ?=
-# 1 = after the cargo tests, drive husk through podman, containerd and docker. Off until the exec/terminal work
-# lands: that issue turns it on by default.
+# 1 = after the cargo tests, drive husk through podman, containerd and docker (fails on any failed check).
 CLIENTS_SMOKE ?= 1
 # Reference runtimes for `make bench`.
 BENCH_RUNTIMES ?= runc crun
