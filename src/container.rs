@@ -474,6 +474,18 @@ impl Container {
             (cg, None) => cg,
             (None, Some(_)) => None,
         };
+        // A process granted CAP_SYS_PTRACE stays in the container after it: from then on
+        // every runtime process entering it runs from a sealed copy.
+        let grants = crate::config::may_ptrace_runtime(
+            process.capabilities(),
+            self.record.namespaces.iter().any(|n| n == "user"),
+        );
+        if grants && !self.record.ptrace_possible {
+            let dir = self.lock()?;
+            let mut record = dir.load()?;
+            record.ptrace_possible = true;
+            dir.save(&record)?;
+        }
         let spawned = spawn::exec(
             &self.init_binary,
             &self.record,
@@ -482,6 +494,7 @@ impl Container {
             Path::new("/"),
             cgroup.as_ref(),
             opts.console.as_ref().filter(|_| terminal),
+            grants || self.record.ptrace_possible,
         )?;
         Ok(Process {
             pid: spawned.pid,

@@ -3,7 +3,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use husk_init::hooks::run_hooks;
@@ -44,6 +44,7 @@ pub(crate) fn create(
             .map(|n| n.kind.proc_name().to_string())
             .collect(),
         notify_socket: config.notify_socket.clone(),
+        ptrace_possible: config.ptrace_possible,
     };
     let mut cgroup = None;
     match bootstrap(init_binary, &dir, config, &mut record, &mut cgroup, console) {
@@ -158,8 +159,12 @@ fn bootstrap(
         dir,
         record,
     };
+    let init = InitBinary {
+        path: init_binary,
+        seal: config.ptrace_possible,
+    };
     let spawned = run_init(
-        init_binary,
+        init,
         &config.boot,
         &config.bundle,
         Some(&cgroup),
@@ -260,9 +265,13 @@ pub(crate) fn exec(
     cwd: &Path,
     cgroup: Option<&CgroupManager>,
     console: Option<&ConsoleDest>,
+    seal: bool,
 ) -> Result<Spawned> {
     run_init(
-        init_binary,
+        InitBinary {
+            path: init_binary,
+            seal,
+        },
         boot,
         cwd,
         cgroup,
@@ -274,8 +283,15 @@ pub(crate) fn exec(
 
 /// Starts the init, hands it the bootstrap and serves it until it is ready (create) or has
 /// exec'd (exec). On failure the init is killed.
+/// The binary the init runs from, and whether it must be a sealed copy (see `spawn_init`).
+#[derive(Clone, Copy)]
+pub(crate) struct InitBinary<'a> {
+    pub path: &'a Path,
+    pub seal: bool,
+}
+
 fn run_init(
-    init_binary: &Path,
+    init: InitBinary<'_>,
     boot: &Bootstrap,
     cwd: &Path,
     cgroup: Option<&CgroupManager>,
@@ -284,7 +300,7 @@ fn run_init(
     requests: &mut dyn Requests,
 ) -> Result<Spawned> {
     let (parent_end, child_end) = Channel::pair().context(|| "create bootstrap socket".into())?;
-    let mut stage1 = spawn_init(init_binary, boot.preserve_fds, cwd, child_end)?;
+    let mut stage1 = spawn_init(init, boot.preserve_fds, cwd, child_end)?;
     let mut session = Session {
         channel: &parent_end,
         stage1: &mut stage1,
@@ -501,17 +517,28 @@ fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> 
 
 /// Starts `husk init` with the bootstrap socket just above the preserved fds.
 fn spawn_init(
-    init_binary: &Path,
+    init: InitBinary<'_>,
     preserve_fds: u32,
     cwd: &Path,
     child_end: Channel,
 ) -> Result<Child> {
+    let init_binary = init.path;
     let target = 3 + preserve_fds as i32;
     let fd = child_end.as_raw_fd();
-    // The init runs from a sealed in-memory copy: a container process that gets hold of
-    // /proc/<init>/exe reaches a read-only copy, never the host's binary (CVE-2019-5736).
-    let sealed = sealed_copy(init_binary)?;
-    let mut cmd = Command::new(format!("/proc/self/fd/{}", sealed.as_raw_fd()));
+    // CVE-2019-5736: a container process must never reach the host's binary through
+    // /proc/<init>/exe. The init makes itself non-dumpable first thing, which closes that
+    // door to anyone without CAP_SYS_PTRACE on the host; when a container process may hold
+    // it, the init also runs from a sealed in-memory copy (which costs a copy of the binary).
+    let sealed = if seal {
+        Some(sealed_copy(init_binary)?)
+    } else {
+        None
+    };
+    let program = match &sealed {
+        Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        None => init_binary.to_path_buf(),
+    };
+    let mut cmd = Command::new(program);
     cmd.arg0("husk")
         .args([INIT_ARG, &target.to_string()])
         .env_clear()

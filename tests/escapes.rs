@@ -19,9 +19,9 @@ fn runtime_binary() -> std::path::PathBuf {
 /// CVE-2019-5736: a container process grabs /proc/1/exe while PID 1 is still the runtime's
 /// init, waits until the runtime is gone, then writes through it to the runtime binary on the
 /// host. The runtime under test is a private copy, so no other test keeps it busy (ETXTBSY
-/// would hide the hole).
-#[test]
-fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
+/// would hide the hole). `caps` are the container's capabilities: with CAP_SYS_PTRACE the
+/// attacker gets past a non-dumpable init, so the binary itself must be out of reach.
+fn proc_exe_attack(caps: &[&str]) {
     let dir = TempDir::new("husk-test-exe");
     let copy = dir.join("runtime-copy");
     std::fs::copy(runtime_binary(), &copy).unwrap();
@@ -29,31 +29,48 @@ fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
     let before = std::fs::read(&copy).unwrap();
     let rt = Runtime::with_binary(&copy);
 
-    let bundle = Bundle::new(&rt).with_shared_dir().args(["sleep", "100"]);
+    let caps = serde_json::json!(caps);
+    let bundle = Bundle::new(&rt)
+        .with_shared_dir()
+        .set(
+            "/process/capabilities",
+            serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps}),
+        )
+        .args(["sleep", "100"]);
     let c = rt.create(&bundle);
-    // The attacker, started while the init (PID 1) still runs the runtime's code.
-    // Detached, so that no runtime process waits for it (and keeps the binary busy).
+    // The attacker, started while the init (PID 1) still runs the runtime's code. Detached, so
+    // that no runtime process waits for it (and keeps the binary busy).
     rt.run_ok([
         "exec",
         "-d",
         c.id(),
         "sh",
         "-c",
-        "exec 3</proc/1/exe; echo held > /shared/held; \
+        // A failed redirection of `exec` ends the shell: an inner one holds the fd.
+        "sh -c 'exec 3</proc/1/exe && echo held > /shared/held; \
          while [ ! -e /shared/go ]; do sleep 0.05; done; \
-         (echo pwned >> /proc/self/fd/3) 2> /shared/error && echo WROTE > /shared/wrote; echo done > /shared/done",
+         (echo pwned >> /proc/self/fd/3) 2> /shared/error && echo WROTE > /shared/wrote; echo done > /shared/done' \
+         || echo refused > /shared/held",
     ]);
     assert!(wait_for(
         || bundle.read_shared("held").is_some(),
         Duration::from_secs(10)
     ));
     c.start();
-    // The init has exec'd `sleep`: no runtime process is left running the binary.
-    std::fs::write(bundle.shared_dir().join("go"), "").unwrap();
-    assert!(wait_for(
-        || bundle.read_shared("done").is_some(),
-        Duration::from_secs(10)
-    ));
+    if bundle.read_shared("held").unwrap().trim() == "held" {
+        // The init has exec'd `sleep`: no runtime process is left running the binary.
+        std::fs::write(bundle.shared_dir().join("go"), "").unwrap();
+        assert!(wait_for(
+            || bundle.read_shared("done").is_some(),
+            Duration::from_secs(10)
+        ));
+        eprintln!(
+            "write refused: {}",
+            bundle.read_shared("error").unwrap_or_default().trim()
+        );
+    } else {
+        eprintln!("/proc/1/exe refused to the container");
+    }
     assert_eq!(
         bundle.read_shared("wrote"),
         None,
@@ -63,10 +80,16 @@ fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
         std::fs::read(&copy).unwrap() == before,
         "the runtime binary changed"
     );
-    eprintln!(
-        "attack refused: {}",
-        bundle.read_shared("error").unwrap_or_default().trim()
-    );
+}
+
+#[test]
+fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
+    proc_exe_attack(&["CAP_KILL", "CAP_SETUID", "CAP_SETGID"]);
+}
+
+#[test]
+fn runtime_binary_cannot_be_overwritten_even_with_cap_sys_ptrace() {
+    proc_exe_attack(&["CAP_KILL", "CAP_SYS_PTRACE"]);
 }
 
 /// Runs `bundle` with a host directory open (not close-on-exec) at fd 5 of the runtime: a

@@ -13,6 +13,9 @@ use crate::sys::{fork_as_sibling, Forked};
 use crate::{failure, stage2, Step};
 
 pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
+    // Until the container's process replaces it, nobody without CAP_SYS_PTRACE on the host
+    // may reach this process's /proc files, its exe (the runtime binary) above all.
+    nix::sys::prctl::set_dumpable(false).step(|| "make the init non-dumpable".into())?;
     let (msg, mut fds) = channel
         .recv::<ToInit>()
         .step(|| "receive bootstrap".into())?;

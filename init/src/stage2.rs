@@ -79,6 +79,8 @@ pub(crate) fn run(
         security::prepare_before_user_change(caps)
             .map_err(|e| security_failure("prepare capabilities", &e))?;
     }
+    // Written while still root: /proc/self of a non-dumpable process belongs to root.
+    apply_exec_labels(process)?;
     change_user(process)?;
     if let Some(caps) = &caps {
         security::apply_after_user_change(caps)
@@ -159,7 +161,6 @@ fn exec_process(
         load_filter(f)?;
     }
     sys::default_sigpipe();
-    apply_exec_labels(process)?;
     if let Some(cpus) = &process.cpu_affinity_final {
         sys::set_cpu_affinity(cpus).step(|| "set final exec CPU affinity".into())?;
     }
