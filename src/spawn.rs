@@ -529,7 +529,7 @@ fn spawn_init(
     // /proc/<init>/exe. The init makes itself non-dumpable first thing, which closes that
     // door to anyone without CAP_SYS_PTRACE on the host; when a container process may hold
     // it, the init also runs from a sealed in-memory copy (which costs a copy of the binary).
-    let sealed = if seal {
+    let sealed = if init.seal {
         Some(sealed_copy(init_binary)?)
     } else {
         None
