@@ -57,7 +57,17 @@ pub(crate) fn run(
         .as_ref()
         .map(security::parse_capabilities)
         .transpose()
-        .map_err(|e| security_failure("parse capabilities", &e))?;
+        .map_err(|e| security_failure("parse capabilities", &e))?
+        .map(|mut caps| {
+            let dropped = caps.drop_ungrantable();
+            if !dropped.is_empty() {
+                eprintln!(
+                    "husk: warning: capabilities outside the runtime's own bounding set are not granted: {}",
+                    dropped.join(", ")
+                );
+            }
+            caps
+        });
     let filter = boot
         .seccomp
         .as_ref()

@@ -47,6 +47,32 @@ pub struct ParsedCapabilities {
 }
 
 impl ParsedCapabilities {
+    /// Drops what the runtime itself cannot grant (outside its own bounding set) and returns the
+    /// names dropped. The runtime spec asks for a warning there, not a failure.
+    pub fn drop_ungrantable(&mut self) -> Vec<String> {
+        let Ok(ours) = ::caps::read(None, ::caps::CapSet::Bounding) else {
+            return Vec::new();
+        };
+        let mut dropped: Vec<String> = Vec::new();
+        for set in [
+            &mut self.bounding,
+            &mut self.effective,
+            &mut self.permitted,
+            &mut self.inheritable,
+            &mut self.ambient,
+        ] {
+            set.retain(|cap| {
+                let keep = ours.contains(cap);
+                if !keep && !dropped.contains(&cap.to_string()) {
+                    dropped.push(cap.to_string());
+                }
+                keep
+            });
+        }
+        dropped.sort();
+        dropped
+    }
+
     pub fn set(&self, which: CapabilitySet) -> &CapsHashSet {
         match which {
             CapabilitySet::Bounding => &self.bounding,

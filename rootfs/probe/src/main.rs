@@ -28,6 +28,8 @@ usage:
       forks up to N children that wait, reports how many forks succeeded and the first errno, then reaps them
   probe alloc MIB [--out FILE]
       allocates and touches MIB mebibytes, then reports (a memory limit below that gets the probe killed)
+  probe notify LINE... [--out FILE]
+      sends the lines as one datagram to $NOTIFY_SOCKET (sd_notify), e.g. probe notify READY=1
   probe help
 
 Results go to stdout, or with --out to FILE (written to FILE.tmp, then renamed). Any command also takes
@@ -51,7 +53,7 @@ fn run(args: &[String]) -> Result<u8, String> {
             println!("{USAGE}");
             return Ok(0);
         }
-        Some("syscall" | "fork" | "alloc" | "report") => (args[0].as_str(), &args[1..]),
+        Some("syscall" | "fork" | "alloc" | "report" | "notify") => (args[0].as_str(), &args[1..]),
         _ => ("report", args),
     };
     let mut out_file = None;
@@ -117,6 +119,7 @@ fn run(args: &[String]) -> Result<u8, String> {
             let mib = single_number(&positional, "alloc")?;
             allocate(mib)
         }
+        "notify" => notify(&positional.join("\n"))?,
         _ => unreachable!(),
     };
     emit(&result, out_file.as_deref())?;
@@ -195,4 +198,15 @@ fn allocate(mib: u64) -> Value {
     }
     let touched: u64 = blocks.iter().map(|b| u64::from(b[0])).sum();
     json!({ "allocated_mib": touched })
+}
+
+/// `probe notify MESSAGE...`: sends the lines as one datagram to $NOTIFY_SOCKET (sd_notify).
+fn notify(message: &str) -> Result<Value, String> {
+    let path =
+        std::env::var("NOTIFY_SOCKET").map_err(|_| "NOTIFY_SOCKET is not set".to_string())?;
+    let socket = std::os::unix::net::UnixDatagram::unbound().map_err(|e| format!("socket: {e}"))?;
+    socket
+        .send_to(message.as_bytes(), &path)
+        .map_err(|e| format!("send to {path}: {e}"))?;
+    Ok(serde_json::json!({"notified": path, "message": message}))
 }
