@@ -62,7 +62,7 @@ register!("config":
     process_capabilities_ambient_set_for_non_root,
     process_capabilities_all_sets_for_root,
     process_capabilities_not_grantable_is_not_an_error,
-    process_capabilities_unknown_name_is_a_warning,
+    process_capabilities_unknown_name_is_logged,
     process_missing_is_error_at_create_or_start,
     process_terminal_with_console_size,
     process_io_priority,
@@ -800,8 +800,11 @@ fn process_capabilities_not_grantable_is_not_an_error(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
-/// The same rule for a name that maps to no kernel capability: a warning that names it, and no failure.
-fn process_capabilities_unknown_name_is_a_warning(ctx: &Ctx) -> TestResult {
+/// A name that maps to no kernel capability: the spec's MUST is that it is logged, naming it. Not failing is
+/// a SHOULD, which a runtime may decline for a stated reason (husk refuses such a config outright, so a typo in a
+/// capability list cannot silently weaken or change what a container gets). Both outcomes pass if the name is
+/// logged; a run that succeeds must still have granted the valid capability.
+fn process_capabilities_unknown_name_is_logged(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
     let caps: &[&str] = &["CAP_KILL", "CAP_CONFORMANCE_BOGUS"];
     let bundle = capabilities(
@@ -819,9 +822,10 @@ fn process_capabilities_unknown_name_is_a_warning(ctx: &Ctx) -> TestResult {
         bundle.path().as_os_str(),
         guard.id().as_ref(),
     ] as [&std::ffi::OsStr; 6]);
-    assert!(out.status.success(), "run failed\n{}", out.describe());
-    let report = Report::parse(&out.stdout_str());
-    assert!(report.caps("effective").contains("CAP_KILL"));
+    if out.status.success() {
+        let report = Report::parse(&out.stdout_str());
+        assert!(report.caps("effective").contains("CAP_KILL"));
+    }
     let logged = format!(
         "{}{}",
         out.stderr_str(),
@@ -829,7 +833,7 @@ fn process_capabilities_unknown_name_is_a_warning(ctx: &Ctx) -> TestResult {
     );
     assert!(
         logged.contains("CAP_CONFORMANCE_BOGUS"),
-        "no warning naming the unknown capability on stderr or in --log:\n{logged}"
+        "nothing naming the unknown capability on stderr or in --log:\n{logged}"
     );
     Ok(())
 }
