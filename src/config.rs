@@ -135,7 +135,7 @@ pub enum ConsoleDest {
 }
 
 /// Options chosen on the command line that shape the container.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -148,6 +148,8 @@ pub struct CreateOptions {
     /// Socket activation: the caller's fds 3..3+N (before the preserved ones) go to the
     /// container, which sees `LISTEN_FDS=N` and `LISTEN_PID=1`.
     pub listen_fds: u32,
+    /// The init's (and so the container process's) stdin, stdout and stderr.
+    pub stdio: crate::stdio::StdioConfig,
 }
 
 /// Where the container finds its notify socket (a bind of the state directory's `notify/`).

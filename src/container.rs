@@ -13,6 +13,7 @@ use crate::config::{ConsoleDest, ContainerConfig, CreateOptions};
 use crate::error::{Context, Error, Result};
 use crate::spawn::{self, kill_all, oci_state, state_json};
 use crate::state::{OciState, Record, StateDir, Status};
+use crate::stdio::Pipes;
 
 /// Where containers' state lives, and which binary serves as their init.
 #[derive(Debug, Clone)]
@@ -57,12 +58,17 @@ impl Runtime {
         }
         let console = opts.console.as_ref().filter(|_| config.terminal);
         let dir = StateDir::create(&self.root, id)?;
-        let (record, console) = spawn::create(&self.init_binary, id, dir, config, console)?;
+        let io = spawn::Io {
+            console,
+            stdio: &opts.stdio,
+        };
+        let (record, spawned) = spawn::create(&self.init_binary, id, dir, config, io)?;
         Ok(Container {
             dir: self.root.join(id),
             record,
             init_binary: self.init_binary.clone(),
-            console,
+            console: spawned.console,
+            pipes: spawned.pipes,
         })
     }
 
@@ -75,6 +81,7 @@ impl Runtime {
             record,
             init_binary: self.init_binary.clone(),
             console: None,
+            pipes: Pipes::default(),
         })
     }
 
@@ -123,6 +130,8 @@ pub struct Container {
     init_binary: PathBuf,
     /// The pty master of a terminal container created with [`ConsoleDest::Keep`].
     console: Option<OwnedFd>,
+    /// The caller's ends of the init's piped streams (see [`CreateOptions::stdio`]).
+    pipes: Pipes,
 }
 
 /// Sends one datagram to a notify socket path (`@name` is an abstract address).
@@ -204,7 +213,7 @@ fn release_init(fifo: &Path) -> std::result::Result<(), ReleaseError> {
 }
 
 /// Options for [`Container::exec`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct ExecOptions {
     /// Fds 3..3+N of the caller stay open in the process.
     pub preserve_fds: u32,
@@ -214,6 +223,8 @@ pub struct ExecOptions {
     pub sub_cgroup: Option<String>,
     /// Exec even if the container is paused.
     pub ignore_paused: bool,
+    /// The process's stdin, stdout and stderr (ignored for a terminal process).
+    pub stdio: crate::stdio::StdioConfig,
 }
 
 /// A process started in a container (its init, or one added by [`Container::exec`]).
@@ -221,6 +232,7 @@ pub struct ExecOptions {
 pub struct Process {
     pid: i32,
     console: Option<OwnedFd>,
+    pipes: Pipes,
 }
 
 impl Process {
@@ -232,6 +244,25 @@ impl Process {
     /// The pty master, when it has a terminal kept by the caller.
     pub fn take_console(&mut self) -> Option<OwnedFd> {
         self.console.take()
+    }
+
+    /// The caller's ends of its piped streams.
+    pub fn pipes(&mut self) -> &mut Pipes {
+        &mut self.pipes
+    }
+
+    /// The pty master, left in place (so that [`Process::resize`] keeps working).
+    pub fn console(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.console.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Sets the window size of its terminal (the process gets SIGWINCH).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        let master = self.console.as_ref().ok_or_else(|| {
+            Error::config("resize", "the process has no terminal kept by the caller")
+        })?;
+        husk_init::sys::set_window_size(master.as_fd(), rows, cols)
+            .context(|| "set the terminal's window size".into())
     }
 
     pub fn signal(&self, signal: Signal) -> Result<()> {
@@ -430,6 +461,11 @@ impl Container {
         self.console.take()
     }
 
+    /// The caller's ends of the init's piped streams (see [`CreateOptions::stdio`]).
+    pub fn pipes(&mut self) -> &mut Pipes {
+        &mut self.pipes
+    }
+
     /// The container's config.json as it was at create time.
     pub fn spec(&self) -> Result<Spec> {
         let path = self.dir.join(crate::spawn::SPEC_COPY);
@@ -493,12 +529,16 @@ impl Container {
             // exec does not need the bundle, which may be gone by now.
             Path::new("/"),
             cgroup.as_ref(),
-            opts.console.as_ref().filter(|_| terminal),
+            spawn::Io {
+                console: opts.console.as_ref().filter(|_| terminal),
+                stdio: &opts.stdio,
+            },
             grants || self.record.ptrace_possible,
         )?;
         Ok(Process {
             pid: spawned.pid,
             console: spawned.console,
+            pipes: spawned.pipes,
         })
     }
 

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod cgroups;
+mod command;
 pub mod config;
 mod container;
 mod error;
@@ -20,13 +21,16 @@ pub mod profile;
 mod resources;
 mod spawn;
 pub mod state;
+pub mod stdio;
 
+pub use command::Command;
 pub use config::{ConsoleDest, CreateOptions};
 pub use container::{Container, ExecOptions, ExitStatus, Process, Runtime};
 pub use error::{Error, Result};
 pub use oci_spec;
 pub use resources::{Event, Events, Stats};
 pub use state::{OciState, Status};
+pub use stdio::{Pipes, Stdio, StdioConfig};
 
 /// When this process was started as a container init (`argv[1] == "init"`), runs the init and
 /// never returns. Call it first in `main` of any program that uses [`Runtime`] with its own

@@ -23,8 +23,8 @@ pub(crate) fn create(
     id: &str,
     dir: StateDir,
     config: ContainerConfig,
-    console: Option<&ConsoleDest>,
-) -> Result<(Record, Option<OwnedFd>)> {
+    io: Io<'_>,
+) -> Result<(Record, Spawned)> {
     let mut record = Record {
         oci_version: config.oci_version.clone(),
         id: id.to_string(),
@@ -47,8 +47,8 @@ pub(crate) fn create(
         ptrace_possible: config.ptrace_possible,
     };
     let mut cgroup = None;
-    match bootstrap(init_binary, &dir, config, &mut record, &mut cgroup, console) {
-        Ok(spawned) => Ok((record, spawned.console)),
+    match bootstrap(init_binary, &dir, config, &mut record, &mut cgroup, io) {
+        Ok(spawned) => Ok((record, spawned)),
         Err(e) => {
             if let Some(pid) = record.pid.filter(|_| record.init_alive()) {
                 let _ = nix::sys::signal::kill(
@@ -90,7 +90,7 @@ fn bootstrap(
     mut config: ContainerConfig,
     record: &mut Record,
     cgroup_out: &mut Option<CgroupManager>,
-    console: Option<&ConsoleDest>,
+    io: Io<'_>,
 ) -> Result<Spawned> {
     let cgroup = CgroupManager::new(config.cgroups_path.as_deref(), &record.id)?;
     record.cgroup = Some(cgroup.saved());
@@ -169,10 +169,17 @@ fn bootstrap(
         &config.bundle,
         Some(&cgroup),
         Some(fifo),
-        console,
+        io,
         &mut requests,
     )?;
     Ok(spawned)
+}
+
+/// Where the container process's terminal and standard streams go.
+#[derive(Clone, Copy)]
+pub(crate) struct Io<'a> {
+    pub console: Option<&'a ConsoleDest>,
+    pub stdio: &'a crate::stdio::StdioConfig,
 }
 
 /// The copy of config.json kept in the state directory (exec reads the process defaults from it).
@@ -255,6 +262,7 @@ impl Requests for ExecRequests<'_> {
 pub(crate) struct Spawned {
     pub pid: i32,
     pub console: Option<OwnedFd>,
+    pub pipes: crate::stdio::Pipes,
 }
 
 /// Starts `boot` (an exec plan) in the container; returns once the process has exec'd.
@@ -264,7 +272,7 @@ pub(crate) fn exec(
     boot: &Bootstrap,
     cwd: &Path,
     cgroup: Option<&CgroupManager>,
-    console: Option<&ConsoleDest>,
+    io: Io<'_>,
     seal: bool,
 ) -> Result<Spawned> {
     run_init(
@@ -276,7 +284,7 @@ pub(crate) fn exec(
         cwd,
         cgroup,
         None,
-        console,
+        io,
         &mut ExecRequests { record },
     )
 }
@@ -296,16 +304,17 @@ fn run_init(
     cwd: &Path,
     cgroup: Option<&CgroupManager>,
     fifo: Option<OwnedFd>,
-    console: Option<&ConsoleDest>,
+    io: Io<'_>,
     requests: &mut dyn Requests,
 ) -> Result<Spawned> {
     let (parent_end, child_end) = Channel::pair().context(|| "create bootstrap socket".into())?;
-    let mut stage1 = spawn_init(init, boot.preserve_fds, cwd, child_end)?;
+    let mut stage1 = spawn_init(init, boot.preserve_fds, cwd, child_end, io.stdio)?;
+    let pipes = crate::stdio::Pipes::from_child(&mut stage1);
     let mut session = Session {
         channel: &parent_end,
         stage1: &mut stage1,
         pid: None,
-        console,
+        console: io.console,
         master: None,
     };
     let result = session.run(boot, cgroup, fifo, requests);
@@ -314,6 +323,7 @@ fn run_init(
         Ok(()) => Ok(Spawned {
             pid: pid.unwrap_or(0),
             console: session.master.take(),
+            pipes,
         }),
         Err(e) => {
             if let Some(pid) = pid {
@@ -521,6 +531,7 @@ fn spawn_init(
     preserve_fds: u32,
     cwd: &Path,
     child_end: Channel,
+    stdio: &crate::stdio::StdioConfig,
 ) -> Result<Child> {
     let init_binary = init.path;
     let target = 3 + preserve_fds as i32;
@@ -543,6 +554,10 @@ fn spawn_init(
         .args([INIT_ARG, &target.to_string()])
         .env_clear()
         .current_dir(cwd);
+    let what = || "set up the container's stdio".to_string();
+    cmd.stdin(stdio.stdin.to_std().context(what)?)
+        .stdout(stdio.stdout.to_std().context(what)?)
+        .stderr(stdio.stderr.to_std().context(what)?);
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
     // (dup2, fcntl, sigprocmask) on values captured by copy.
     unsafe {

@@ -89,3 +89,126 @@ fn library_errors_are_typed() {
     assert_eq!(err.errno(), Some(libc::ENOENT), "{err}");
     assert!(err.to_string().contains("net.ipv4.no_such_knob"), "{err}");
 }
+
+/// `husk::Command`: pipes, files, exit statuses, signals and a terminal with resize, all for
+/// processes started through the library in a running container.
+#[test]
+fn command_handles_pipes_files_signals_and_terminals() {
+    use std::io::{Read, Write};
+    require_root();
+    let cli = CliRuntime::with_binary(env!("CARGO_BIN_EXE_husk"));
+    let bundle = Bundle::new(&cli).args(["sleep", "100"]);
+    let rt = engine(&cli);
+    let id = unique_id("cmd");
+    let mut c = rt
+        .create(&id, bundle.path(), &Default::default())
+        .expect("create");
+    c.start().expect("start");
+
+    // Pipes both ways.
+    let mut p = husk::Command::new("tr")
+        .args(["a-z", "A-Z"])
+        .stdin(husk::Stdio::Piped)
+        .stdout(husk::Stdio::Piped)
+        .spawn(&c)
+        .expect("spawn tr");
+    p.pipes().stdin.take().unwrap().write_all(b"hello").unwrap();
+    let mut out = String::new();
+    p.pipes()
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out, "HELLO");
+    assert_eq!(p.wait().unwrap(), ExitStatus::Exited(0));
+
+    // A file as stdout, env and cwd on top of the container's, another user.
+    let dir = husk_testing::TempDir::new("husk-test-cmd");
+    let file = std::fs::File::create(dir.join("out")).unwrap();
+    let p = husk::Command::new("sh")
+        .args(["-c", "echo $GREETING $(pwd) $(id -u):$(id -g); exit 7"])
+        .env("GREETING", "hi")
+        .cwd("/tmp")
+        .user(1000, 1000)
+        .stdout(husk::Stdio::Fd(file.into()))
+        .spawn(&c)
+        .expect("spawn sh");
+    assert_eq!(p.wait().unwrap(), ExitStatus::Exited(7));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out")).unwrap(),
+        "hi /tmp 1000:1000\n"
+    );
+
+    // A signal ends a process: its status says which.
+    let p = husk::Command::new("sleep")
+        .arg("100")
+        .spawn(&c)
+        .expect("spawn sleep");
+    p.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(p.wait().unwrap(), ExitStatus::Signaled(libc::SIGTERM));
+
+    // A terminal: the process sees a tty of the asked size, then of the new size.
+    let p = husk::Command::new("sh")
+        .args(["-c", "stty size; read line; stty size"])
+        .tty(24, 80)
+        .spawn(&c)
+        .expect("spawn tty");
+    let mut master =
+        std::fs::File::from(p.console().expect("console").try_clone_to_owned().unwrap());
+    let mut seen = String::new();
+    let mut read_until = |master: &mut std::fs::File, want: &str| -> String {
+        let mut chunk = [0u8; 256];
+        while !seen.contains(want) {
+            match master.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&chunk[..n])),
+            }
+        }
+        seen.clone()
+    };
+    let first = read_until(&mut master, "24 80");
+    assert!(first.contains("24 80"), "{first:?}");
+    p.resize(30, 100).unwrap();
+    master.write_all(b"\n").unwrap();
+    let second = read_until(&mut master, "30 100");
+    assert!(second.contains("30 100"), "{second:?}");
+    assert_eq!(p.wait().unwrap(), ExitStatus::Exited(0));
+
+    c.kill(Signal::SIGKILL, false).unwrap();
+    c.wait().unwrap();
+    rt.load(&id).unwrap().delete(true).unwrap();
+}
+
+/// The container's own process with piped streams: what it writes comes back to the caller.
+#[test]
+fn main_process_streams_can_be_pipes() {
+    use std::io::{Read, Write};
+    require_root();
+    let cli = CliRuntime::with_binary(env!("CARGO_BIN_EXE_husk"));
+    let bundle = Bundle::new(&cli).sh("read name; echo hello $name; echo oops >&2");
+    let rt = engine(&cli);
+    let opts = husk::CreateOptions {
+        stdio: husk::StdioConfig {
+            stdin: husk::Stdio::Piped,
+            stdout: husk::Stdio::Piped,
+            stderr: husk::Stdio::Piped,
+        },
+        ..Default::default()
+    };
+    let id = unique_id("pipes");
+    let mut c = rt.create(&id, bundle.path(), &opts).expect("create");
+    let mut stdin = c.pipes().stdin.take().expect("stdin pipe");
+    let mut stdout = c.pipes().stdout.take().expect("stdout pipe");
+    let mut stderr = c.pipes().stderr.take().expect("stderr pipe");
+    c.start().expect("start");
+    stdin.write_all(b"world\n").unwrap();
+    drop(stdin);
+    let (mut out, mut err) = (String::new(), String::new());
+    stdout.read_to_string(&mut out).unwrap();
+    stderr.read_to_string(&mut err).unwrap();
+    assert_eq!(out, "hello world\n");
+    assert_eq!(err, "oops\n");
+    assert_eq!(c.wait().unwrap(), ExitStatus::Exited(0));
+    rt.load(&id).unwrap().delete(false).unwrap();
+}

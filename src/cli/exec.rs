@@ -163,6 +163,7 @@ pub fn run(root: &Path, a: ExecArgs) -> CmdResult {
         console,
         sub_cgroup: a.cgroup.clone(),
         ignore_paused: a.ignore_paused,
+        stdio: husk::StdioConfig::default(),
     };
     let signals = forwarded_signals();
     if !a.detach {
