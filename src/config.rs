@@ -1219,8 +1219,10 @@ pub fn zero_means_unset(mut r: LinuxResources) -> LinuxResources {
     r
 }
 
-/// Device cgroup rules: the spec's, then access to the devices every container gets and to
-/// the ones it lists (later rules win, so a blanket deny in the spec keeps these usable).
+/// Device cgroup rules: the spec's, with access to the devices every container gets (and to
+/// the ones it lists) inserted right after its last blanket deny. A `deny all` then does not
+/// lock the container out of /dev/null, while a rule the spec gives after it (about one of
+/// those very devices, say) still has the last word.
 fn with_default_device_rules(
     mut resources: LinuxResources,
     devices: &[DevicePlan],
@@ -1235,13 +1237,14 @@ fn with_default_device_rules(
         r.set_access(Some(access.to_string()));
         r
     };
-    let mut rules = resources.devices().clone().unwrap_or_default();
+    let spec_rules = resources.devices().clone().unwrap_or_default();
+    let mut defaults = Vec::new();
     // mknod of any device is harmless without access to it.
-    rules.push(rule(LinuxDeviceType::C, None, None, "m"));
-    rules.push(rule(LinuxDeviceType::B, None, None, "m"));
+    defaults.push(rule(LinuxDeviceType::C, None, None, "m"));
+    defaults.push(rule(LinuxDeviceType::B, None, None, "m"));
     for (major, minor) in [(5, Some(1)), (136, None), (5, Some(2)), (10, Some(200))] {
         // console, pts, ptmx, tun
-        rules.push(rule(LinuxDeviceType::C, Some(major), minor, "rwm"));
+        defaults.push(rule(LinuxDeviceType::C, Some(major), minor, "rwm"));
     }
     for d in devices {
         let typ = match d.file_type {
@@ -1249,8 +1252,20 @@ fn with_default_device_rules(
             libc::S_IFCHR => LinuxDeviceType::C,
             _ => continue,
         };
-        rules.push(rule(typ, Some(d.major as i64), Some(d.minor as i64), "rwm"));
+        defaults.push(rule(typ, Some(d.major as i64), Some(d.minor as i64), "rwm"));
     }
+    let blanket_deny = |r: &LinuxDeviceCgroup| {
+        !r.allow()
+            && matches!(r.typ(), None | Some(LinuxDeviceType::A))
+            && r.major().is_none()
+            && r.minor().is_none()
+    };
+    let at = spec_rules
+        .iter()
+        .rposition(blanket_deny)
+        .map_or(0, |i| i + 1);
+    let mut rules = spec_rules;
+    rules.splice(at..at, defaults);
     resources.set_devices(Some(rules));
     resources
 }

@@ -57,6 +57,10 @@ register!("config_linux":
     resources_cpuset_cpus_and_mems,
     resources_pids_limit,
     resources_pids_limit_enforced,
+    resources_memory_kernel_tcp,
+    resources_memory_use_hierarchy,
+    resources_cpu_realtime,
+    resources_devices_deny_and_allow,
     resources_block_io_weight,
     resources_block_io_throttle,
     resources_hugepage_limits,
@@ -803,6 +807,91 @@ fn resources_pids_limit(ctx: &Ctx) -> TestResult {
     let rt = ctx.runtime();
     let report = cgroup_files(&rt, json!({ "pids": { "limit": 42 } }), &["pids:pids.max"]);
     assert_cgroup_file(&report, "pids:pids.max", "42");
+    Ok(())
+}
+
+/// memory.kernelTCP (cgroup v1 only; this kernel still has the TCP buffer limit).
+fn resources_memory_kernel_tcp(ctx: &Ctx) -> TestResult {
+    cgroup_v1_controller("memory")?;
+    require(
+        std::path::Path::new("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes").exists(),
+        "the kernel has no memory.kmem.tcp.limit_in_bytes",
+    )?;
+    let rt = ctx.runtime();
+    let report = cgroup_files(
+        &rt,
+        json!({ "memory": { "kernelTCP": 16 << 20 } }),
+        &["memory:memory.kmem.tcp.limit_in_bytes"],
+    );
+    assert_cgroup_file(
+        &report,
+        "memory:memory.kmem.tcp.limit_in_bytes",
+        &(16u64 << 20).to_string(),
+    );
+    Ok(())
+}
+
+/// memory.useHierarchy (cgroup v1).
+fn resources_memory_use_hierarchy(ctx: &Ctx) -> TestResult {
+    cgroup_v1_controller("memory")?;
+    let rt = ctx.runtime();
+    let report = cgroup_files(
+        &rt,
+        json!({ "memory": { "useHierarchy": true } }),
+        &["memory:memory.use_hierarchy"],
+    );
+    assert_cgroup_file(&report, "memory:memory.use_hierarchy", "1");
+    Ok(())
+}
+
+/// cpu.realtimePeriod and cpu.realtimeRuntime (cgroup v1 with RT group scheduling).
+fn resources_cpu_realtime(ctx: &Ctx) -> TestResult {
+    cgroup_v1_controller("cpu")?;
+    require(
+        std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists(),
+        "the kernel has no RT group scheduling (cpu.rt_runtime_us)",
+    )?;
+    let rt = ctx.runtime();
+    let report = cgroup_files(
+        &rt,
+        json!({ "cpu": { "realtimePeriod": 1_000_000, "realtimeRuntime": 10_000 } }),
+        &["cpu:cpu.rt_period_us", "cpu:cpu.rt_runtime_us"],
+    );
+    assert_cgroup_file(&report, "cpu:cpu.rt_period_us", "1000000");
+    assert_cgroup_file(&report, "cpu:cpu.rt_runtime_us", "10000");
+    Ok(())
+}
+
+/// linux.resources.devices: a deny rule takes effect in the container (the device cgroup
+/// refuses the open) while the devices not denied stay usable.
+fn resources_devices_deny_and_allow(ctx: &Ctx) -> TestResult {
+    cgroup_v1_controller("devices")?;
+    let rt = ctx.runtime();
+    let cgroup = CgroupPath::new();
+    let bundle = bundle(&rt)
+        .set("/linux/cgroupsPath", json!(cgroup.as_str()))
+        .set(
+            "/linux/resources/devices",
+            json!([
+                { "allow": false, "access": "rwm" },
+                { "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm" },
+                { "allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm" },
+                { "allow": false, "type": "c", "major": 1, "minor": 5, "access": "rw" }
+            ]),
+        );
+    let report = run_probe(&rt, bundle, &["--path", "/dev/null", "--path", "/dev/zero"]);
+    assert_eq!(
+        report.path("/dev/null")["readable"],
+        json!(true),
+        "{}",
+        report.path("/dev/null")
+    );
+    assert_eq!(
+        report.path("/dev/zero")["readable"],
+        json!(false),
+        "{}",
+        report.path("/dev/zero")
+    );
     Ok(())
 }
 
