@@ -90,7 +90,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench: build
-	$(SHARED_TOOLS)/lifecycle-bench.sh target/release/husk $(BENCH_RUNTIMES)
+	benches/lifecycle.sh target/release/husk $(BENCH_RUNTIMES)
 
 # The conformance suite (tests/conformance.rs: a test target with its own runner, harness = false) drives $(RUNTIME),
 # which may be any runc-compatible runtime. The test binary is run directly, not through `cargo test`, so that its
