@@ -11,7 +11,7 @@ use crate::stdio::{Stdio, StdioConfig};
 /// (its env, cwd, user, capabilities, rlimits, no_new_privs); seccomp is the container's.
 ///
 /// ```no_run
-/// # fn f(c: &husk::Container) -> husk::Result<()> {
+/// # fn f(c: &husk::Container) -> Result<(), Box<dyn std::error::Error>> {
 /// use std::io::{Read, Write};
 /// let mut p = husk::Command::new("tr")
 ///     .args(["a-z", "A-Z"])
