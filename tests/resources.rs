@@ -205,10 +205,12 @@ fn memory_limit_oom_kills_and_events_report_it() {
             "/linux/resources/memory",
             json!({"limit": limit, "swap": limit}),
         )
-        // The subshell hoards memory until the OOM killer stops it; the init survives.
+        // The subshell hoards memory until the OOM killer stops it; the init survives: the
+        // hog and its helpers ask to be the OOM killer's first choice, so a second kill while
+        // the first victim is still dying does not land on the init.
         .sh("read go < /shared/go; \
-             (x=$(head -c 400000000 /dev/zero | tr '\\0' a)); echo $? > /shared/rc; \
-             exec sleep 1000");
+             (echo 1000 > /proc/self/oom_score_adj; x=$(head -c 400000000 /dev/zero | tr '\\0' a)); \
+             echo $? > /shared/rc; exec sleep 1000");
     let go = make_fifo(&bundle, "go");
     let c = rt.create(&bundle);
     c.start();
@@ -1098,7 +1100,7 @@ fn library_pause_update_stats_and_oom_events() {
             json!({"limit": limit, "swap": limit}),
         )
         .sh("read go < /shared/go; \
-             (x=$(head -c 400000000 /dev/zero | tr '\\0' a)); echo $? > /shared/rc; \
+             (echo 1000 > /proc/self/oom_score_adj; x=$(head -c 400000000 /dev/zero | tr '\\0' a)); echo $? > /shared/rc; \
              exec sleep 1000");
     let go = make_fifo(&bundle, "go");
     let id = unique_id("lib");
