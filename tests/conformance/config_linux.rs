@@ -60,6 +60,7 @@ register!("config_linux":
     resources_memory_kernel_tcp,
     resources_memory_use_hierarchy,
     resources_cpu_realtime,
+    resources_cpu_idle_and_burst,
     resources_devices_deny_and_allow,
     resources_block_io_weight,
     resources_block_io_throttle,
@@ -859,6 +860,25 @@ fn resources_cpu_realtime(ctx: &Ctx) -> TestResult {
     );
     assert_cgroup_file(&report, "cpu:cpu.rt_period_us", "1000000");
     assert_cgroup_file(&report, "cpu:cpu.rt_runtime_us", "10000");
+    Ok(())
+}
+
+/// cpu.idle and cpu.burst (cgroup v1 files cpu.idle and cpu.cfs_burst_us on kernels that have them).
+fn resources_cpu_idle_and_burst(ctx: &Ctx) -> TestResult {
+    cgroup_v1_controller("cpu")?;
+    require(
+        std::path::Path::new("/sys/fs/cgroup/cpu/cpu.idle").exists()
+            && std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_burst_us").exists(),
+        "the kernel has no cpu.idle or cpu.cfs_burst_us",
+    )?;
+    let rt = ctx.runtime();
+    let report = cgroup_files(
+        &rt,
+        json!({ "cpu": { "quota": 50_000, "period": 100_000, "burst": 20_000, "idle": 1 } }),
+        &["cpu:cpu.idle", "cpu:cpu.cfs_burst_us"],
+    );
+    assert_cgroup_file(&report, "cpu:cpu.idle", "1");
+    assert_cgroup_file(&report, "cpu:cpu.cfs_burst_us", "20000");
     Ok(())
 }
 
