@@ -208,7 +208,28 @@ pub fn existing_cgroups(cgroups_path: &str) -> Vec<PathBuf> {
         if dir.is_dir() {
             found.push(dir);
         }
+        // A relative cgroupsPath lands under the runtime's own cgroup, which can differ per
+        // hierarchy (e.g. memory under /process_api/<hash>): look there too.
+        for own in own_cgroups() {
+            let nested = entry.path().join(own.trim_start_matches('/')).join(rel);
+            if own != "/" && nested.is_dir() && !found.contains(&nested) {
+                found.push(nested);
+            }
+        }
     }
     found.sort();
     found
+}
+
+/// This process's cgroup paths, one per hierarchy (from /proc/self/cgroup).
+fn own_cgroups() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut paths: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .map(str::to_string)
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
