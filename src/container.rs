@@ -367,11 +367,7 @@ impl Container {
             self.forward_ready(&socket, host)?;
         }
         let state = state_json(&self.record, Status::Running);
-        for hook in &self.record.hooks.poststart {
-            if let Err(e) = husk_init::hooks::run_hook(hook, &state) {
-                eprintln!("husk: warning: poststart {e}");
-            }
-        }
+        husk_init::hooks::run_hooks_warning("poststart", &self.record.hooks.poststart, &state);
         Ok(())
     }
 
@@ -569,11 +565,7 @@ impl Container {
         let state = state_json(&self.record, Status::Stopped);
         let poststop = self.record.hooks.poststop.clone();
         dir.remove()?;
-        for hook in &poststop {
-            if let Err(e) = husk_init::hooks::run_hook(hook, &state) {
-                eprintln!("husk: warning: poststop {e}");
-            }
-        }
+        husk_init::hooks::run_hooks_warning("poststop", &poststop, &state);
         Ok(())
     }
 

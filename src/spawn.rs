@@ -66,11 +66,7 @@ pub(crate) fn create(
             // poststop hooks (runtime spec: "continue the lifecycle at step 12").
             if record.pid.is_some() {
                 let state = state_json(&record, Status::Stopped);
-                for hook in &record.hooks.poststop {
-                    if let Err(err) = run_hooks(std::slice::from_ref(hook), &state) {
-                        eprintln!("husk: warning: poststop {err}");
-                    }
-                }
+                husk_init::hooks::run_hooks_warning("poststop", &record.hooks.poststop, &state);
             }
             Err(e)
         }

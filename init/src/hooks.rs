@@ -78,6 +78,16 @@ pub fn run_hook(hook: &HookPlan, state_json: &str) -> Result<(), HookError> {
     Err(HookError::Failed { path, status })
 }
 
+/// Runs every hook, logging a failure as a warning and going on: the spec's rule for poststart
+/// and poststop hooks. `kind` names them in the warning.
+pub fn run_hooks_warning(kind: &str, hooks: &[HookPlan], state_json: &str) {
+    for hook in hooks {
+        if let Err(e) = run_hook(hook, state_json) {
+            eprintln!("husk: warning: {kind} {e}");
+        }
+    }
+}
+
 /// Runs hooks in order, stopping at the first failure.
 pub fn run_hooks(hooks: &[HookPlan], state_json: &str) -> Result<(), HookError> {
     hooks.iter().try_for_each(|h| run_hook(h, state_json))

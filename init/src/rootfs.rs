@@ -140,14 +140,7 @@ fn current_flags(fd: BorrowedFd<'_>) -> MsFlags {
 
 /// Everything before the runtime hooks: propagation, the rootfs bind, config mounts, devices.
 pub(crate) fn prepare(boot: &Bootstrap) -> Result<(), InitFailure> {
-    mount(
-        NONE,
-        "/",
-        NONE,
-        MsFlags::from_bits_retain(boot.rootfs_propagation as _),
-        NONE,
-    )
-    .step(|| "set propagation of /".into())?;
+    set_root_propagation(boot, "/")?;
     // pivot_root refuses a new root whose parent mount is shared, whatever propagation the
     // spec asked for (a non-recursive one leaves the bundle's mount as it was).
     make_parent_mount_private(&boot.rootfs)?;
@@ -496,15 +489,13 @@ pub(crate) fn enter(boot: &Bootstrap) -> Result<(), InitFailure> {
         return Ok(());
     }
     // The new root inherits nothing from the old one's propagation: apply the spec's again.
-    mount(
-        NONE,
-        "/",
-        NONE,
-        MsFlags::from_bits_retain(boot.rootfs_propagation as _),
-        NONE,
-    )
-    .step(|| "set propagation of the new /".into())?;
-    Ok(())
+    set_root_propagation(boot, "the new /")
+}
+
+/// Applies `linux.rootfsPropagation` (or its default) to the current `/`.
+fn set_root_propagation(boot: &Bootstrap, which: &str) -> Result<(), InitFailure> {
+    let flags = MsFlags::from_bits_retain(boot.rootfs_propagation as _);
+    mount(NONE, "/", NONE, flags, NONE).step(|| format!("set propagation of {which}"))
 }
 
 /// After entering the rootfs: masked paths, read-only paths and a read-only root.
