@@ -14,6 +14,9 @@ CLIENTS_SMOKE ?= 1
 BENCH_RUNTIMES ?= runc crun
 
 SHARED_TOOLS := $(CURDIR)/../shared/tools
+# Cargo's output directory for the static build (.cargo/config.toml sets the target). `make build` links
+# target/release/husk to the binary there: the path the README, the yardsticks and RUNTIME use.
+BUILD_DIR := target/x86_64-unknown-linux-gnu/release
 ROOTFS_DIR := $(CURDIR)/rootfs/out/busybox
 DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace hyperfine util-linux bsdutils
 DEMO_SCRIPT := echo "Hello from a container started by $(notdir $(RUNTIME))"; id; hostname; ls /
@@ -45,13 +48,13 @@ deps:
 build:
 	@command -v cargo >/dev/null || { echo "build: cargo not found; install Rust with rustup" >&2; exit 1; }
 	cargo build --release --workspace
+	@mkdir -p target/release && ln -sfn ../x86_64-unknown-linux-gnu/release/husk target/release/husk
 
-# The probe (rootfs/probe, crate husk-probe) runs inside test containers, so it must be a static binary: glibc's
-# crt-static (the musl target is not installed). build.sh copies rootfs/out/probe to /usr/bin/probe in the rootfs.
-PROBE_TARGET := x86_64-unknown-linux-gnu
-PROBE_BIN := target/$(PROBE_TARGET)/release/husk-probe
+# The probe (rootfs/probe, crate husk-probe) runs inside test containers, so it must be a static binary, as every
+# binary of the workspace is (.cargo/config.toml). build.sh copies rootfs/out/probe to /usr/bin/probe in the rootfs.
+PROBE_BIN := $(BUILD_DIR)/husk-probe
 probe:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p husk-probe --target $(PROBE_TARGET)
+	cargo build --release -p husk-probe
 	@ldd $(PROBE_BIN) 2>&1 | grep -qE 'statically linked|not a dynamic executable' || \
 		{ echo "probe: $(PROBE_BIN) is not statically linked:" >&2; ldd $(PROBE_BIN) >&2; exit 1; }
 	@mkdir -p rootfs/out

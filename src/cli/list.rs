@@ -22,11 +22,19 @@ fn owner(root: &Path, id: &str) -> String {
     let Ok(meta) = std::fs::metadata(root.join(id)) else {
         return String::new();
     };
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| format!("#{}", meta.uid()))
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    user_name(&passwd, meta.uid()).unwrap_or_else(|| format!("#{}", meta.uid()))
+}
+
+/// The name of `uid` in a passwd(5) file. Read directly rather than through NSS (getpwuid): the binary is statically
+/// linked, and glibc's static NSS would need the host's shared NSS modules at run time.
+fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let entry_uid = fields.nth(1)?;
+        (entry_uid.parse() == Ok(uid)).then(|| name.to_string())
+    })
 }
 
 pub fn run(root: &Path, a: ListArgs) -> CmdResult {
@@ -88,4 +96,17 @@ fn table(rows: &[[String; 6]]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_name;
+
+    #[test]
+    fn user_name_reads_the_uid_field() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbad line\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(user_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(user_name(passwd, 1001), None);
+    }
 }
