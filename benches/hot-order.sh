@@ -85,7 +85,7 @@ set -e
 "$1" --root "$2" create --bundle "$3" --pid-file "$5" "$4" </dev/null >/dev/null
 read -r pid <"$5" || [ -n "$pid" ]
 "$1" --root "$2" start "$4"
-while read -r _ _ s _ <"/proc/$pid/stat" 2>/dev/null && [ "$s" != Z ]; do :; done
+while read -r _ _ s _ 2>/dev/null <"/proc/$pid/stat" && [ "$s" != Z ]; do :; done
 "$1" --root "$2" delete "$4"
 EOF
 
