@@ -27,7 +27,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 endif
 
 .DEFAULT_GOAL := build
-.PHONY: deps build probe rootfs demo test lint bench conformance clean
+.PHONY: deps build probe rootfs demo test lint bench hot-order conformance clean
 
 # Installs only what is missing. `apt-get update` runs first when the package lists are empty or more than a
 # week old, and once more if the install still fails.
@@ -94,6 +94,11 @@ lint:
 
 bench: build
 	benches/lifecycle.sh target/release/husk $(BENCH_RUNTIMES)
+
+# build/hot-functions.txt, the hot-first function order for the link step: traces the lifecycle scenarios
+# (run, create+start+delete, exec) of an unstripped husk with benches/hotpath. Several minutes.
+hot-order:
+	benches/hot-order.sh
 
 # The conformance suite (tests/conformance.rs: a test target with its own runner, harness = false) drives $(RUNTIME),
 # which may be any runc-compatible runtime. The test binary is run directly, not through `cargo test`, so that its
