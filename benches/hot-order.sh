@@ -42,7 +42,7 @@ tracer=$build_dir/husk-hotpath
 # The bin is a hard link of deps/husk-<hash>; the link step left that file's symbols beside it.
 linked=$(find "$build_dir/deps" -maxdepth 1 -name 'husk-*' -samefile "$husk" | head -n 1)
 symbols=$linked.symbols
-[ -n "$linked" ] && [ -s "$symbols" ] && [ "$symbols" -nt "$linked" ] ||
+[ -n "$linked" ] && [ -s "$symbols" ] ||
     die "no symbols of $husk from build/link-husk (expected $symbols)"
 [ -d rootfs/out/busybox ] || make rootfs
 

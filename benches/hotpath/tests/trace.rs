@@ -1,6 +1,8 @@
 //! husk-hotpath traces real processes: it runs itself (an unstripped binary with known
 //! functions) under single-stepping, directly and from a shell that signals itself.
 //! Needs ptrace of own children (root or the same user); each test takes some seconds.
+// Test scaffolding writes its own temp files, not container state: outside husk::hostfs on purpose.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
