@@ -223,29 +223,28 @@ impl HardenedProfile {
 
     /// Makes the host path `source` visible read-only at `destination` in the container.
     pub fn read_only_bind(
-        mut self,
+        self,
         source: impl Into<PathBuf>,
         destination: impl Into<PathBuf>,
     ) -> Self {
-        self.binds.push(Bind {
-            source: source.into(),
-            destination: destination.into(),
-            writable: false,
-        });
-        self
+        self.bind(source.into(), destination.into(), false)
     }
 
     /// Makes the host path `source` writable at `destination` in the container (for results).
     /// The container's uid needs permission to write there.
     pub fn writable_bind(
-        mut self,
+        self,
         source: impl Into<PathBuf>,
         destination: impl Into<PathBuf>,
     ) -> Self {
+        self.bind(source.into(), destination.into(), true)
+    }
+
+    fn bind(mut self, source: PathBuf, destination: PathBuf, writable: bool) -> Self {
         self.binds.push(Bind {
-            source: source.into(),
-            destination: destination.into(),
-            writable: true,
+            source,
+            destination,
+            writable,
         });
         self
     }

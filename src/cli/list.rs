@@ -16,14 +16,13 @@ pub struct ListArgs {
     pub quiet: bool,
 }
 
-/// The owner column: the user owning the state directory.
-fn owner(root: &Path, id: &str) -> String {
+/// The owner column: the user owning the state directory, by name from `passwd`.
+fn owner(root: &Path, id: &str, passwd: &str) -> String {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(root.join(id)) else {
         return String::new();
     };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    user_name(&passwd, meta.uid()).unwrap_or_else(|| format!("#{}", meta.uid()))
+    user_name(passwd, meta.uid()).unwrap_or_else(|| format!("#{}", meta.uid()))
 }
 
 /// The name of `uid` in a passwd(5) file. Read directly rather than through NSS (getpwuid): the binary is statically
@@ -45,10 +44,11 @@ pub fn run(root: &Path, a: ListArgs) -> CmdResult {
         }
         return Ok(0);
     }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let states: Vec<husk::OciState> = containers
         .iter()
         .map(|c| husk::OciState {
-            owner: owner(root, c.id()),
+            owner: owner(root, c.id(), &passwd),
             ..c.state()
         })
         .collect();

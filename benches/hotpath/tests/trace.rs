@@ -138,16 +138,9 @@ fn process_tree_signals_and_exit_status() {
 /// A stripped binary is traced with the symbols its link kept (`nm -S` output), as husk's is.
 #[test]
 fn stripped_binary_with_a_symbols_file() {
-    let stripped = out_file("stripped-with-symbols");
+    let stripped = stripped_copy("stripped-with-symbols");
     let symbols = out_file("symbols");
     let out = out_file("stripped-list");
-    let status = Command::new("objcopy")
-        .arg("--strip-all")
-        .arg(HOTPATH)
-        .arg(&stripped)
-        .status()
-        .expect("objcopy (binutils)");
-    assert!(status.success());
     let nm = Command::new("nm")
         .args(["--defined-only", "-S", HOTPATH])
         .output()
@@ -177,6 +170,19 @@ fn stripped_binary_with_a_symbols_file() {
     rust_main_position(&list);
 }
 
+/// A copy of this tool's binary without symbols, in the temp dir.
+fn stripped_copy(name: &str) -> PathBuf {
+    let stripped = out_file(name);
+    let status = Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(HOTPATH)
+        .arg(&stripped)
+        .status()
+        .expect("objcopy (binutils)");
+    assert!(status.success(), "objcopy --strip-all failed");
+    stripped
+}
+
 fn rust_main_position(list: &[String]) -> usize {
     list.iter()
         .position(|l| l.starts_with("_ZN12husk_hotpath4main17h"))
@@ -185,14 +191,7 @@ fn rust_main_position(list: &[String]) -> usize {
 
 #[test]
 fn refuses_a_binary_without_symbols() {
-    let stripped = out_file("stripped");
-    let status = Command::new("objcopy")
-        .arg("--strip-all")
-        .arg(HOTPATH)
-        .arg(&stripped)
-        .status()
-        .expect("objcopy (binutils)");
-    assert!(status.success());
+    let stripped = stripped_copy("stripped");
     let output = Command::new(HOTPATH)
         .arg("--binary")
         .arg(&stripped)
