@@ -15,6 +15,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod hooks;
+pub mod procfs;
 pub mod proto;
 mod rootfs;
 pub mod security;

@@ -15,6 +15,9 @@ use nix::sys::stat::{mkdirat, mknodat, Mode, SFlag};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 use nix::unistd::{fchownat, symlinkat, Gid, Uid};
 
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+
+use crate::procfs::Procfs;
 use crate::proto::{Bootstrap, DevicePlan, InitFailure, MountKind, MountPlan, NamespaceKind};
 use crate::sys::open_in_root;
 use crate::{failure, Step};
@@ -138,8 +141,19 @@ fn current_flags(fd: BorrowedFd<'_>) -> MsFlags {
         .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms)
 }
 
+/// What [`prepare`] leaves for [`enter`]: the rootfs and a verified null device, both opened
+/// before anything of the container's could stand in their way.
+pub(crate) struct Prepared {
+    root: Root,
+    dev_null: OwnedFd,
+}
+
 /// Everything before the runtime hooks: propagation, the rootfs bind, config mounts, devices.
-pub(crate) fn prepare(boot: &Bootstrap) -> Result<(), InitFailure> {
+pub(crate) fn prepare(boot: &Bootstrap, procfs: &Procfs) -> Result<Prepared, InitFailure> {
+    // The source of every masked file. Opened here, before the container's mounts and
+    // devices exist: the container's own dev/null may sit in a volume that another process
+    // can swap for a link to a host file (CVE-2025-31133).
+    let dev_null = open_dev_null()?;
     set_root_propagation(boot, "/")?;
     // pivot_root refuses a new root whose parent mount is shared, whatever propagation the
     // spec asked for (a non-recursive one leaves the bundle's mount as it was).
@@ -158,13 +172,101 @@ pub(crate) fn prepare(boot: &Bootstrap) -> Result<(), InitFailure> {
         .iter()
         .any(|ns| ns.kind == NamespaceKind::Cgroup);
     for m in &boot.mounts {
-        mount_one(&root, m, boot, new_cgroupns)?;
+        mount_one(&root, procfs, m, boot, new_cgroupns)?;
     }
     create_devices(&root, &boot.devices)?;
     create_dev_symlinks(&root)?;
     // Like runc: a missing cwd is created, while the root is still writable.
     root.mkdir_all(&boot.process.cwd)?;
-    Ok(())
+    Ok(Prepared { root, dev_null })
+}
+
+/// The host's null device, opened without following a symlink and checked to be the 1:3
+/// character device.
+fn open_dev_null() -> Result<OwnedFd, InitFailure> {
+    let step = || "open /dev/null as the source of masked paths".to_string();
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .step(step)?;
+    // SAFETY: open returned a new descriptor that we own.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).step(step)?;
+    let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && libc::major(st.st_rdev) == 1
+        && libc::minor(st.st_rdev) == 3;
+    if !is_null {
+        return Err(failure(step(), "it is not the character device 1:3"));
+    }
+    Ok(fd)
+}
+
+/// Files under /proc that may be mounted over (the ones tools such as lxcfs provide), and
+/// places under /sys where other filesystems belong. Any other destination that really is on
+/// procfs or sysfs, however the path reached it, is refused.
+pub const PROC_MOUNT_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+const SYS_MOUNT_ALLOWED: &[&str] = &[
+    "/sys/fs/cgroup",
+    "/sys/fs/bpf",
+    "/sys/fs/fuse/connections",
+    "/sys/kernel/security",
+    "/sys/kernel/debug",
+    "/sys/kernel/tracing",
+];
+
+/// Refuses a mount onto `target` (the resolved destination `dest`) when it really lies on
+/// procfs or sysfs outside the allowlists (CVE-2025-52881: a volume on /proc/sys/net through a
+/// symlinked destination would redirect the runtime's sysctl writes). The check is made on the
+/// descriptor the mount then uses, so the answer cannot change in between.
+fn check_destination(
+    root: &Root,
+    procfs: &Procfs,
+    dest: &Path,
+    target: BorrowedFd<'_>,
+) -> Result<(), InitFailure> {
+    let step = || format!("check mount destination {}", dest.display());
+    let magic = fstatfs(&target).step(step)?.filesystem_type();
+    if magic != PROC_SUPER_MAGIC && magic != SYSFS_MAGIC {
+        return Ok(());
+    }
+    let real = procfs.fd_target(target).step(step)?;
+    let inside = real
+        .strip_prefix(&root.host_path)
+        .map(|p| Path::new("/").join(p))
+        .map_err(|_| failure(step(), format!("it resolves to {}", real.display())))?;
+    let allowed = if magic == PROC_SUPER_MAGIC {
+        PROC_MOUNT_ALLOWED.iter().any(|p| inside == Path::new(p))
+    } else {
+        SYS_MOUNT_ALLOWED.iter().any(|p| inside.starts_with(p))
+    };
+    if allowed {
+        return Ok(());
+    }
+    let fs = if magic == PROC_SUPER_MAGIC {
+        "procfs"
+    } else {
+        "sysfs"
+    };
+    Err(failure(
+        step(),
+        format!(
+            "it resolves to {} on {fs}, where nothing may be mounted",
+            inside.display()
+        ),
+    ))
 }
 
 /// pivot_root needs the rootfs's parent mount not to be shared.
@@ -184,6 +286,7 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<(), InitFailure> {
 
 fn mount_one(
     root: &Root,
+    procfs: &Procfs,
     m: &MountPlan,
     boot: &Bootstrap,
     new_cgroupns: bool,
@@ -212,6 +315,7 @@ fn mount_one(
                 .step(|| describe(": stat source"))?
                 .is_dir();
             let target = root.ensure(dest, is_file)?;
+            check_destination(root, procfs, dest, target.as_fd())?;
             let mut bind = MsFlags::MS_BIND;
             if *recursive {
                 bind |= MsFlags::MS_REC;
@@ -240,6 +344,7 @@ fn mount_one(
                 target = crate::sys::open_in_root_no_symlinks(root.fd.as_fd(), dest, libc::O_PATH)
                     .step(|| describe(": destination must not be a symlink"))?;
             }
+            check_destination(root, procfs, dest, target.as_fd())?;
             let data = (!m.data.is_empty()).then_some(m.data.as_str());
             let source = m
                 .source
@@ -254,7 +359,11 @@ fn mount_one(
             )
             .step(|| describe(""))?;
         }
-        MountKind::Cgroup => mount_cgroups(root, m, boot, new_cgroupns, flags)?,
+        MountKind::Cgroup => {
+            let target = root.ensure(dest, false)?;
+            check_destination(root, procfs, dest, target.as_fd())?;
+            mount_cgroups(root, m, boot, new_cgroupns, flags)?
+        }
     }
     if m.recursive_attr_set != 0 || m.recursive_attr_clear != 0 {
         let target = root.open_path(dest).step(|| describe(": reopen"))?;
@@ -466,10 +575,20 @@ fn create_dev_symlinks(root: &Root) -> Result<(), InitFailure> {
     Ok(())
 }
 
-/// Switches to the rootfs: pivot_root (or MS_MOVE + chroot with `--no-pivot`).
-pub(crate) fn enter(boot: &Bootstrap) -> Result<(), InitFailure> {
+/// Masks and read-only paths, then switches to the rootfs: pivot_root (or MS_MOVE + chroot
+/// with `--no-pivot`).
+pub(crate) fn enter(boot: &Bootstrap, prepared: &Prepared) -> Result<(), InitFailure> {
+    // Before the switch, while the rootfs is reached through the descriptor opened first:
+    // every target is resolved inside it and mounted on by descriptor.
+    for path in &boot.masked_paths {
+        mask(prepared, path)?;
+    }
+    for path in &boot.readonly_paths {
+        make_readonly(&prepared.root, path)?;
+    }
     nix::unistd::chdir(&boot.rootfs).step(|| format!("chdir {}", boot.rootfs.display()))?;
     if boot.no_pivot {
+        detach_kernel_filesystems_outside(&boot.rootfs)?;
         mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).step(|| "move rootfs to /".into())?;
         nix::unistd::chroot(".").step(|| "chroot".into())?;
     } else {
@@ -492,20 +611,73 @@ pub(crate) fn enter(boot: &Bootstrap) -> Result<(), InitFailure> {
     set_root_propagation(boot, "the new /")
 }
 
+/// Without pivot_root the host's mounts stay in the container's mount namespace, hidden under
+/// the rootfs but still counted by the kernel: a fully visible procfs or sysfs among them lets
+/// the container mount a fresh, unmasked one. Detach them (or cover them where the kernel
+/// refuses to detach a locked mount).
+fn detach_kernel_filesystems_outside(rootfs: &Path) -> Result<(), InitFailure> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").step(|| "read mountinfo".into())?;
+    let mut kernel_mounts: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|line| {
+            let mount_point = line.split(' ').nth(4)?;
+            let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
+            matches!(fstype, "proc" | "sysfs").then(|| PathBuf::from(unescape(mount_point)))
+        })
+        .filter(|mp| !mp.starts_with(rootfs))
+        .collect();
+    // Deepest first, so that a cover never hides a mount still to be handled.
+    kernel_mounts.sort_by_key(|mp| std::cmp::Reverse(mp.components().count()));
+    kernel_mounts.dedup();
+    for mp in kernel_mounts {
+        match umount2(&mp, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(_) => mount(
+                Some("tmpfs"),
+                &mp,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0"),
+            )
+            .step(|| format!("cover {} outside the rootfs", mp.display()))?,
+        }
+    }
+    Ok(())
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Applies `linux.rootfsPropagation` (or its default) to the current `/`.
 fn set_root_propagation(boot: &Bootstrap, which: &str) -> Result<(), InitFailure> {
     let flags = MsFlags::from_bits_retain(boot.rootfs_propagation as _);
     mount(NONE, "/", NONE, flags, NONE).step(|| format!("set propagation of {which}"))
 }
 
-/// After entering the rootfs: masked paths, read-only paths and a read-only root.
+/// After entering the rootfs: a read-only root.
 pub(crate) fn finish(boot: &Bootstrap) -> Result<(), InitFailure> {
-    for path in &boot.masked_paths {
-        mask(path)?;
-    }
-    for path in &boot.readonly_paths {
-        make_readonly(path)?;
-    }
     if boot.rootfs_readonly {
         let root = std::fs::File::open("/").step(|| "open /".into())?;
         let flags = current_flags(root.as_fd()) | MsFlags::MS_RDONLY;
@@ -521,49 +693,64 @@ pub(crate) fn finish(boot: &Bootstrap) -> Result<(), InitFailure> {
     Ok(())
 }
 
-fn mask(path: &Path) -> Result<(), InitFailure> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).step(|| format!("stat masked path {}", path.display())),
+/// Hides `path`: a directory under an empty read-only tmpfs, anything else under a read-only
+/// bind of the verified null device.
+fn mask(prepared: &Prepared, path: &Path) -> Result<(), InitFailure> {
+    let step = || format!("mask {}", path.display());
+    let target = match prepared.root.open_path(path) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).step(step),
     };
-    if meta.is_dir() {
-        mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+    let st = nix::sys::stat::fstat(target.as_raw_fd()).step(step)?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return mount(
+            Some("tmpfs"),
+            &fd_path(target.as_fd()),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            NONE,
+        )
+        .step(step);
+    }
+    let null =
+        crate::sys::open_tree_clone(prepared.dev_null.as_fd(), Path::new(""), false).step(step)?;
+    set_readonly(null.as_fd(), false).step(step)?;
+    crate::sys::move_mount_fd(null.as_fd(), target.as_fd()).step(step)
+}
+
+/// Makes the mount at `fd` (a detached clone) read-only, keeping its other flags.
+fn set_readonly(fd: BorrowedFd<'_>, recursive: bool) -> std::io::Result<()> {
+    if recursive {
+        crate::sys::mount_setattr_recursive(fd, crate::sys::MOUNT_ATTR_RDONLY, 0)
     } else {
-        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
+        crate::sys::mount_setattr(fd, crate::sys::MOUNT_ATTR_RDONLY, 0)
     }
-    .step(|| format!("mask {}", path.display()))
 }
 
-fn make_readonly(path: &Path) -> Result<(), InitFailure> {
-    match mount(
-        Some(path),
-        path,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    ) {
-        Ok(()) => {}
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(e).step(|| format!("bind read-only path {}", path.display())),
-    }
-    let fd = std::fs::File::open(path).step(|| format!("open {}", path.display()))?;
-    let flags = current_flags(fd.as_fd()) | MsFlags::MS_RDONLY;
-    mount(
-        NONE,
-        path,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_REC | flags,
-        NONE,
-    )
-    .step(|| format!("remount {} read-only", path.display()))
+/// Replaces `path` with a read-only recursive bind of itself.
+fn make_readonly(root: &Root, path: &Path) -> Result<(), InitFailure> {
+    let step = || format!("make {} read-only", path.display());
+    let target = match root.open_path(path) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).step(step),
+    };
+    let copy = crate::sys::open_tree_clone(target.as_fd(), Path::new(""), true).step(step)?;
+    set_readonly(copy.as_fd(), true).step(step)?;
+    crate::sys::move_mount_fd(copy.as_fd(), target.as_fd()).step(step)
 }
 
-/// Writes `linux.sysctl` through the container's /proc.
-pub(crate) fn apply_sysctl(sysctl: &[(String, String)]) -> Result<(), InitFailure> {
+/// Writes `linux.sysctl` through the init's private procfs (see [`crate::procfs`]), never
+/// through a path of the container's.
+pub(crate) fn apply_sysctl(
+    procfs: &Procfs,
+    sysctl: &[(String, String)],
+) -> Result<(), InitFailure> {
     for (key, value) in sysctl {
-        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value.as_bytes()).step(|| format!("set sysctl {key}"))?;
+        procfs
+            .write_sysctl(key, value)
+            .step(|| format!("set sysctl {key}"))?;
     }
     Ok(())
 }

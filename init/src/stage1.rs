@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sched::{setns, unshare, CloneFlags};
 
+use crate::procfs::Procfs;
 use crate::proto::{
     Bootstrap, Channel, InitFailure, NamespaceKind, ToInit, ToParent, PROTOCOL_VERSION,
 };
@@ -38,7 +39,9 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
     if let Some(cpus) = &boot.process.cpu_affinity_initial {
         crate::sys::set_cpu_affinity(cpus).step(|| "set initial exec CPU affinity".into())?;
     }
-    enter_namespaces(channel, &boot)?;
+    // Before any of the container's namespaces: every write into /proc goes through it.
+    let procfs = Procfs::open().step(|| "open a private procfs".into())?;
+    enter_namespaces(channel, &boot, &procfs)?;
 
     // A new pid namespace takes effect for children only, and so does a joined one; the time
     // namespace likewise. Fork only then: otherwise this process goes on as the container.
@@ -61,10 +64,14 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
             .send(&ToParent::Stage2Pid(std::process::id() as i32), &[])
             .step(|| "report container pid".into())?;
     }
-    stage2::run(channel, &boot, exec_fifo)
+    stage2::run(channel, &boot, exec_fifo, &procfs)
 }
 
-fn enter_namespaces(channel: &Channel, boot: &Bootstrap) -> Result<(), InitFailure> {
+fn enter_namespaces(
+    channel: &Channel,
+    boot: &Bootstrap,
+    procfs: &Procfs,
+) -> Result<(), InitFailure> {
     // Open every namespace to join before entering any: once in another mount or user
     // namespace the paths may no longer resolve or be permitted.
     let mut to_join: Vec<(NamespaceKind, OwnedFd)> = Vec::new();
@@ -120,7 +127,11 @@ fn enter_namespaces(channel: &Channel, boot: &Bootstrap) -> Result<(), InitFailu
     if create.contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
         && !boot.time_offsets.is_empty()
     {
-        std::fs::write("/proc/self/timens_offsets", boot.time_offsets.join("\n"))
+        procfs
+            .write_self(
+                "timens_offsets".as_ref(),
+                boot.time_offsets.join("\n").as_bytes(),
+            )
             .step(|| "write /proc/self/timens_offsets".into())?;
     }
     Ok(())

@@ -9,6 +9,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
 use crate::hooks::run_hooks;
+use crate::procfs::Procfs;
 use crate::proto::{Bootstrap, Channel, InitFailure, NamespaceKind, ProcessPlan, ToInit, ToParent};
 use crate::{failure, rootfs, security, sys, Step};
 
@@ -16,18 +17,20 @@ pub(crate) fn run(
     channel: &Channel,
     boot: &Bootstrap,
     exec_fifo: Option<OwnedFd>,
+    procfs: &Procfs,
 ) -> Result<Infallible, InitFailure> {
     // Modes of created devices and directories must be exactly what the spec says.
     let inherited_umask = nix::sys::stat::umask(Mode::empty());
     nix::unistd::setsid().step(|| "setsid".into())?;
     if let Some(adj) = boot.process.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        procfs
+            .write_self("oom_score_adj".as_ref(), adj.to_string().as_bytes())
             .step(|| format!("set oom_score_adj to {adj}"))?;
     }
     let state = if boot.exec {
         String::new()
     } else {
-        set_up_container(channel, boot)?
+        set_up_container(channel, boot, procfs)?
     };
     if boot.terminal {
         set_up_terminal(channel, boot)?;
@@ -90,7 +93,7 @@ pub(crate) fn run(
             .map_err(|e| security_failure("prepare capabilities", &e))?;
     }
     // Written while still root: /proc/self of a non-dumpable process belongs to root.
-    apply_exec_labels(process)?;
+    apply_exec_labels(process, procfs)?;
     change_user(process)?;
     if let Some(caps) = &caps {
         security::apply_after_user_change(caps)
@@ -187,7 +190,11 @@ fn exec_process(
 
 /// Everything a new container needs before its process: uts, loopback, the root filesystem and
 /// the runtime and createContainer hooks. Returns the state JSON given to hooks.
-fn set_up_container(channel: &Channel, boot: &Bootstrap) -> Result<String, InitFailure> {
+fn set_up_container(
+    channel: &Channel,
+    boot: &Bootstrap,
+    procfs: &Procfs,
+) -> Result<String, InitFailure> {
     let has = |kind| boot.namespaces.iter().any(|ns| ns.kind == kind);
     let new = |kind| {
         boot.namespaces
@@ -204,9 +211,11 @@ fn set_up_container(channel: &Channel, boot: &Bootstrap) -> Result<String, InitF
         sys::loopback_up().step(|| "bring up loopback".into())?;
     }
     let in_mount_ns = has(NamespaceKind::Mount);
-    if in_mount_ns {
-        rootfs::prepare(boot)?;
-    }
+    let prepared = if in_mount_ns {
+        Some(rootfs::prepare(boot, procfs)?)
+    } else {
+        None
+    };
 
     let needs_state = boot.has_runtime_hooks
         || !boot.create_container_hooks.is_empty()
@@ -228,14 +237,13 @@ fn set_up_container(channel: &Channel, boot: &Bootstrap) -> Result<String, InitF
     run_hooks(&boot.create_container_hooks, &state)
         .map_err(|e| hook_failure("createContainer", &e))?;
 
-    if in_mount_ns {
-        rootfs::enter(boot)?;
-        // Before /proc/sys becomes read-only (it usually is among readonlyPaths).
-        rootfs::apply_sysctl(&boot.sysctl)?;
+    if let Some(prepared) = &prepared {
+        rootfs::enter(boot, prepared)?;
+        rootfs::apply_sysctl(procfs, &boot.sysctl)?;
         rootfs::finish(boot)?;
     } else {
         nix::unistd::chroot(&boot.rootfs).step(|| format!("chroot {}", boot.rootfs.display()))?;
-        rootfs::apply_sysctl(&boot.sysctl)?;
+        rootfs::apply_sysctl(procfs, &boot.sysctl)?;
     }
     Ok(state)
 }
@@ -275,18 +283,20 @@ fn set_up_terminal(channel: &Channel, boot: &Bootstrap) -> Result<(), InitFailur
 }
 
 /// Asks the LSMs to switch the process's profile or label at the coming execve.
-fn apply_exec_labels(process: &ProcessPlan) -> Result<(), InitFailure> {
+fn apply_exec_labels(process: &ProcessPlan, procfs: &Procfs) -> Result<(), InitFailure> {
     if let Some(profile) = &process.apparmor_profile {
-        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
-            "/proc/self/attr/apparmor/exec"
+        let attr = if procfs.self_exists("attr/apparmor/exec".as_ref()) {
+            "attr/apparmor/exec"
         } else {
-            "/proc/self/attr/exec"
+            "attr/exec"
         };
-        std::fs::write(attr, format!("exec {profile}"))
+        procfs
+            .write_self(attr.as_ref(), format!("exec {profile}").as_bytes())
             .step(|| format!("set AppArmor profile {profile}"))?;
     }
     if let Some(label) = &process.selinux_label {
-        std::fs::write("/proc/self/attr/exec", label)
+        procfs
+            .write_self("attr/exec".as_ref(), label.as_bytes())
             .step(|| format!("set SELinux label {label}"))?;
     }
     Ok(())

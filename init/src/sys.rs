@@ -105,6 +105,16 @@ fn openat2(
 
 /// Sets and clears `MOUNT_ATTR_*` on the mount at `fd` and every mount below it.
 pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    mount_setattr_flags(fd, set, clear, AT_RECURSIVE)
+}
+
+fn mount_setattr_flags(
+    fd: BorrowedFd<'_>,
+    set: u64,
+    clear: u64,
+    flags: libc::c_uint,
+) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -112,7 +122,6 @@ pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::
         propagation: u64,
         userns_fd: u64,
     }
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
     const SYS_MOUNT_SETATTR: libc::c_long = 442;
     let attr = MountAttr {
         attr_set: set,
@@ -126,7 +135,7 @@ pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::
             SYS_MOUNT_SETATTR,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            AT_RECURSIVE | libc::AT_EMPTY_PATH as libc::c_uint,
+            flags | libc::AT_EMPTY_PATH as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -363,4 +372,143 @@ pub fn set_cpu_affinity(cpus: &[usize]) -> io::Result<()> {
         set.set(*cpu).map_err(io::Error::from)?;
     }
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(io::Error::from)
+}
+
+// --- The new mount API (Linux 5.2+) and friends: mounts made and moved by descriptor, so that
+// no path the container can touch is resolved between a check and the mount.
+
+/// `RESOLVE_*` flags for [`openat2_resolve`].
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+
+/// `openat2` relative to `dir` with the given `RESOLVE_*` flags (O_CLOEXEC is always added).
+pub fn openat2_resolve(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: libc::c_int,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    openat2(dir, path, flags, resolve)
+}
+
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: only called with the non-negative result of a syscall that returns a new
+    // descriptor, which nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// `fsopen(name)`: a filesystem context for a new superblock of type `name`.
+pub fn fsopen(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: `name` is a valid C string for the duration of the call.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) };
+    check(ret).map(owned)
+}
+
+/// `fsconfig(FSCONFIG_SET_STRING, key, value)` on a filesystem context.
+pub fn fsconfig_set_string(
+    fs: BorrowedFd<'_>,
+    key: &std::ffi::CStr,
+    value: &Path,
+) -> io::Result<()> {
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    let value = cstring(value)?;
+    // SAFETY: key and value are valid C strings for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount`: a detached mount of the new superblock,
+/// with `MOUNT_ATTR_*` flags `attrs`.
+pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> io::Result<OwnedFd> {
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: the create command takes no pointers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    check(ret)?;
+    // SAFETY: fsmount takes no pointers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    };
+    check(ret).map(owned)
+}
+
+/// `open_tree(dir, path, OPEN_TREE_CLONE)`: a detached copy of the mount at `path` (the empty
+/// path: `dir` itself), without the mounts below it unless `recursive`.
+pub fn open_tree_clone(dir: BorrowedFd<'_>, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let c_path = cstring(path)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if path.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: `c_path` is a valid C string for the duration of the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), c_path.as_ptr(), flags) };
+    check(ret).map(owned)
+}
+
+/// `move_mount` of the detached or attached mount `from` onto the object `to` refers to.
+pub fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: both paths are empty C strings; the kernel uses the descriptors.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `MOUNT_ATTR_RDONLY` for [`fsmount`] and [`mount_setattr`].
+pub const MOUNT_ATTR_RDONLY: u64 = 0x01;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x02;
+pub const MOUNT_ATTR_NODEV: u64 = 0x04;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+
+/// Sets and clears `MOUNT_ATTR_*` on the mount at `fd` alone.
+pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
+    mount_setattr_flags(fd, set, clear, 0)
+}
+
+/// The target of the magic link `/proc/self/fd/N` read through `proc` (a procfs root), or
+/// the link `name` below it.
+pub fn readlink_at(dir: BorrowedFd<'_>, name: &Path) -> io::Result<std::path::PathBuf> {
+    nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name)
+        .map(std::path::PathBuf::from)
+        .map_err(io::Error::from)
 }
