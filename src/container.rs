@@ -35,7 +35,11 @@ impl Runtime {
         }
     }
 
-    /// Uses `binary` (a husk binary) as the container init.
+    /// Uses `binary` (a husk binary; a path, not looked up in `PATH`) as the container init.
+    ///
+    /// Whichever binary serves as the init, it runs from a read-only view of the file (or a
+    /// sealed copy), never from the file itself: a container process cannot write to it
+    /// through `/proc/<pid>/exe` (CVE-2019-5736).
     pub fn with_init_binary(mut self, binary: impl Into<PathBuf>) -> Runtime {
         self.init_binary = binary.into();
         self
@@ -506,20 +510,9 @@ impl Container {
             (cg, None) => cg,
             (None, Some(_)) => None,
         };
-        // A process granted CAP_SYS_PTRACE stays in the container after it: from then on
-        // every runtime process entering it runs from a sealed copy.
-        let grants = crate::config::may_ptrace_runtime(
-            process.capabilities(),
-            self.record.namespaces.iter().any(|n| n == "user"),
-        );
-        if grants && !self.record.ptrace_possible {
-            let dir = self.lock()?;
-            let mut record = dir.load()?;
-            record.ptrace_possible = true;
-            dir.save(&record)?;
-        }
         let spawned = spawn::exec(
             &self.init_binary,
+            &self.dir,
             &self.record,
             &boot,
             // exec does not need the bundle, which may be gone by now.
@@ -529,7 +522,6 @@ impl Container {
                 console: opts.console.as_ref().filter(|_| terminal),
                 stdio: &opts.stdio,
             },
-            grants || self.record.ptrace_possible,
         )?;
         Ok(Process {
             pid: spawned.pid,

@@ -16,6 +16,7 @@ mod command;
 pub mod config;
 mod container;
 mod error;
+mod exe_guard;
 pub mod hostfs;
 pub mod profile;
 mod resources;

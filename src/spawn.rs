@@ -3,7 +3,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 
 use husk_init::hooks::run_hooks;
@@ -14,6 +14,7 @@ use oci_spec::runtime::LinuxIdMapping;
 use crate::cgroups::CgroupManager;
 use crate::config::{host_root, ConsoleDest, ContainerConfig};
 use crate::error::{Context, Error, Result};
+use crate::exe_guard::GuardedBinary;
 use crate::state::{now_rfc3339, process_start_time, OciState, Record, StateDir, Status};
 
 /// Creates the container described by `config` in the (new, locked) state directory `dir`.
@@ -44,7 +45,6 @@ pub(crate) fn create(
             .map(|n| n.kind.proc_name().to_string())
             .collect(),
         notify_socket: config.notify_socket.clone(),
-        ptrace_possible: config.ptrace_possible,
     };
     let mut cgroup = None;
     match bootstrap(init_binary, &dir, config, &mut record, &mut cgroup, io) {
@@ -155,12 +155,9 @@ fn bootstrap(
         dir,
         record,
     };
-    let init = InitBinary {
-        path: init_binary,
-        seal: config.ptrace_possible,
-    };
+    let init = GuardedBinary::open(init_binary, &dir.dir)?;
     let spawned = run_init(
-        init,
+        &init,
         &config.boot,
         &config.bundle,
         Some(&cgroup),
@@ -261,21 +258,19 @@ pub(crate) struct Spawned {
     pub pipes: crate::stdio::Pipes,
 }
 
-/// Starts `boot` (an exec plan) in the container; returns once the process has exec'd.
+/// Starts `boot` (an exec plan) in the container whose state directory is `state_dir`;
+/// returns once the process has exec'd.
 pub(crate) fn exec(
     init_binary: &Path,
+    state_dir: &Path,
     record: &Record,
     boot: &Bootstrap,
     cwd: &Path,
     cgroup: Option<&CgroupManager>,
     io: Io<'_>,
-    seal: bool,
 ) -> Result<Spawned> {
     run_init(
-        InitBinary {
-            path: init_binary,
-            seal,
-        },
+        &GuardedBinary::open(init_binary, state_dir)?,
         boot,
         cwd,
         cgroup,
@@ -285,17 +280,10 @@ pub(crate) fn exec(
     )
 }
 
-/// Starts the init, hands it the bootstrap and serves it until it is ready (create) or has
-/// exec'd (exec). On failure the init is killed.
-/// The binary the init runs from, and whether it must be a sealed copy (see `spawn_init`).
-#[derive(Clone, Copy)]
-pub(crate) struct InitBinary<'a> {
-    pub path: &'a Path,
-    pub seal: bool,
-}
-
+/// Starts the init from `init` (see [`spawn_init`]), hands it the bootstrap and serves it
+/// until it is ready (create) or has exec'd (exec). On failure the init is killed.
 fn run_init(
-    init: InitBinary<'_>,
+    init: &GuardedBinary,
     boot: &Bootstrap,
     cwd: &Path,
     cgroup: Option<&CgroupManager>,
@@ -522,29 +510,23 @@ fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> 
 }
 
 /// Starts `husk init` with the bootstrap socket just above the preserved fds.
+///
+/// CVE-2019-5736: the init runs from `init` (see [`crate::exe_guard`]), never from the host's
+/// file itself, so that neither the init nor anything it runs through `/proc/self/exe` has a
+/// writable host binary as its `/proc/<pid>/exe`.
 fn spawn_init(
-    init: InitBinary<'_>,
+    init: &GuardedBinary,
     preserve_fds: u32,
     cwd: &Path,
     child_end: Channel,
     stdio: &crate::stdio::StdioConfig,
 ) -> Result<Child> {
-    let init_binary = init.path;
     let target = 3 + preserve_fds as i32;
     let fd = child_end.as_raw_fd();
-    // CVE-2019-5736: a container process must never reach the host's binary through
-    // /proc/<init>/exe. The init makes itself non-dumpable first thing, which closes that
-    // door to anyone without CAP_SYS_PTRACE on the host; when a container process may hold
-    // it, the init also runs from a sealed in-memory copy (which costs a copy of the binary).
-    let sealed = if init.seal {
-        Some(sealed_copy(init_binary)?)
-    } else {
-        None
-    };
-    let program = match &sealed {
-        Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
-        None => init_binary.to_path_buf(),
-    };
+    // Above the socket's target, which the child's dup2 would otherwise close under it.
+    let (program_fd, program) = init
+        .exec_path(target + 1)
+        .context(|| format!("start init {}", init.binary().display()))?;
     let mut cmd = Command::new(program);
     cmd.arg0("husk")
         .args([INIT_ARG, &target.to_string()])
@@ -575,29 +557,8 @@ fn spawn_init(
     }
     let child = cmd
         .spawn()
-        .context(|| format!("start init {}", init_binary.display()))?;
-    drop(sealed);
+        .context(|| format!("start init {}", init.binary().display()))?;
+    drop(program_fd);
     drop(child_end);
     Ok(child)
-}
-
-/// Copies `binary` into a memfd sealed against every change.
-fn sealed_copy(binary: &Path) -> Result<OwnedFd> {
-    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
-    let what = || format!("seal a copy of {}", binary.display());
-    let mut source = std::fs::File::open(binary).context(what)?;
-    let memfd = memfd_create(
-        c"husk-init",
-        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
-    )
-    .context(what)?;
-    let mut copy = std::fs::File::from(memfd);
-    std::io::copy(&mut source, &mut copy).context(what)?;
-    let seals = SealFlag::F_SEAL_SEAL
-        | SealFlag::F_SEAL_SHRINK
-        | SealFlag::F_SEAL_GROW
-        | SealFlag::F_SEAL_WRITE;
-    fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals)).context(what)?;
-    Ok(copy.into())
 }

@@ -66,10 +66,6 @@ pub struct Record {
     /// The creator's NOTIFY_SOCKET, which `start` tells when the container is ready.
     #[serde(default)]
     pub notify_socket: Option<PathBuf>,
-    /// A process of the container may hold CAP_SYS_PTRACE on the host: runtime processes that
-    /// enter it must run from a sealed copy of the binary.
-    #[serde(default = "yes")]
-    pub ptrace_possible: bool,
 }
 
 /// The OCI state, as `husk state` prints it (the runtime-spec fields plus runc's extras).
@@ -86,10 +82,6 @@ pub struct OciState {
     #[serde(skip_serializing_if = "HashMap::is_empty", default)]
     pub annotations: HashMap<String, String>,
     pub owner: String,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Checks a container id: non-empty, not too long, a plain file name.

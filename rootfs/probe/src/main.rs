@@ -5,6 +5,7 @@
 // The probe runs inside test containers and writes only there; the host-write lint guards husk.
 #![allow(clippy::disallowed_methods)]
 
+mod hold_exe;
 mod mountinfo;
 mod report;
 mod sys;
@@ -30,6 +31,10 @@ usage:
       allocates and touches MIB mebibytes, then reports (a memory limit below that gets the probe killed)
   probe notify LINE... [--out FILE]
       sends the lines as one datagram to $NOTIFY_SOCKET (sd_notify), e.g. probe notify READY=1
+  probe hold-exe ARG HELD GO [--out FILE]
+      CVE-2019-5736 attacker: waits (60 s at most) for another process whose argv[1] is ARG, opens its
+      /proc/PID/exe with O_PATH and reports that in file HELD; once file GO exists, reopens the descriptor
+      through /proc/self/fd/N for writing, writes to it, and reports the errno of each step
   probe help
 
 Results go to stdout, or with --out to FILE (written to FILE.tmp, then renamed). Any command also takes
@@ -53,7 +58,9 @@ fn run(args: &[String]) -> Result<u8, String> {
             println!("{USAGE}");
             return Ok(0);
         }
-        Some("syscall" | "fork" | "alloc" | "report" | "notify") => (args[0].as_str(), &args[1..]),
+        Some("syscall" | "fork" | "alloc" | "report" | "notify" | "hold-exe") => {
+            (args[0].as_str(), &args[1..])
+        }
         _ => ("report", args),
     };
     let mut out_file = None;
@@ -120,6 +127,10 @@ fn run(args: &[String]) -> Result<u8, String> {
             allocate(mib)
         }
         "notify" => notify(&positional.join("\n"))?,
+        "hold-exe" => match positional.as_slice() {
+            [arg, held, go] => hold_exe::run(arg, held, go)?,
+            _ => return Err("hold-exe needs ARG HELD GO".into()),
+        },
         _ => unreachable!(),
     };
     emit(&result, out_file.as_deref())?;
