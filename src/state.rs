@@ -20,6 +20,9 @@ pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 const LOCK_FILE: &str = "lock";
 const MAX_ID_LEN: usize = 1024;
+/// The state root and each container's directory: only root may enter (runc's mode for its
+/// root). What they hold includes the config, whose env may carry secrets.
+const PRIVATE_DIR_MODE: u32 = 0o700;
 
 /// The lifecycle status, with the names the runtime spec and runc use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,11 +124,15 @@ impl StateDir {
         validate_id(id)?;
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o711)
+            .mode(PRIVATE_DIR_MODE)
             .create(root)
             .context(|| format!("create state root {}", root.display()))?;
+        tighten_root(root)?;
         let dir = root.join(id);
-        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        match std::fs::DirBuilder::new()
+            .mode(PRIVATE_DIR_MODE)
+            .create(&dir)
+        {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::Exists(id.to_string()))
@@ -173,7 +180,9 @@ impl StateDir {
     pub fn save(&self, record: &Record) -> Result<()> {
         let bytes = serde_json::to_vec(record).map_err(std::io::Error::other);
         let bytes = bytes.context(|| "serialize state".into())?;
-        write_atomic(&self.dir.join(STATE_FILE), &bytes)
+        let path = self.dir.join(STATE_FILE);
+        crate::hostfs::write_atomic_private(&path, &bytes)
+            .context(|| format!("write {}", path.display()))
     }
 
     /// Removes the directory (the lock goes with it).
@@ -184,6 +193,29 @@ impl StateDir {
             Err(e) => Err(e).context(|| format!("remove {}", self.dir.display())),
         }
     }
+}
+
+/// Takes away group and other access from a state root that already existed (made by an older
+/// husk with mode 0711, or by hand), but only from a directory that is ours and holds nothing
+/// but containers' state: `--root` naming a shared directory by mistake (`/run`, `/tmp`) must
+/// not lock every other user out of it. Files inside are private either way.
+fn tighten_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(root).context(|| format!("stat {}", root.display()))?;
+    let loose = meta.mode() & 0o077 != 0;
+    if !loose || meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o1000 != 0 {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(root).context(|| format!("read {}", root.display()))?;
+    let only_state = entries.filter_map(|e| e.ok()).all(|e| {
+        let dir = e.path();
+        dir.join(STATE_FILE).is_file() || dir.join(LOCK_FILE).is_file()
+    });
+    if !only_state {
+        return Ok(());
+    }
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))
+        .context(|| format!("chmod {}", root.display()))
 }
 
 fn lock(dir: &Path) -> Result<Flock<File>> {

@@ -1,0 +1,152 @@
+//! Hostile or careless input to the host side of the runtime: another local user after a
+//! container's secrets, ids that mean "no change" to the kernel, arguments that are not UTF-8,
+//! a config.json that is a fifo, and device nodes a config lists without granting access to
+//! them. Each test creates real containers or runs the real command line, and checks the host
+//! side's answer: refused with a one-line error naming what is wrong and nothing left behind,
+//! or the attack failing.
+
+// Test fixtures write into the tests' own temp dirs; the host-write lint guards husk itself.
+#![allow(clippy::disallowed_methods)]
+
+use std::ffi::OsStr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use husk_testing::{
+    run_with_timeout, unique_id, Bundle, ContainerGuard, OutputExt, Runtime, TempDir,
+};
+
+fn runtime() -> Runtime {
+    Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The unprivileged user every Linux system has.
+const NOBODY: u32 = 65534;
+
+/// `cat` of `paths`, run as the user nobody (no supplementary groups: std drops them).
+fn cat_as_nobody(paths: &[&Path]) -> Output {
+    let mut cmd = Command::new("cat");
+    cmd.args(paths).uid(NOBODY).gid(NOBODY);
+    run_with_timeout(&mut cmd, WAIT)
+}
+
+/// A running container whose environment carries a secret: what another local user would be
+/// after.
+fn container_with_secret<'rt>(rt: &'rt Runtime, secret: &str) -> (Bundle, ContainerGuard<'rt>) {
+    let bundle = Bundle::new(rt)
+        .add_env(&format!("DB_PASSWORD={secret}"))
+        .args(["sleep", "1000"]);
+    let c = rt.create(&bundle);
+    c.start();
+    assert_eq!(c.status(), "running");
+    (bundle, c)
+}
+
+/// The attack of issue 10: an unprivileged user finds the container's id (in
+/// /proc/<pid>/cgroup, say) and reads the config and state the runtime keeps, env and all.
+/// `rt` is only asked whether it is runc, which keeps no copy of the env.
+fn assert_secret_out_of_reach(rt: &Runtime, root: &Path, id: &str, secret: &str) {
+    let dir = root.join(id);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(
+        rt.is_runc()
+            || files.iter().any(|f| std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains(secret)),
+        "the secret is in none of {files:?}: the test checks nothing"
+    );
+    for file in &files {
+        let out = cat_as_nobody(&[file]);
+        assert!(
+            !out.status.success() && !out.stdout_str().contains(secret),
+            "user nobody read {}\n{}",
+            file.display(),
+            out.describe()
+        );
+        let mode = std::fs::metadata(file).unwrap().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", file.display());
+    }
+}
+
+#[test]
+fn container_secrets_are_unreadable_by_other_users() {
+    let rt = runtime();
+    // The harness made the state root before the runtime ran, with mode 0755: an existing
+    // root with a loose mode, as an older husk (0711) or an admin's mkdir leaves it.
+    assert_eq!(std::fs::metadata(rt.root()).unwrap().mode() & 0o777, 0o755);
+    let secret = unique_id("hunter2");
+    let (_bundle, c) = container_with_secret(&rt, &secret);
+    assert_secret_out_of_reach(&rt, rt.root(), c.id(), &secret);
+    let listing = Command::new("ls")
+        .arg(rt.root())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    if rt.is_runc() {
+        // runc 1.1.5 makes a new root 0700 but leaves an existing one as it is; its container
+        // directories are 0711 and the files in them 0600.
+        return;
+    }
+    assert!(
+        !listing.status.success(),
+        "user nobody listed the state root: {}",
+        listing.stdout_str()
+    );
+    for dir in [rt.root().to_path_buf(), rt.root().join(c.id())] {
+        let mode = std::fs::metadata(&dir).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "{} has mode {mode:o}", dir.display());
+    }
+}
+
+/// A `--root` that also holds files of others (a shared directory named by mistake) keeps its
+/// mode, so other users are not locked out of it; the containers' own state stays private.
+#[test]
+fn shared_directory_as_root_keeps_its_mode_and_secrets_stay_private() {
+    let rt = runtime();
+    let scratch = TempDir::new("husk-test-shared-root");
+    let root = scratch.join("shared");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.join("someone-elses-file"), "hello").unwrap();
+    let secret = unique_id("hunter2");
+    let bundle = Bundle::new(&rt)
+        .add_env(&format!("DB_PASSWORD={secret}"))
+        .args(["sleep", "1000"]);
+    let id = unique_id("shared");
+    let cmd = |args: &[&OsStr]| {
+        let mut cmd = rt.bare_cmd([OsStr::new("--root"), root.as_os_str()]);
+        cmd.args(args);
+        run_with_timeout(&mut cmd, WAIT)
+    };
+    let out = cmd(&[
+        "run".as_ref(),
+        "-d".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
+    let deleted = || cmd(&["delete".as_ref(), "--force".as_ref(), id.as_ref()]);
+    if !out.status.success() {
+        deleted();
+        panic!("run -d failed\n{}", out.describe());
+    }
+    let mode = std::fs::metadata(&root).unwrap().mode() & 0o7777;
+    let result = std::panic::catch_unwind(|| {
+        assert_secret_out_of_reach(&rt, &root, &id, &secret);
+    });
+    let out = deleted();
+    assert!(out.status.success(), "{}", out.describe());
+    result.unwrap();
+    assert_eq!(mode, 0o755, "the shared directory's mode was changed");
+}
