@@ -663,6 +663,18 @@ fn rlimit_resource(t: PosixRlimitType) -> i32 {
     }) as i32
 }
 
+/// Refuses `(uid_t)-1` / `(gid_t)-1` as a process's id: to setresuid, setresgid and chown it
+/// means "leave unchanged", so the process would keep the init's ids and run as root.
+pub fn refuse_no_id(field: &str, id: u32) -> Result<()> {
+    if id == u32::MAX {
+        return Err(Error::config(
+            field,
+            format!("{id} is not a valid id (it is -1, which the kernel takes as \"no change\")"),
+        ));
+    }
+    Ok(())
+}
+
 fn process_plan(
     process: &oci_spec::runtime::Process,
     uid_mappings: &[LinuxIdMapping],
@@ -680,6 +692,11 @@ fn process_plan(
         ));
     }
     let user = process.user();
+    refuse_no_id("process.user.uid", user.uid())?;
+    refuse_no_id("process.user.gid", user.gid())?;
+    for (i, gid) in user.additional_gids().iter().flatten().enumerate() {
+        refuse_no_id(&format!("process.user.additionalGids[{i}]"), *gid)?;
+    }
     if !uid_mappings.is_empty() && host_id(uid_mappings, user.uid()).is_none() {
         return Err(Error::config(
             "process.user.uid",

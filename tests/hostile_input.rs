@@ -18,6 +18,7 @@ use std::time::Duration;
 use husk_testing::{
     run_with_timeout, unique_id, Bundle, ContainerGuard, OutputExt, Runtime, TempDir,
 };
+use serde_json::json;
 
 fn runtime() -> Runtime {
     Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
@@ -33,6 +34,45 @@ fn cat_as_nobody(paths: &[&Path]) -> Output {
     let mut cmd = Command::new("cat");
     cmd.args(paths).uid(NOBODY).gid(NOBODY);
     run_with_timeout(&mut cmd, WAIT)
+}
+
+/// A refusal as the command line should give it: a non-zero exit (not a crash), and one line
+/// on stderr, which is returned.
+fn assert_one_line_error(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.code().is_some_and(|c| c != 0),
+        "{what}: expected a plain failure, got {}\n{}",
+        out.status,
+        out.describe()
+    );
+    let stderr = out.stderr_str();
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{what}: crashed\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "{what}: not a one-line error\n{}",
+        out.describe()
+    );
+    stderr.trim().to_string()
+}
+
+/// Nothing of a refused container is left: no container listed, no state directory.
+fn assert_nothing_left(rt: &Runtime, what: &str) {
+    assert_eq!(
+        rt.list_ids(),
+        Vec::<String>::new(),
+        "{what}: containers left"
+    );
+    assert_eq!(
+        rt.state_dir_entries(),
+        Vec::<String>::new(),
+        "{what}: state left in {}",
+        rt.root().display()
+    );
 }
 
 /// A running container whose environment carries a secret: what another local user would be
@@ -149,4 +189,67 @@ fn shared_directory_as_root_keeps_its_mode_and_secrets_stay_private() {
     assert!(out.status.success(), "{}", out.describe());
     result.unwrap();
     assert_eq!(mode, 0o755, "the shared directory's mode was changed");
+}
+
+#[test]
+fn uid_or_gid_minus_one_is_refused_at_create() {
+    let rt = runtime();
+    for (user, field) in [
+        (json!({"uid": 4294967295u32, "gid": 0}), "process.user.uid"),
+        (json!({"uid": 0, "gid": 4294967295u32}), "process.user.gid"),
+        (
+            json!({"uid": 0, "gid": 0, "additionalGids": [10, 4294967295u32]}),
+            "process.user.additionalGids[1]",
+        ),
+    ] {
+        let bundle = Bundle::new(&rt)
+            .set("/process/user", user.clone())
+            .args(["id"]);
+        let id = unique_id("minus-one");
+        let _guard = rt.guard(&id);
+        let out = rt.run([
+            OsStr::new("create"),
+            OsStr::new("--bundle"),
+            bundle.path().as_os_str(),
+            OsStr::new(&id),
+        ]);
+        let error = assert_one_line_error(&out, &format!("create with user {user}"));
+        if !rt.is_runc() {
+            // runc 1.1.5: "uids and gids must be in range 0-2147483647", no field named.
+            assert!(error.contains(field), "{field} not named: {error}");
+        }
+        assert_nothing_left(&rt, &format!("create with user {user}"));
+    }
+}
+
+#[test]
+fn uid_or_gid_minus_one_is_refused_by_exec() {
+    let rt = runtime();
+    let (bundle, c) = container_with_secret(&rt, "unused");
+    let process_json = bundle.path().join("process-minus-one.json");
+    let mut process = bundle.config()["process"].clone();
+    process["args"] = json!(["id"]);
+    process["user"] = json!({"uid": 4294967295u32, "gid": 0});
+    std::fs::write(&process_json, process.to_string()).unwrap();
+    let process_arg = process_json.to_str().unwrap();
+    for (args, field) in [
+        (vec!["--user", "4294967295"], "--user"),
+        (vec!["--user", "0:4294967295"], "--user"),
+        (vec!["--additional-gids", "4294967295"], "--additional-gids"),
+        (vec!["--process", process_arg], "process.user.uid"),
+    ] {
+        let mut full = vec!["exec"];
+        full.extend(&args);
+        full.push(c.id());
+        if !args.contains(&"--process") {
+            full.extend(["id", "-u"]);
+        }
+        let out = rt.run(&full);
+        let error = assert_one_line_error(&out, &format!("{full:?}"));
+        assert!(!out.stdout_str().contains("uid="), "{}", out.describe());
+        if !rt.is_runc() {
+            assert!(error.contains(field), "{field} not named: {error}");
+        }
+    }
+    assert_eq!(c.status(), "running");
 }

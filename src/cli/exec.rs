@@ -98,12 +98,17 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
     if let Some(user) = &a.user {
         let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
         let parse = |v: &str| {
-            v.parse::<u32>()
-                .map_err(|_| bad("--user", format!("{user:?} is not uid[:gid]")))
+            let id = v
+                .parse::<u32>()
+                .map_err(|_| bad("--user", format!("{user:?} is not uid[:gid]")))?;
+            husk::config::refuse_no_id("--user", id).map(|()| id)
         };
         let u = p.user_mut();
         u.set_uid(parse(uid)?);
         u.set_gid(parse(gid)?);
+    }
+    for gid in &a.additional_gids {
+        husk::config::refuse_no_id("--additional-gids", *gid)?;
     }
     if !a.additional_gids.is_empty() {
         p.user_mut()
