@@ -8,7 +8,8 @@
 // Test fixtures write into the tests' own temp dirs; the host-write lint guards husk itself.
 #![allow(clippy::disallowed_methods)]
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -252,4 +253,80 @@ fn uid_or_gid_minus_one_is_refused_by_exec() {
         }
     }
     assert_eq!(c.status(), "running");
+}
+
+fn non_utf8(prefix: &str) -> OsString {
+    let mut bytes = prefix.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\xff\xfe");
+    OsStr::from_bytes(&bytes).to_os_string()
+}
+
+#[test]
+fn non_utf8_ids_and_arguments_are_refused_in_one_line() {
+    let rt = runtime();
+    let bundle = Bundle::new(&rt).args(["sleep", "1000"]);
+    let bad_id = non_utf8("c");
+    let bundle_path = bundle.path().as_os_str();
+    let commands: Vec<Vec<&OsStr>> = vec![
+        vec!["create".as_ref(), "--bundle".as_ref(), bundle_path, &bad_id],
+        vec!["run".as_ref(), "--bundle".as_ref(), bundle_path, &bad_id],
+        vec!["start".as_ref(), &bad_id],
+        vec!["state".as_ref(), &bad_id],
+        vec!["kill".as_ref(), &bad_id, "KILL".as_ref()],
+        vec!["delete".as_ref(), "--force".as_ref(), &bad_id],
+        vec!["pause".as_ref(), &bad_id],
+        vec!["resume".as_ref(), &bad_id],
+        vec!["ps".as_ref(), &bad_id],
+        vec!["events".as_ref(), "--stats".as_ref(), &bad_id],
+        vec![
+            "update".as_ref(),
+            "--pids-limit".as_ref(),
+            "10".as_ref(),
+            &bad_id,
+        ],
+        vec!["exec".as_ref(), &bad_id, "true".as_ref()],
+    ];
+    for args in &commands {
+        let out = rt.run(args);
+        let error = assert_one_line_error(&out, &format!("{args:?}"));
+        if !rt.is_runc() {
+            assert!(
+                error.contains("xFF") && error.contains("xFE"),
+                "argument not named: {error}"
+            );
+        }
+    }
+    assert_nothing_left(&rt, "commands with a non-UTF-8 id");
+
+    // A path is bytes: a bundle reached through a non-UTF-8 name works.
+    let scratch = TempDir::new("husk-test-non-utf8");
+    let link = scratch.path().join(non_utf8("bundle"));
+    std::os::unix::fs::symlink(bundle.path(), &link).unwrap();
+    let id = unique_id("nonutf8");
+    let c = rt.guard(&id);
+    rt.run_ok([
+        OsStr::new("run"),
+        OsStr::new("-d"),
+        OsStr::new("--bundle"),
+        link.as_os_str(),
+        OsStr::new(&id),
+    ]);
+    assert_eq!(c.status(), "running");
+
+    // An argument for the container's process. runc passes the bytes on; husk refuses them in
+    // one line. Neither may crash, and the container lives on.
+    let out = rt.run([
+        OsStr::new("exec"),
+        OsStr::new(&id),
+        OsStr::new("echo"),
+        &non_utf8("arg"),
+    ]);
+    if rt.is_runc() {
+        assert!(out.status.success(), "{}", out.describe());
+    } else {
+        assert_one_line_error(&out, "exec with a non-UTF-8 argument");
+    }
+    assert_eq!(c.status(), "running");
+    let out = rt.run_ok(["exec", &id, "echo", "still here"]);
+    assert_eq!(out.stdout_str().trim(), "still here");
 }

@@ -102,8 +102,7 @@ pub fn main() -> i32 {
         Err(e) if e.use_stderr() => {
             // Shims read the reason from --log, which clap never got to parse.
             let (log, format) = log_flags_from_args();
-            Logger::new(log.as_deref(), &format, false)
-                .error(e.to_string().lines().next().unwrap_or("bad arguments"));
+            Logger::new(log.as_deref(), &format, false).error(&usage_error(&e));
             return 1;
         }
         Err(e) => {
@@ -162,19 +161,47 @@ pub fn main() -> i32 {
 }
 
 /// `--log` and `--log-format` picked out of raw arguments (for errors in parsing the rest).
+/// Arguments are taken as bytes: any of them may be invalid UTF-8 (a path may legitimately be).
 fn log_flags_from_args() -> (Option<PathBuf>, String) {
-    let args: Vec<String> = std::env::args().collect();
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let args: Vec<Vec<u8>> = std::env::args_os().map(OsStringExt::into_vec).collect();
     let value = |name: &str| {
+        let name = name.as_bytes();
         args.iter().enumerate().find_map(|(i, a)| {
-            a.strip_prefix(&format!("{name}="))
-                .map(str::to_string)
+            a.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(b"="))
+                .map(<[u8]>::to_vec)
                 .or_else(|| (a == name).then(|| args.get(i + 1).cloned()).flatten())
         })
     };
     (
-        value("--log").map(PathBuf::from),
-        value("--log-format").unwrap_or_else(|| "text".into()),
+        value("--log").map(|v| PathBuf::from(std::ffi::OsStr::from_bytes(&v))),
+        value("--log-format")
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_else(|| "text".into()),
     )
+}
+
+/// clap's one-line error, or for an argument that is not UTF-8 one naming it (clap only says
+/// that some argument is not).
+fn usage_error(e: &clap::Error) -> String {
+    if e.kind() == clap::error::ErrorKind::InvalidUtf8 {
+        let bad: Vec<String> = std::env::args_os()
+            .skip(1)
+            .filter(|a| a.to_str().is_none())
+            .map(|a| format!("{a:?}")) // non-UTF-8 bytes shown as \xNN
+            .collect();
+        return format!(
+            "invalid UTF-8 in argument {}: container ids, commands and option values other \
+             than paths must be UTF-8",
+            bad.join(", ")
+        );
+    }
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or("bad arguments")
+        .to_string()
 }
 
 /// Why `--systemd-cgroup` is refused: husk has only the cgroupfs driver, and on hosts without a
