@@ -192,11 +192,16 @@ impl ContainerConfig {
             reason: e.to_string(),
         })?;
         let path = bundle.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::Bundle {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let spec: Spec = serde_json::from_str(&text).map_err(|e| Error::Bundle {
+        // Whoever can write the bundle may have put a fifo there: it must not hang `run`, whose
+        // signals are already blocked for forwarding.
+        let text =
+            crate::hostfs::read_regular(&path, crate::hostfs::MAX_CONFIG_BYTES).map_err(|e| {
+                Error::Bundle {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let spec: Spec = serde_json::from_slice(&text).map_err(|e| Error::Bundle {
             path: path.clone(),
             reason: e.to_string(),
         })?;

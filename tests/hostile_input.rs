@@ -14,10 +14,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use husk_testing::{
-    run_with_timeout, unique_id, Bundle, ContainerGuard, OutputExt, Runtime, TempDir,
+    run_with_timeout, unique_id, wait_for, Bundle, ContainerGuard, OutputExt, Runtime, Spawned,
+    TempDir,
 };
 use serde_json::json;
 
@@ -329,4 +330,124 @@ fn non_utf8_ids_and_arguments_are_refused_in_one_line() {
     assert_eq!(c.status(), "running");
     let out = rt.run_ok(["exec", &id, "echo", "still here"]);
     assert_eq!(out.stdout_str().trim(), "still here");
+}
+
+/// Runs `args` and requires an answer within `limit` (a runtime blocked in an open is killed,
+/// and the test fails).
+fn run_quickly(rt: &Runtime, args: &[&OsStr], limit: Duration) -> Output {
+    let started = Instant::now();
+    match Spawned::start(&mut rt.cmd(args)).wait_or_kill(limit) {
+        Ok(out) => out,
+        Err(partial) => panic!(
+            "{args:?} still running after {:?}: it hangs\n{}",
+            started.elapsed(),
+            partial.describe()
+        ),
+    }
+}
+
+#[test]
+fn config_json_that_is_not_a_regular_file_is_refused_at_once() {
+    let rt = runtime();
+    if rt.is_runc() {
+        // runc 1.1.5 opens config.json blocking: on a fifo it waits for a writer forever.
+        return;
+    }
+    let bundle = Bundle::new(&rt).args(["true"]);
+    let config = bundle.config_path();
+    let saved = bundle.path().join("saved-config.json");
+    std::fs::rename(&config, &saved).unwrap();
+    let fifo = bundle.path().join("a-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let sparse = bundle.path().join("huge.json");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let replace = |make: &dyn Fn(&Path)| {
+        let _ = std::fs::remove_file(&config);
+        make(&config);
+    };
+    type Make<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Make, &str)> = vec![
+        (
+            "a fifo",
+            Box::new(|p: &Path| {
+                nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap()
+            }),
+            "not a regular file (a fifo)",
+        ),
+        (
+            "a symlink to a fifo",
+            Box::new(|p: &Path| std::os::unix::fs::symlink(&fifo, p).unwrap()),
+            "not a regular file (a fifo)",
+        ),
+        (
+            "a symlink to /dev/zero",
+            Box::new(|p: &Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
+            "not a regular file (a character device)",
+        ),
+        (
+            "a 1 GiB file",
+            Box::new(|p: &Path| std::os::unix::fs::symlink(&sparse, p).unwrap()),
+            "larger than",
+        ),
+    ];
+    for (what, make, expected) in &cases {
+        replace(make.as_ref());
+        for command in ["run", "create"] {
+            let id = unique_id("cfg");
+            let _guard = rt.guard(&id);
+            let out = run_quickly(
+                &rt,
+                &[
+                    command.as_ref(),
+                    "--bundle".as_ref(),
+                    bundle.path().as_os_str(),
+                    id.as_ref(),
+                ],
+                Duration::from_secs(15),
+            );
+            let error = assert_one_line_error(&out, &format!("{command} with {what}"));
+            assert!(
+                error.contains(expected) && error.contains("config.json"),
+                "{what}: {error}"
+            );
+            assert_nothing_left(&rt, &format!("{command} with {what} as config.json"));
+        }
+    }
+    // A config.json linked to a regular file elsewhere is a legitimate set-up.
+    replace(&|p: &Path| std::os::unix::fs::symlink(&saved, p).unwrap());
+    let out = rt.run_bundle(&bundle);
+    assert!(out.status.success(), "{}", out.describe());
+}
+
+/// `exec --process` names a file of the caller's choosing, which may well be a pipe
+/// (`--process <(...)`): it is read as it is, and a caller tired of waiting can stop `exec`.
+#[test]
+fn exec_waiting_on_a_process_fifo_stops_on_sigterm() {
+    let rt = runtime();
+    let (bundle, c) = container_with_secret(&rt, "unused");
+    let fifo = bundle.path().join("process.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut exec = Spawned::start(&mut rt.cmd([
+        OsStr::new("exec"),
+        OsStr::new("--process"),
+        fifo.as_os_str(),
+        OsStr::new(c.id()),
+    ]));
+    // Blocked in the open of the fifo, which has no writer: /proc/<pid>/syscall starts with
+    // the number of openat.
+    let in_openat = || {
+        std::fs::read_to_string(format!("/proc/{}/syscall", exec.pid()))
+            .is_ok_and(|s| s.split(' ').next() == Some(&libc::SYS_openat.to_string()))
+    };
+    assert!(wait_for(in_openat, WAIT), "exec never blocked on the fifo");
+    assert_eq!(exec.try_wait(), None);
+    exec.signal(libc::SIGTERM);
+    let out = exec
+        .wait_or_kill(WAIT)
+        .unwrap_or_else(|o| panic!("exec ignored SIGTERM\n{}", o.describe()));
+    assert!(!out.status.success());
+    assert_eq!(c.status(), "running");
 }

@@ -73,7 +73,7 @@ fn bad(field: &str, reason: impl Into<String>) -> husk::Error {
 /// The process to run: process.json as given, or the container's process with the flags on top.
 fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Process> {
     if let Some(path) = &a.process {
-        let text = std::fs::read(path)
+        let text = super::read_option_file(path)
             .map_err(|e| bad("--process", format!("{}: {e}", path.display())))?;
         return serde_json::from_slice(&text)
             .map_err(|e| bad("--process", format!("{}: {e}", path.display())));

@@ -229,3 +229,25 @@ fn write_pid_file(path: &std::path::Path, pid: i32) -> husk::Result<()> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     husk::state::write_atomic(&path, pid.to_string().as_bytes())
 }
+
+/// Reads a JSON file named by an option (`exec --process`, `update -r`), at most
+/// [`husk::hostfs::MAX_CONFIG_BYTES`]. The caller chose the path, so a pipe is fine here
+/// (`--process <(...)`); a command waiting on it can still be interrupted.
+fn read_option_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    read_bounded(std::fs::File::open(path)?)
+}
+
+/// Everything `reader` gives, refusing more than [`husk::hostfs::MAX_CONFIG_BYTES`].
+fn read_bounded(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let max = husk::hostfs::MAX_CONFIG_BYTES;
+    let mut bytes = Vec::new();
+    reader.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}

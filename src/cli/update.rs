@@ -1,7 +1,6 @@
 //! `husk update`: change a container's resource limits, from a JSON file (`linux.resources`
 //! format) or from runc's individual options.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -78,16 +77,14 @@ pub fn run(root: &Path, a: UpdateArgs) -> CmdResult {
 }
 
 fn read_resources(path: &Path) -> Result<LinuxResources, String> {
-    let mut text = String::new();
-    if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| format!("read resources from stdin: {e}"))?;
+    let text = if path == Path::new("-") {
+        super::read_bounded(std::io::stdin().lock())
+            .map_err(|e| format!("read resources from stdin: {e}"))?
     } else {
-        text = std::fs::read_to_string(path)
-            .map_err(|e| format!("read resources from {}: {e}", path.display()))?;
-    }
-    serde_json::from_str(&text).map_err(|e| format!("resources: {e}"))
+        super::read_option_file(path)
+            .map_err(|e| format!("read resources from {}: {e}", path.display()))?
+    };
+    serde_json::from_slice(&text).map_err(|e| format!("resources: {e}"))
 }
 
 /// Bytes from `123`, `64k`, `1.5g`, `10MiB`, ... (binary multiples, as runc takes them); `-1`
