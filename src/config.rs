@@ -311,7 +311,6 @@ impl ContainerConfig {
         };
         let sysctl = sysctl(&linux, &has)?;
         let devices = devices(&linux)?;
-        let boot_devices = devices.clone();
         let abs_paths = |field: &str, v: &Option<Vec<String>>| -> Result<Vec<PathBuf>> {
             v.as_deref()
                 .unwrap_or_default()
@@ -449,10 +448,9 @@ impl ContainerConfig {
             uid_mappings,
             gid_mappings,
             cgroups_path: linux.cgroups_path().clone(),
-            resources: Some(with_default_device_rules(
-                zero_means_unset(linux.resources().clone().unwrap_or_default()),
-                &boot_devices,
-            )),
+            resources: Some(with_default_device_rules(zero_means_unset(
+                linux.resources().clone().unwrap_or_default(),
+            ))),
             terminal,
             notify_socket: opts.notify_socket.clone(),
             ptrace_possible,
@@ -1241,14 +1239,26 @@ pub fn zero_means_unset(mut r: LinuxResources) -> LinuxResources {
     r
 }
 
-/// Device cgroup rules: the spec's, with access to the devices every container gets (and to
-/// the ones it lists) inserted right after its last blanket deny. A `deny all` then does not
-/// lock the container out of /dev/null, while a rule the spec gives after it (about one of
-/// those very devices, say) still has the last word.
-fn with_default_device_rules(
-    mut resources: LinuxResources,
-    devices: &[DevicePlan],
-) -> LinuxResources {
+/// Character devices every container may use (runc 1.1's list): null, zero, full, random,
+/// urandom, tty, ptmx, tun and the pty slaves (136:*, whose pty is also /dev/console).
+/// `linux.devices` only creates nodes: access to them takes a `resources.devices` rule, or
+/// listing a host device such as /dev/kmsg (1:11) would make it writable.
+const DEFAULT_ALLOWED_DEVICES: [(i64, Option<i64>); 9] = [
+    (1, Some(3)),
+    (1, Some(5)),
+    (1, Some(7)),
+    (1, Some(8)),
+    (1, Some(9)),
+    (5, Some(0)),
+    (5, Some(2)),
+    (10, Some(200)),
+    (136, None),
+];
+
+/// Device cgroup rules: the spec's, with access to the default devices inserted right after its
+/// last blanket deny. A `deny all` then does not lock the container out of /dev/null, while a
+/// rule the spec gives after it (about one of those very devices, say) still has the last word.
+fn with_default_device_rules(mut resources: LinuxResources) -> LinuxResources {
     use oci_spec::runtime::LinuxDeviceCgroup;
     let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut r = LinuxDeviceCgroup::default();
@@ -1264,17 +1274,8 @@ fn with_default_device_rules(
     // mknod of any device is harmless without access to it.
     defaults.push(rule(LinuxDeviceType::C, None, None, "m"));
     defaults.push(rule(LinuxDeviceType::B, None, None, "m"));
-    for (major, minor) in [(5, Some(1)), (136, None), (5, Some(2)), (10, Some(200))] {
-        // console, pts, ptmx, tun
+    for (major, minor) in DEFAULT_ALLOWED_DEVICES {
         defaults.push(rule(LinuxDeviceType::C, Some(major), minor, "rwm"));
-    }
-    for d in devices {
-        let typ = match d.file_type {
-            libc::S_IFBLK => LinuxDeviceType::B,
-            libc::S_IFCHR => LinuxDeviceType::C,
-            _ => continue,
-        };
-        defaults.push(rule(typ, Some(d.major as i64), Some(d.minor as i64), "rwm"));
     }
     let blanket_deny = |r: &LinuxDeviceCgroup| {
         !r.allow()

@@ -20,7 +20,7 @@ use husk_testing::{
     run_with_timeout, unique_id, wait_for, Bundle, ContainerGuard, OutputExt, Runtime, Spawned,
     TempDir,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn runtime() -> Runtime {
     Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
@@ -450,4 +450,64 @@ fn exec_waiting_on_a_process_fifo_stops_on_sigterm() {
         .unwrap_or_else(|o| panic!("exec ignored SIGTERM\n{}", o.describe()));
     assert!(!out.status.success());
     assert_eq!(c.status(), "running");
+}
+
+/// What the probe sees of `path` from inside a container of `bundle` (its `--path` check
+/// opens for writing without writing anything).
+fn probe_path(rt: &Runtime, bundle: Bundle, path: &str) -> Value {
+    let bundle = bundle.args(["/usr/bin/probe", "--path", path]);
+    let out = rt.run_bundle(&bundle);
+    assert!(out.status.success(), "{}", out.describe());
+    let report: Value = serde_json::from_str(&out.stdout_str())
+        .unwrap_or_else(|e| panic!("probe output is not JSON ({e}): {}", out.describe()));
+    report["paths"][path].clone()
+}
+
+fn require_kmsg() -> bool {
+    let present = Path::new("/dev/kmsg").exists()
+        && Path::new("/sys/fs/cgroup/devices/devices.list").exists();
+    if !present {
+        eprintln!("skipped: no /dev/kmsg or no v1 devices controller on this host");
+    }
+    present
+}
+
+/// /dev/kmsg (c 1:11) listed in `linux.devices` is created, but without a `resources.devices`
+/// rule allowing it the container cannot open it (it could write the host's kernel log).
+#[test]
+fn listed_device_without_an_allow_rule_cannot_be_opened() {
+    let rt = runtime();
+    if !require_kmsg() {
+        return;
+    }
+    let listed = || Bundle::new(&rt).add_device("/dev/kmsg", "c", 1, 11, 0o666, 0, 0);
+    let check = probe_path(&rt, listed(), "/dev/kmsg");
+    assert_eq!(check["type"], "char", "/dev/kmsg not created: {check}");
+    assert_eq!(check["writable"], false, "{check}");
+    assert_eq!(check["write_error"]["errno"], libc::EPERM, "{check}");
+
+    // With a rule that allows it, the listed device can be opened (the probe writes nothing).
+    let allowed = listed().push(
+        "/linux/resources/devices",
+        json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}),
+    );
+    let check = probe_path(&rt, allowed, "/dev/kmsg");
+    assert_eq!(check["writable"], true, "{check}");
+}
+
+/// Listing some other device grants nothing beyond it: the host's /dev/kmsg, bound into the
+/// container, stays closed.
+#[test]
+fn listing_another_device_does_not_open_kmsg() {
+    let rt = runtime();
+    if !require_kmsg() {
+        return;
+    }
+    let bundle = Bundle::new(&rt)
+        .add_device("/dev/husk-test-loop-control", "c", 10, 237, 0o600, 0, 0)
+        .add_mount("/dev/husk-test-kmsg", "bind", "/dev/kmsg", &["bind"]);
+    let check = probe_path(&rt, bundle, "/dev/husk-test-kmsg");
+    assert_eq!(check["type"], "char", "{check}");
+    assert_eq!(check["writable"], false, "{check}");
+    assert_eq!(check["write_error"]["errno"], libc::EPERM, "{check}");
 }
