@@ -362,6 +362,9 @@ impl ContainerConfig {
             poststop: plans("hooks.poststop", hooks.poststop())?,
         };
         if let Some(seccomp) = linux.seccomp() {
+            // SCMP_ACT_NOTIFY where the init itself would wait for an answer forever.
+            husk_init::security::refuse_notify_deadlocks(seccomp)
+                .map_err(|refusal| Error::config(refusal.field, refusal.reason))?;
             let notify = |a: oci_spec::runtime::LinuxSeccompAction| {
                 a == oci_spec::runtime::LinuxSeccompAction::ScmpActNotify
             };

@@ -1228,12 +1228,14 @@ fn conditional_rules() -> Vec<LinuxSyscall> {
 /// ABI of the same CPU (such as `int 0x80` on x86_64) does not match the filter's
 /// architecture and kills the thread: the 32-bit compat layer stays out of reach.
 ///
+/// Syscalls numbered above every syscall this list names fail with ENOSYS, not EPERM, so that
+/// libcs fall back to older calls (husk's filter does this for every profile whose default
+/// action denies; see `husk_init::security::seccomp`). Older syscalls left out get EPERM.
+///
 /// Limitations:
-/// - Names this libseccomp does not know are skipped by husk (they then fall to the default
-///   EPERM), so syscalls newer than the installed libseccomp are refused even when listed.
-/// - Syscalls newer than this list get EPERM, not ENOSYS: an OCI seccomp profile can only name
-///   syscalls, not "every number above N". Programs that probe such a syscall and fall back
-///   only on ENOSYS need it added here (as with `clone3`).
+/// - Names this libseccomp does not know are skipped by husk, so syscalls newer than the
+///   installed libseccomp are refused even when listed (with ENOSYS when they are numbered
+///   above everything it knows, as they usually are).
 pub fn default_seccomp_profile() -> LinuxSeccomp {
     let allowed: Vec<&str> = ALLOWED_GROUPS
         .iter()

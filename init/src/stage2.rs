@@ -77,15 +77,19 @@ pub(crate) fn run(
         .map(security::build_filter)
         .transpose()
         .map_err(|e| security_failure("build seccomp filter", &e))?;
+    // Nothing of the runtime's may reach the container: only stdio and the preserved fds.
+    // Marked before any filter is in force, since many profiles do not allow close_range;
+    // every fd opened from here on is close-on-exec from the start.
+    sys::cloexec_from(3 + boot.preserve_fds).step(|| "mark descriptors close-on-exec".into())?;
     // Without no_new_privs the kernel takes a filter only from a task holding CAP_SYS_ADMIN,
-    // so it goes in before the capabilities are dropped; with it, as late as possible.
+    // so it goes in before the capabilities are dropped; with it, as late as possible: right
+    // before the startContainer hooks, which run under it as in runc (or the exec).
     let mut late_filter = None;
-    let mut notify_fd = None;
     if let Some(f) = filter {
         if process.no_new_privileges {
             late_filter = Some(f);
         } else {
-            notify_fd = load_filter(f)?;
+            load_filter(channel, f)?;
         }
     }
     if let Some(caps) = &caps {
@@ -119,33 +123,26 @@ pub(crate) fn run(
     if process.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().step(|| "set no_new_privs".into())?;
     }
-    // Nothing of the runtime's may reach the container: only stdio and the preserved fds.
-    sys::cloexec_from(3 + boot.preserve_fds).step(|| "mark descriptors close-on-exec".into())?;
     // A filter with SCMP_ACT_NOTIFY must be in place while the parent can still pass its
     // listener fd on to the seccomp agent.
-    if late_filter.as_ref().is_some_and(|f| f.uses_notify()) {
-        notify_fd = late_filter.take().map(load_filter).transpose()?.flatten();
-    }
-    if let Some(fd) = notify_fd {
-        channel
-            .send(&ToParent::SeccompNotify, &[fd.as_raw_fd()])
-            .step(|| "send seccomp notify fd".into())?;
+    if let Some(f) = late_filter.take_if(|f| f.uses_notify()) {
+        load_filter(channel, f)?;
     }
 
     channel
         .send(&ToParent::Ready, &[])
         .step(|| "report ready".into())?;
     let Some(fifo) = exec_fifo else {
-        return exec_process(late_filter, &executable, process);
+        if let Some(f) = late_filter {
+            load_filter(channel, f)?;
+        }
+        return exec_process(&executable, process);
     };
     wait_for_start(&fifo)?;
     let state = with_status(&state, "created");
-    let failure = match run_hooks(&boot.start_container_hooks, &state) {
-        Err(e) => hook_failure("startContainer", &e),
-        Ok(()) => match exec_process(late_filter, &executable, process) {
-            Err(f) => f,
-            Ok(never) => match never {},
-        },
+    let failure = match start_process(channel, late_filter, boot, &state, &executable, process) {
+        Err(f) => f,
+        Ok(never) => match never {},
     };
     // `husk start` waits for the fifo to close: closed by execve it is a success; with our
     // words left in it, a failure it reports.
@@ -164,15 +161,27 @@ fn with_status(state: &str, status: &str) -> String {
     }
 }
 
-/// Loads a late seccomp filter and execs the process. Returns only on failure.
-fn exec_process(
+/// What `husk start` releases: the late seccomp filter, then the startContainer hooks under
+/// it (runc runs them with the container's filter in force), then the exec. Returns only on
+/// failure.
+fn start_process(
+    channel: &Channel,
     late_filter: Option<security::SeccompFilter>,
+    boot: &Bootstrap,
+    state: &str,
     executable: &Path,
     process: &ProcessPlan,
 ) -> Result<Infallible, InitFailure> {
     if let Some(f) = late_filter {
-        load_filter(f)?;
+        load_filter(channel, f)?;
     }
+    run_hooks(&boot.start_container_hooks, state)
+        .map_err(|e| hook_failure("startContainer", &e))?;
+    exec_process(executable, process)
+}
+
+/// Execs the process. Returns only on failure.
+fn exec_process(executable: &Path, process: &ProcessPlan) -> Result<Infallible, InitFailure> {
     sys::default_sigpipe();
     if let Some(cpus) = &process.cpu_affinity_final {
         sys::set_cpu_affinity(cpus).step(|| "set final exec CPU affinity".into())?;
@@ -302,9 +311,19 @@ fn apply_exec_labels(process: &ProcessPlan, procfs: &Procfs) -> Result<(), InitF
     Ok(())
 }
 
-fn load_filter(f: security::SeccompFilter) -> Result<Option<OwnedFd>, InitFailure> {
-    f.load()
-        .map_err(|e| security_failure("load seccomp filter", &e))
+/// Loads a seccomp filter. A filter with SCMP_ACT_NOTIFY is loaded before `Ready` only, and
+/// its listener goes to the parent at once: until the agent has it, a notified syscall of
+/// ours could never be answered (see `security::seccomp::NOTIFY_REFUSED_SYSCALLS`).
+fn load_filter(channel: &Channel, f: security::SeccompFilter) -> Result<(), InitFailure> {
+    let listener = f
+        .load()
+        .map_err(|e| security_failure("load seccomp filter", &e))?;
+    if let Some(fd) = listener {
+        channel
+            .send(&ToParent::SeccompNotify, &[fd.as_raw_fd()])
+            .step(|| "send seccomp notify fd".into())?;
+    }
+    Ok(())
 }
 
 fn security_failure(step: &str, e: &security::SecurityError) -> InitFailure {

@@ -19,7 +19,7 @@ pub use self::caps::{
     apply_after_user_change, parse_capabilities, parse_capability_name, prepare_before_user_change,
     CapabilitySet, ParsedCapabilities,
 };
-pub use self::seccomp::{build_filter, SeccompFilter};
+pub use self::seccomp::{build_filter, refuse_notify_deadlocks, NotifyRefusal, SeccompFilter};
 
 /// Why a security step failed. Each variant names the step and the thing it was working
 /// on; `errno()` gives the kernel's (or libseccomp's) errno where there is one.
@@ -94,17 +94,23 @@ pub enum SecurityError {
         source: libseccomp::error::SeccompError,
     },
 
-    #[error("seccomp: loading the filter into the kernel: {source}")]
-    SeccompLoad {
+    #[error("seccomp: {field}: {reason}")]
+    SeccompNotifyRefused { field: String, reason: String },
+
+    #[error("seccomp: exporting libseccomp's program: {source}")]
+    SeccompExportBpf {
         #[source]
         source: libseccomp::error::SeccompError,
     },
 
-    #[error("seccomp: getting the notify listener fd: {source}")]
-    SeccompNotifyFd {
-        #[source]
-        source: libseccomp::error::SeccompError,
-    },
+    #[error("seccomp: exporting libseccomp's program ({step}): {errno}")]
+    SeccompExport { step: &'static str, errno: Errno },
+
+    #[error("seccomp: the filter program has {instructions} instructions, more than {max}")]
+    SeccompProgramTooLong { instructions: usize, max: usize },
+
+    #[error("seccomp: loading the filter into the kernel: {errno}")]
+    SeccompLoad { errno: Errno },
 }
 
 impl SecurityError {
@@ -115,17 +121,20 @@ impl SecurityError {
             | Self::DropBounding { errno, .. }
             | Self::SetCapabilities { errno, .. }
             | Self::ClearAmbient { errno }
-            | Self::RaiseAmbient { errno, .. } => Some(*errno as i32),
+            | Self::RaiseAmbient { errno, .. }
+            | Self::SeccompExport { errno, .. }
+            | Self::SeccompLoad { errno } => Some(*errno as i32),
             Self::SeccompDefaultAction { source, .. }
             | Self::SeccompArchitecture { source, .. }
             | Self::SeccompFlag { source, .. }
             | Self::SeccompRule { source, .. }
-            | Self::SeccompLoad { source }
-            | Self::SeccompNotifyFd { source } => seccomp_errno(source),
+            | Self::SeccompExportBpf { source } => seccomp_errno(source),
             Self::UnknownCapability { .. }
             | Self::SeccompErrnoOutOfRange { .. }
             | Self::SeccompFlagUnsupported { .. }
-            | Self::SeccompArgumentIndex { .. } => None,
+            | Self::SeccompArgumentIndex { .. }
+            | Self::SeccompNotifyRefused { .. }
+            | Self::SeccompProgramTooLong { .. } => None,
         }
     }
 }

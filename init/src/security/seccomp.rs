@@ -1,13 +1,61 @@
 //! The seccomp filter of the container process (`linux.seccomp` in the spec), built
-//! with libseccomp.
+//! with libseccomp and loaded with seccomp(2).
+//!
+//! # Syscalls newer than the profile fail with ENOSYS
+//!
+//! A profile names syscalls; every syscall it does not name gets its default action. When
+//! that action denies (EPERM, say), a syscall added to the kernel after the profile was
+//! written is denied with the profile's errno, while libcs only fall back to an older call on
+//! ENOSYS: glibc's `posix_spawn` tries `clone3` and uses `clone` only after ENOSYS, and so do
+//! its `fchmodat2`, `close_range` and `faccessat2` paths. So, for a profile whose default
+//! action denies (`SCMP_ACT_ERRNO`, `SCMP_ACT_KILL*`, `SCMP_ACT_TRAP`), a syscall numbered
+//! above the highest syscall the profile names fails with ENOSYS, as if the kernel did not
+//! have it. An older syscall the profile does not name keeps the default action: the profile's
+//! author knew it and left it out.
+//!
+//! - "The profile names": every name of every rule, whatever the rule's action, that this
+//!   libseccomp can resolve. A name it cannot resolve is newer than this libseccomp and, like
+//!   any newer syscall, gets ENOSYS when numbered above the bound.
+//! - Each ABI has its own numbering, hence its own bound: the native architecture (always in
+//!   the filter) and each one in `architectures`. x86_64 and x32 share `AUDIT_ARCH_X86_64` and
+//!   differ by bit 30 of the number (`__X32_SYSCALL_BIT`), so the x86_64 bound applies to
+//!   numbers without that bit and the x32 bound (which includes the bit) to numbers with it.
+//!   An ABI the profile names nothing for gets no bound; an ABI that is not in the filter at
+//!   all gets libseccomp's bad-architecture action, as before.
+//! - `SCMP_ACT_ALLOW` and `SCMP_ACT_LOG` defaults let unknown syscalls through already;
+//!   with `SCMP_ACT_TRACE` the tracer decides (it can answer ENOSYS itself); a default
+//!   `SCMP_ACT_NOTIFY` is refused (see below).
+//! - The bound compares numbers, not kernel versions: a syscall numbered below the bound but
+//!   added later (numbers are not always handed out in order) keeps the default action.
+//!
+//! libseccomp cannot match a range of syscall numbers, so the program it generates is
+//! exported (`seccomp_export_bpf`) and a short cBPF prologue goes in front of it: per ABI,
+//! "number above the bound: return ERRNO(ENOSYS)", otherwise on into libseccomp's program
+//! with the accumulator reset. A second, separate filter could not do this: the kernel runs
+//! every installed filter and keeps the result of highest precedence (a KILL default beats
+//! ERRNO), and between two ERRNO results the most recently installed filter's errno wins.
+//! The program is then loaded with seccomp(2) directly, with the flags libseccomp would pass.
+//!
+//! runc 1.1.5 applies the same rule to the architectures listed in `architectures` only, so
+//! a profile without that list gets no ENOSYS there; husk always bounds the native ABI.
+//!
+//! # SCMP_ACT_NOTIFY and the runtime's own syscalls
+//!
+//! A filter with `SCMP_ACT_NOTIFY` applies to the init that loads it, and the agent can only
+//! answer once husk has handed it the listener fd, which the init sends right after loading
+//! (see [`NOTIFY_REFUSED_SYSCALLS`]). A notification for a syscall the init makes before that
+//! would wait forever, and `husk create` with it: [`refuse_notify_deadlocks`] refuses such a
+//! profile at create, naming the field.
 
 use std::fmt;
+use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
     ScmpVersion,
 };
+use nix::errno::Errno;
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
     LinuxSeccompOperator, LinuxSyscall,
@@ -22,9 +70,63 @@ const DEFAULT_ERRNO: u32 = libc::EPERM as u32;
 /// The kernel's seccomp filters take at most six syscall arguments.
 const MAX_ARGUMENT_INDEX: usize = 5;
 
+/// Syscalls the init makes between loading a filter with `SCMP_ACT_NOTIFY` and the moment
+/// the agent holds the listener fd, so a notification for one of them is never answered:
+/// `sendmsg` carries the fd to husk, and `write` is how the init reports a failure when the
+/// socket is gone (runc refuses `write` too, so profiles written for runc already avoid it).
+/// A default action of `SCMP_ACT_NOTIFY` would cover both, and is refused as well.
+pub const NOTIFY_REFUSED_SYSCALLS: &[&str] = &["sendmsg", "write"];
+
+/// A `linux.seccomp` setting refused because it would hang the runtime (see
+/// [`refuse_notify_deadlocks`]): `field` is the config path, `reason` says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyRefusal {
+    pub field: String,
+    pub reason: String,
+}
+
+/// Refuses `SCMP_ACT_NOTIFY` where its notification could not be answered: as the default
+/// action, or on one of [`NOTIFY_REFUSED_SYSCALLS`].
+pub fn refuse_notify_deadlocks(s: &LinuxSeccomp) -> Result<(), NotifyRefusal> {
+    if s.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(NotifyRefusal {
+            field: "linux.seccomp.defaultAction".into(),
+            reason: format!(
+                "SCMP_ACT_NOTIFY cannot be the default action: the runtime's own {} would wait \
+                 for a seccomp agent that does not have the listener yet",
+                NOTIFY_REFUSED_SYSCALLS.join(" and ")
+            ),
+        });
+    }
+    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
+        if rule.action() != LinuxSeccompAction::ScmpActNotify {
+            continue;
+        }
+        if let Some(name) = rule
+            .names()
+            .iter()
+            .find(|name| NOTIFY_REFUSED_SYSCALLS.contains(&name.as_str()))
+        {
+            return Err(NotifyRefusal {
+                field: format!("linux.seccomp.syscalls[{i}]"),
+                reason: format!(
+                    "SCMP_ACT_NOTIFY cannot be used for {name}: the runtime calls {name} itself \
+                     before the seccomp agent has the listener, and would wait forever"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A filter built from the spec, not yet loaded.
 pub struct SeccompFilter {
-    context: ScmpFilterContext,
+    /// The program to load: the ENOSYS prologue, then libseccomp's program.
+    program: Vec<libc::sock_filter>,
+    /// SECCOMP_FILTER_FLAG_* asked for by the spec's `flags`.
+    flags: libc::c_ulong,
+    /// The per-ABI bounds of the ENOSYS prologue (empty: no prologue).
+    newer_than_profile: Vec<AbiBound>,
     uses_notify: bool,
     skipped_syscalls: Vec<String>,
 }
@@ -32,9 +134,12 @@ pub struct SeccompFilter {
 impl fmt::Debug for SeccompFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SeccompFilter")
+            .field("instructions", &self.program.len())
+            .field("flags", &self.flags)
+            .field("newer_than_profile", &self.newer_than_profile)
             .field("uses_notify", &self.uses_notify)
             .field("skipped_syscalls", &self.skipped_syscalls)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -43,11 +148,16 @@ impl fmt::Debug for SeccompFilter {
 /// Syscall names this libseccomp does not know are skipped and recorded (see
 /// `skipped_syscalls`), so one spec works across kernels and libseccomp versions. A rule
 /// whose action equals the default action is skipped, since it changes nothing and
-/// libseccomp rejects it.
+/// libseccomp rejects it. With a denying default action, syscalls newer than the profile
+/// fail with ENOSYS (see the module documentation).
 ///
 /// The filter does not set no_new_privs on load: that is the spec's
 /// `process.noNewPrivileges`, applied by the caller.
 pub fn build_filter(s: &LinuxSeccomp) -> Result<SeccompFilter, SecurityError> {
+    refuse_notify_deadlocks(s).map_err(|refusal| SecurityError::SeccompNotifyRefused {
+        field: refusal.field,
+        reason: refusal.reason,
+    })?;
     let default_action = to_scmp_action(
         s.default_action(),
         s.default_errno_ret(),
@@ -66,7 +176,7 @@ pub fn build_filter(s: &LinuxSeccomp) -> Result<SeccompFilter, SecurityError> {
     context
         .set_ctl_nnp(false)
         .map_err(flag_error("SCMP_FLTATR_CTL_NNP"))?;
-    // Report the kernel's own errno when loading fails, not libseccomp's ECANCELED.
+    // Report libseccomp's failures with the kernel's errno, not ECANCELED.
     context
         .set_api_sysrawrc(true)
         .map_err(flag_error("SCMP_FLTATR_API_SYSRAWRC"))?;
@@ -80,8 +190,9 @@ pub fn build_filter(s: &LinuxSeccomp) -> Result<SeccompFilter, SecurityError> {
         })?;
     }
 
+    let mut flags = 0;
     for flag in s.flags().iter().flatten() {
-        set_flag(&mut context, *flag)?;
+        flags |= set_flag(&mut context, *flag)?;
     }
 
     let mut uses_notify = default_action == ScmpAction::Notify;
@@ -119,8 +230,23 @@ pub fn build_filter(s: &LinuxSeccomp) -> Result<SeccompFilter, SecurityError> {
         }
     }
 
+    let newer_than_profile = if denies(default_action) {
+        newer_syscall_bounds(s)
+    } else {
+        Vec::new()
+    };
+    let mut program = enosys_prologue(&newer_than_profile)?;
+    program.extend(export_program(&context)?);
+    if program.len() > libc::BPF_MAXINSNS as usize {
+        return Err(SecurityError::SeccompProgramTooLong {
+            instructions: program.len(),
+            max: libc::BPF_MAXINSNS as usize,
+        });
+    }
     Ok(SeccompFilter {
-        context,
+        program,
+        flags,
+        newer_than_profile,
         uses_notify,
         skipped_syscalls,
     })
@@ -137,25 +263,323 @@ impl SeccompFilter {
         &self.skipped_syscalls
     }
 
+    /// The highest syscall number the profile names for `arch` (as the kernel sees it: x32
+    /// numbers with bit 30 set). Syscalls of that ABI numbered above it fail with ENOSYS.
+    /// `None`: no such bound, because the default action does not deny, or the profile names
+    /// nothing this libseccomp knows for that ABI, or the ABI is not in the filter.
+    pub fn newer_than_profile_above(&self, arch: Arch) -> Option<u32> {
+        let arch = match to_scmp_arch(arch) {
+            ScmpArch::Native => ScmpArch::native(),
+            other => other,
+        };
+        self.newer_than_profile
+            .iter()
+            .find(|bound| bound.arch == arch)
+            .map(|bound| bound.highest)
+    }
+
     /// Load into the kernel for the calling thread (all threads with the TSYNC flag). If
     /// the filter uses SCMP_ACT_NOTIFY, returns the notify listener fd (close-on-exec).
     ///
     /// The kernel accepts the filter only with no_new_privs set or CAP_SYS_ADMIN held.
     pub fn load(self) -> Result<Option<OwnedFd>, SecurityError> {
-        self.context
-            .load()
-            .map_err(|source| SecurityError::SeccompLoad { source })?;
-        if !self.uses_notify {
-            return Ok(None);
+        let mut flags = self.flags;
+        if self.uses_notify {
+            flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+            // TSYNC reports a thread it could not synchronise by its id, which would be
+            // ambiguous with the listener fd; TSYNC_ESRCH makes that an ESRCH error.
+            if flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+                flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+            }
+        } else {
+            // The kernel takes WAIT_KILLABLE_RECV only with a listener; without one it
+            // changes nothing.
+            flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
         }
-        let fd = self
-            .context
-            .get_notify_fd()
-            .map_err(|source| SecurityError::SeccompNotifyFd { source })?;
-        // SAFETY: the kernel created this listener fd while loading the filter just now;
-        // libseccomp only remembers its number and never closes it, so it is ours to own.
-        Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+        let ret = set_mode_filter(&self.program, flags)
+            .map_err(|errno| SecurityError::SeccompLoad { errno })?;
+        if self.uses_notify {
+            // SAFETY: with NEW_LISTENER the kernel returns a new listener fd (close-on-exec)
+            // that nothing else refers to.
+            return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret) }));
+        }
+        if ret != 0 {
+            // TSYNC without a listener: `ret` is a thread that kept its old filters.
+            return Err(SecurityError::SeccompLoad {
+                errno: Errno::ESRCH,
+            });
+        }
+        Ok(None)
     }
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, program): the kernel's return value, which is
+/// the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER.
+fn set_mode_filter(program: &[libc::sock_filter], flags: libc::c_ulong) -> Result<i32, Errno> {
+    let len = libc::c_ushort::try_from(program.len()).map_err(|_| Errno::EINVAL)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points to `len` instructions that outlive the call; the kernel only
+    // reads them (it copies the program) and keeps no pointer to our memory.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(ret).map(|fd| fd as i32)
+}
+
+/// Whether a default action refuses the syscalls the profile does not name, so that the
+/// newer ones should get ENOSYS instead (see the module documentation).
+fn denies(default_action: ScmpAction) -> bool {
+    matches!(
+        default_action,
+        ScmpAction::Errno(_) | ScmpAction::KillThread | ScmpAction::KillProcess | ScmpAction::Trap
+    )
+}
+
+/// The bits x32 sets in its syscall numbers (`__X32_SYSCALL_BIT`); its syscalls otherwise
+/// arrive as x86_64's (`AUDIT_ARCH_X86_64`).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// `AUDIT_ARCH_*` (linux/audit.h), the architecture a filter sees in `seccomp_data.arch`,
+/// for the architectures a filter on a little-endian host can hold. x32 has no value of its
+/// own: it shares x86_64's.
+fn audit_arch(arch: ScmpArch) -> Option<u32> {
+    const ARCH_64BIT: u32 = 0x8000_0000;
+    const ARCH_LE: u32 = 0x4000_0000;
+    const MIPS64_N32: u32 = 0x2000_0000;
+    // ELF machine numbers (linux/elf-em.h).
+    const EM_386: u32 = 3;
+    const EM_MIPS: u32 = 8;
+    const EM_PPC64: u32 = 21;
+    const EM_ARM: u32 = 40;
+    const EM_X86_64: u32 = 62;
+    const EM_AARCH64: u32 = 183;
+    const EM_RISCV: u32 = 243;
+    const EM_LOONGARCH: u32 = 258;
+    Some(match arch {
+        ScmpArch::X86 => EM_386 | ARCH_LE,
+        ScmpArch::X8664 | ScmpArch::X32 => EM_X86_64 | ARCH_64BIT | ARCH_LE,
+        ScmpArch::Arm => EM_ARM | ARCH_LE,
+        ScmpArch::Aarch64 => EM_AARCH64 | ARCH_64BIT | ARCH_LE,
+        ScmpArch::Mipsel => EM_MIPS | ARCH_LE,
+        ScmpArch::Mipsel64 => EM_MIPS | ARCH_64BIT | ARCH_LE,
+        ScmpArch::Mipsel64N32 => EM_MIPS | ARCH_64BIT | ARCH_LE | MIPS64_N32,
+        ScmpArch::Ppc64Le => EM_PPC64 | ARCH_64BIT | ARCH_LE,
+        ScmpArch::Riscv64 => EM_RISCV | ARCH_64BIT | ARCH_LE,
+        ScmpArch::Loongarch64 => EM_LOONGARCH | ARCH_64BIT | ARCH_LE,
+        _ => return None,
+    })
+}
+
+/// One ABI's bound: its syscalls numbered above `highest` are newer than the profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AbiBound {
+    arch: ScmpArch,
+    audit_arch: u32,
+    /// The highest number among the profile's syscalls for this ABI (for x32, with
+    /// `X32_SYSCALL_BIT` set, as the kernel sees it).
+    highest: u32,
+}
+
+/// The bound of each ABI in the filter that the profile names at least one syscall for.
+fn newer_syscall_bounds(s: &LinuxSeccomp) -> Vec<AbiBound> {
+    let native = ScmpArch::native();
+    let mut arches = vec![native];
+    for arch in s.architectures().iter().flatten() {
+        let arch = match to_scmp_arch(*arch) {
+            ScmpArch::Native => native,
+            other => other,
+        };
+        if !arches.contains(&arch) {
+            arches.push(arch);
+        }
+    }
+    let names: Vec<&str> = s
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|rule| rule.names())
+        .map(String::as_str)
+        .collect();
+    arches
+        .into_iter()
+        .filter_map(|arch| {
+            let audit_arch = audit_arch(arch)?;
+            // Negative numbers are libseccomp's stand-ins for syscalls this ABI lacks.
+            let highest = names
+                .iter()
+                .filter_map(|name| ScmpSyscall::from_name_by_arch(name, arch).ok())
+                .filter_map(|syscall| u32::try_from(i32::from(syscall)).ok())
+                .max()?;
+            Some(AbiBound {
+                arch,
+                audit_arch,
+                highest,
+            })
+        })
+        .collect()
+}
+
+/// Offsets into `struct seccomp_data`.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+
+fn statement(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
+        code: (libc::BPF_JMP | code | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// The cBPF that answers syscalls above each ABI's bound with ERRNO(ENOSYS) and lets the
+/// rest on into the program that follows it (with the accumulator reset, as at the start of
+/// a program). Empty without bounds.
+///
+/// Layout: one block per `AUDIT_ARCH` value (load the arch once, then per block: arch equal?
+/// load the number, compare), then `ja reset`, `ret ENOSYS`, `reset: ld #0`. For x86_64 the
+/// block first tests the x32 bit and compares with the x32 bound or the x86_64 bound; the
+/// half without a bound goes straight on to the filter.
+fn enosys_prologue(bounds: &[AbiBound]) -> Result<Vec<libc::sock_filter>, SecurityError> {
+    if bounds.is_empty() {
+        return Ok(Vec::new());
+    }
+    /// The bounds of one value of `seccomp_data.arch`: x86_64 and x32 share one.
+    struct ArchBlock {
+        audit_arch: u32,
+        highest: Option<u32>,
+        highest_x32: Option<u32>,
+    }
+    impl ArchBlock {
+        /// With x32 sharing the arch: test its bit, then one comparison for each half.
+        fn splits_x32(&self) -> bool {
+            audit_arch(ScmpArch::X8664) == Some(self.audit_arch)
+        }
+        fn len(&self) -> usize {
+            if self.splits_x32() {
+                5
+            } else {
+                3
+            }
+        }
+    }
+    let mut blocks: Vec<ArchBlock> = Vec::new();
+    for bound in bounds {
+        let index = match blocks.iter().position(|b| b.audit_arch == bound.audit_arch) {
+            Some(i) => i,
+            None => {
+                blocks.push(ArchBlock {
+                    audit_arch: bound.audit_arch,
+                    highest: None,
+                    highest_x32: None,
+                });
+                blocks.len() - 1
+            }
+        };
+        if bound.arch == ScmpArch::X32 {
+            blocks[index].highest_x32 = Some(bound.highest);
+        } else {
+            blocks[index].highest = Some(bound.highest);
+        }
+    }
+    let blocks_end = 1 + blocks.iter().map(ArchBlock::len).sum::<usize>();
+    let enosys = blocks_end + 1;
+    let reset = blocks_end + 2;
+    // Forward distance from the instruction at `pc` to `target`. Conditional jumps reach 255
+    // instructions; the prologue of the at most eleven ABIs a filter holds is far shorter.
+    let skip = |pc: usize, target: usize| -> Result<u8, SecurityError> {
+        u8::try_from(target - pc - 1).map_err(|_| SecurityError::SeccompProgramTooLong {
+            instructions: target,
+            max: usize::from(u8::MAX),
+        })
+    };
+    let compare = |pc: usize, highest: Option<u32>| -> Result<libc::sock_filter, SecurityError> {
+        Ok(match highest {
+            Some(highest) => jump(libc::BPF_JGT, highest, skip(pc, enosys)?, skip(pc, reset)?),
+            None => statement(libc::BPF_JMP | libc::BPF_JA, (reset - pc - 1) as u32),
+        })
+    };
+
+    let mut program = vec![statement(
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+        DATA_ARCH,
+    )];
+    for block in &blocks {
+        let pc = program.len();
+        // Not this architecture: on to the next block, with the arch still in A.
+        let next = skip(pc, pc + block.len())?;
+        program.push(jump(libc::BPF_JEQ, block.audit_arch, 0, next));
+        program.push(statement(
+            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+            DATA_NR,
+        ));
+        if block.splits_x32() {
+            program.push(jump(libc::BPF_JSET, X32_SYSCALL_BIT, 1, 0));
+            program.push(compare(pc + 3, block.highest)?);
+            program.push(compare(pc + 4, block.highest_x32)?);
+        } else {
+            program.push(compare(pc + 2, block.highest)?);
+        }
+    }
+    debug_assert_eq!(program.len(), blocks_end);
+    program.push(statement(libc::BPF_JMP | libc::BPF_JA, 1));
+    program.push(statement(
+        libc::BPF_RET | libc::BPF_K,
+        libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+    ));
+    program.push(statement(libc::BPF_LD | libc::BPF_IMM, 0));
+    Ok(program)
+}
+
+/// The program libseccomp generated for `context`, as it would load it.
+fn export_program(context: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SecurityError> {
+    let export_error =
+        |step: &'static str| move |errno| SecurityError::SeccompExport { step, errno };
+    let memfd = nix::sys::memfd::memfd_create(
+        c"husk-seccomp-bpf",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    )
+    .map_err(export_error("memfd_create"))?;
+    context
+        .export_bpf(&memfd)
+        .map_err(|source| SecurityError::SeccompExportBpf { source })?;
+    let mut file = std::fs::File::from(memfd);
+    let io_errno = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    file.rewind()
+        .map_err(|e| export_error("rewind")(io_errno(e)))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| export_error("read")(io_errno(e)))?;
+    const INSTRUCTION: usize = std::mem::size_of::<libc::sock_filter>();
+    if bytes.len() % INSTRUCTION != 0 {
+        return Err(export_error("read")(Errno::EINVAL));
+    }
+    Ok(bytes
+        .chunks_exact(INSTRUCTION)
+        .map(|raw| libc::sock_filter {
+            code: u16::from_ne_bytes([raw[0], raw[1]]),
+            jt: raw[2],
+            jf: raw[3],
+            k: u32::from_ne_bytes([raw[4], raw[5], raw[6], raw[7]]),
+        })
+        .collect())
 }
 
 fn add_rule(
@@ -240,16 +664,25 @@ pub fn supported_flags() -> Vec<LinuxSeccompFilterFlag> {
     flags
 }
 
+/// Sets the libseccomp attribute for `flag` (which checks that this libseccomp has it) and
+/// returns the SECCOMP_FILTER_FLAG_* bit to load the filter with.
 fn set_flag(
     context: &mut ScmpFilterContext,
     flag: LinuxSeccompFilterFlag,
-) -> Result<(), SecurityError> {
+) -> Result<libc::c_ulong, SecurityError> {
     let name = flag.to_string();
-    let result = match flag {
-        LinuxSeccompFilterFlag::SeccompFilterFlagLog => context.set_ctl_log(true),
-        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => context.set_ctl_tsync(true),
+    let (result, bit) = match flag {
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => {
+            (context.set_ctl_log(true), libc::SECCOMP_FILTER_FLAG_LOG)
+        }
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => {
+            (context.set_ctl_tsync(true), libc::SECCOMP_FILTER_FLAG_TSYNC)
+        }
         // libseccomp's "speculative store bypass" attribute maps to SPEC_ALLOW.
-        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => context.set_ctl_ssb(true),
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => (
+            context.set_ctl_ssb(true),
+            libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+        ),
         LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
             let found = ScmpVersion::current().map_err(|source| SecurityError::SeccompFlag {
                 flag: name.clone(),
@@ -262,11 +695,14 @@ fn set_flag(
                     found: found.to_string(),
                 });
             }
-            context.set_ctl_waitkill(true)
+            (
+                context.set_ctl_waitkill(true),
+                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+            )
         }
     };
     result
-        .map(drop)
+        .map(|_| bit)
         .map_err(|source| SecurityError::SeccompFlag { flag: name, source })
 }
 
@@ -721,7 +1157,7 @@ mod tests {
     }
 
     #[test]
-    fn flags_set_the_libseccomp_attributes() {
+    fn flags_set_the_kernel_load_flags() {
         let filter = build_filter(&spec(json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "flags": [
@@ -731,15 +1167,35 @@ mod tests {
             ]
         })))
         .unwrap();
-        assert!(filter.context.get_ctl_log().unwrap());
-        assert!(filter.context.get_ctl_ssb().unwrap());
-        assert!(filter.context.get_ctl_tsync().unwrap());
-        // no_new_privs is the spec's process.noNewPrivileges, not the filter's business.
-        assert!(!filter.context.get_ctl_nnp().unwrap());
-
+        assert_eq!(
+            filter.flags,
+            libc::SECCOMP_FILTER_FLAG_LOG
+                | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+                | libc::SECCOMP_FILTER_FLAG_TSYNC
+        );
         let plain = build_filter(&spec(json!({ "defaultAction": "SCMP_ACT_ALLOW" }))).unwrap();
-        assert!(!plain.context.get_ctl_log().unwrap());
-        assert!(!plain.context.get_ctl_ssb().unwrap());
+        assert_eq!(plain.flags, 0);
+    }
+
+    /// TSYNC and TSYNC with a listener (which needs TSYNC_ESRCH) both load.
+    #[test]
+    fn tsync_loads_with_and_without_a_listener() {
+        require_root();
+        for action in ["SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY"] {
+            let filter = build_filter(&spec(json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "flags": ["SECCOMP_FILTER_FLAG_TSYNC"],
+                "syscalls": [{ "names": ["getcwd"], "action": action }]
+            })))
+            .unwrap();
+            let notify = filter.uses_notify();
+            in_child(|| match load(filter)? {
+                Some(_) if notify => Ok(()),
+                None if !notify => expect_errno("getcwd", getcwd(), libc::EPERM),
+                other => Err(format!("listener {other:?} with notify {notify}")),
+            })
+            .unwrap_or_else(|e| panic!("{action}: {e}"));
+        }
     }
 
     #[test]
@@ -758,7 +1214,8 @@ mod tests {
             );
             assert!(err.to_string().contains(&version.to_string()), "{err}");
         } else {
-            assert!(result.unwrap().context.get_ctl_waitkill().unwrap());
+            let flags = result.unwrap().flags;
+            assert_ne!(flags & libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, 0);
         }
     }
 
@@ -787,6 +1244,40 @@ mod tests {
         }
     }
 
+    /// A syscall through the i386 ABI (`int 0x80` works from a 64-bit process): the raw
+    /// return value, a negative errno on failure. Only for calls that take no pointers or
+    /// that the filter stops before they run.
+    #[cfg(target_arch = "x86_64")]
+    fn i386_syscall(nr: u32) -> i32 {
+        let mut eax = nr;
+        // SAFETY: `int 0x80` clobbers only eax (the result) and, on return to 64-bit code,
+        // r8-r11; the registers carrying the arguments are left as they are.
+        unsafe {
+            std::arch::asm!(
+                "int 0x80",
+                inout("eax") eax,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+            );
+        }
+        eax as i32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn expect_i386_errno(what: &str, nr: u32, want: i32) -> Result<(), String> {
+        match i386_syscall(nr) {
+            ret if ret == -want => Ok(()),
+            ret => Err(format!("i386 {what} ({nr}): {ret}, want -{want}")),
+        }
+    }
+
+    /// x32's getcwd: x86_64's number with the x32 bit.
+    const X32_GETCWD: i64 = X32_SYSCALL_BIT as i64 | libc::SYS_getcwd;
+    /// i386's getcwd.
+    const I386_GETCWD: u32 = 183;
+
     #[test]
     fn architectures_are_added() {
         require_root();
@@ -796,14 +1287,194 @@ mod tests {
             "syscalls": [{ "names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 9 }]
         })))
         .unwrap();
-        for arch in [ScmpArch::X8664, ScmpArch::X86, ScmpArch::X32] {
-            assert!(filter.context.is_arch_present(arch).unwrap(), "{arch:?}");
-        }
         in_child(|| {
             load(filter)?;
-            expect_errno("getcwd", getcwd(), 9)
+            expect_errno("getcwd", getcwd(), 9)?;
+            // Without its architecture in the filter, each of these would be killed.
+            #[cfg(target_arch = "x86_64")]
+            {
+                expect_i386_errno("getcwd", I386_GETCWD, 9)?;
+                expect_errno("x32 getcwd", syscall3(X32_GETCWD, 0, 0, 0), 9)?;
+            }
+            Ok(())
         })
         .unwrap();
+    }
+
+    /// The highest x86_64 number among `names`.
+    fn highest_native(names: &[&str]) -> i64 {
+        names
+            .iter()
+            .map(|n| i64::from(i32::from(ScmpSyscall::from_name(n).unwrap())))
+            .max()
+            .unwrap()
+    }
+
+    /// A syscall numbered above every syscall the profile names gets ENOSYS, one below that
+    /// the profile does not name gets the default errno, on each ABI in the filter.
+    #[test]
+    fn syscalls_newer_than_the_profile_fail_with_enosys() {
+        require_root();
+        let highest = highest_native(&CHILD_NEEDS);
+        assert!(
+            libc::SYS_getcwd < highest,
+            "getcwd must be older than the list"
+        );
+        let filter = build_filter(&spec(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 99,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{ "names": CHILD_NEEDS, "action": "SCMP_ACT_ALLOW" }]
+        })))
+        .unwrap();
+        assert_eq!(
+            filter
+                .newer_than_profile
+                .iter()
+                .map(|b| b.arch)
+                .collect::<Vec<_>>(),
+            [ScmpArch::X8664, ScmpArch::X86, ScmpArch::X32]
+        );
+        in_child(|| {
+            load(filter)?;
+            expect_errno("getcwd (older, not named)", getcwd(), 99)?;
+            // A real syscall (epoll_wait after exit_group on x86_64), newer than the list.
+            expect_errno(
+                "the syscall after the highest named",
+                syscall3(highest + 1, 0, 0, 0),
+                libc::ENOSYS,
+            )?;
+            expect_errno("syscall(1000)", syscall3(1000, 0, 0, 0), libc::ENOSYS)?;
+            // Just below x32's numbers: still x86_64's, and above its bound.
+            expect_errno(
+                "syscall(0x3fffffff)",
+                syscall3(0x3fff_ffff, 0, 0, 0),
+                libc::ENOSYS,
+            )?;
+            #[cfg(target_arch = "x86_64")]
+            {
+                expect_i386_errno("getcwd", I386_GETCWD, 99)?;
+                expect_i386_errno("1000", 1000, libc::ENOSYS)?;
+                expect_errno("x32 getcwd", syscall3(X32_GETCWD, 0, 0, 0), 99)?;
+                let x32_1000 = i64::from(X32_SYSCALL_BIT) | 1000;
+                expect_errno("x32 1000", syscall3(x32_1000, 0, 0, 0), libc::ENOSYS)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// Without `architectures`, the native ABI is bounded (runc bounds none then).
+    #[test]
+    fn the_native_abi_is_bounded_without_architectures() {
+        require_root();
+        let filter = build_filter(&spec(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{ "names": CHILD_NEEDS, "action": "SCMP_ACT_ALLOW" }]
+        })))
+        .unwrap();
+        in_child(|| {
+            load(filter)?;
+            expect_errno("getcwd", getcwd(), libc::EPERM)?;
+            expect_errno("syscall(1000)", syscall3(1000, 0, 0, 0), libc::ENOSYS)
+        })
+        .unwrap();
+    }
+
+    /// Under a killing default, a newer syscall fails with ENOSYS and the process lives on;
+    /// an older one the profile does not name still kills.
+    #[test]
+    fn a_killing_default_answers_newer_syscalls_with_enosys() {
+        require_root();
+        for action in ["SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL", "SCMP_ACT_TRAP"] {
+            let filter = build_filter(&spec(json!({
+                "defaultAction": action,
+                "syscalls": [{ "names": CHILD_NEEDS, "action": "SCMP_ACT_ALLOW" }]
+            })))
+            .unwrap();
+            let outcome = fork_child(|report| {
+                load(filter)?;
+                expect_errno("syscall(1000)", syscall3(1000, 0, 0, 0), libc::ENOSYS)?;
+                nix::unistd::write(report, b"survived 1000;").map_err(|e| e.to_string())?;
+                let result = getcwd();
+                Err(format!("getcwd survived {action}: {result:?}"))
+            });
+            assert!(
+                matches!(outcome.status, WaitStatus::Signaled(_, Signal::SIGSYS, _))
+                    && outcome.output == "survived 1000;",
+                "{action}: {:?} {}",
+                outcome.status,
+                outcome.output
+            );
+        }
+    }
+
+    /// Defaults that let unknown syscalls through, or leave them to a tracer, get no bound.
+    #[test]
+    fn only_denying_defaults_get_the_enosys_bound() {
+        for (action, bounded) in [
+            ("SCMP_ACT_ALLOW", false),
+            ("SCMP_ACT_LOG", false),
+            ("SCMP_ACT_TRACE", false),
+            ("SCMP_ACT_ERRNO", true),
+            ("SCMP_ACT_TRAP", true),
+            ("SCMP_ACT_KILL_THREAD", true),
+            ("SCMP_ACT_KILL_PROCESS", true),
+        ] {
+            let filter = build_filter(&spec(json!({
+                "defaultAction": action,
+                "syscalls": [{ "names": ["getcwd"], "action": "SCMP_ACT_KILL" }]
+            })))
+            .unwrap();
+            assert_eq!(
+                !filter.newer_than_profile.is_empty(),
+                bounded,
+                "{action}: {filter:?}"
+            );
+        }
+        // A profile naming nothing has no bound either: every syscall gets the default.
+        let empty = build_filter(&spec(json!({ "defaultAction": "SCMP_ACT_ERRNO" }))).unwrap();
+        assert!(empty.newer_than_profile.is_empty(), "{empty:?}");
+    }
+
+    #[test]
+    fn notify_on_the_runtimes_own_syscalls_is_refused() {
+        for name in NOTIFY_REFUSED_SYSCALLS {
+            let s = spec(json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": "/run/agent.sock",
+                "syscalls": [
+                    { "names": ["mkdir"], "action": "SCMP_ACT_NOTIFY" },
+                    { "names": ["getcwd", name], "action": "SCMP_ACT_NOTIFY" }
+                ]
+            }));
+            let refusal = refuse_notify_deadlocks(&s).unwrap_err();
+            assert_eq!(refusal.field, "linux.seccomp.syscalls[1]", "{refusal:?}");
+            assert!(refusal.reason.contains(name), "{refusal:?}");
+            let err = build_filter(&s).unwrap_err();
+            assert!(
+                matches!(&err, SecurityError::SeccompNotifyRefused { field, .. }
+                    if field == "linux.seccomp.syscalls[1]"),
+                "{err:?}"
+            );
+            // The same syscall with another action is fine.
+            let other = spec(json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{ "names": [name], "action": "SCMP_ACT_ERRNO" }]
+            }));
+            refuse_notify_deadlocks(&other).unwrap();
+        }
+        let default_notify = spec(json!({
+            "defaultAction": "SCMP_ACT_NOTIFY",
+            "listenerPath": "/run/agent.sock"
+        }));
+        let refusal = refuse_notify_deadlocks(&default_notify).unwrap_err();
+        assert_eq!(refusal.field, "linux.seccomp.defaultAction");
+        let ordinary = spec(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }]
+        }));
+        refuse_notify_deadlocks(&ordinary).unwrap();
     }
 
     #[test]

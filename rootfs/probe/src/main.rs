@@ -7,6 +7,7 @@
 
 mod hold_exe;
 mod mountinfo;
+mod rawsyscall;
 mod report;
 mod sys;
 mod syscalls;
@@ -35,6 +36,9 @@ usage:
       CVE-2019-5736 attacker: waits (60 s at most) for another process whose argv[1] is ARG, opens its
       /proc/PID/exe with O_PATH and reports that in file HELD; once file GO exists, reopens the descriptor
       through /proc/self/fd/N for writing, writes to it, and reports the errno of each step
+  probe rawsyscall ABI NR [ARG...] [--out FILE]
+      makes system call number NR through ABI x86_64, x32 (NR gets bit 30) or i386 (int 0x80, no arguments)
+      with the integers given, and reports its result and errno
   probe help
 
 Results go to stdout, or with --out to FILE (written to FILE.tmp, then renamed). Any command also takes
@@ -58,7 +62,7 @@ fn run(args: &[String]) -> Result<u8, String> {
             println!("{USAGE}");
             return Ok(0);
         }
-        Some("syscall" | "fork" | "alloc" | "report" | "notify" | "hold-exe") => {
+        Some("syscall" | "fork" | "alloc" | "report" | "notify" | "hold-exe" | "rawsyscall") => {
             (args[0].as_str(), &args[1..])
         }
         _ => ("report", args),
@@ -127,6 +131,7 @@ fn run(args: &[String]) -> Result<u8, String> {
             allocate(mib)
         }
         "notify" => notify(&positional.join("\n"))?,
+        "rawsyscall" => rawsyscall::run(&positional)?,
         "hold-exe" => match positional.as_slice() {
             [arg, held, go] => hold_exe::run(arg, held, go)?,
             _ => return Err("hold-exe needs ARG HELD GO".into()),
