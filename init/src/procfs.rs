@@ -144,5 +144,5 @@ fn new_instance() -> io::Result<OwnedFd> {
 
 /// Whether `fd` is on a procfs.
 pub fn is_procfs(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    Ok(fstatfs(&fd)?.filesystem_type() == PROC_SUPER_MAGIC)
+    Ok(fstatfs(fd)?.filesystem_type() == PROC_SUPER_MAGIC)
 }

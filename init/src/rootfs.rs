@@ -238,7 +238,7 @@ fn check_destination(
     target: BorrowedFd<'_>,
 ) -> Result<(), InitFailure> {
     let step = || format!("check mount destination {}", dest.display());
-    let magic = fstatfs(&target).step(step)?.filesystem_type();
+    let magic = fstatfs(target).step(step)?.filesystem_type();
     if magic != PROC_SUPER_MAGIC && magic != SYSFS_MAGIC {
         return Ok(());
     }
