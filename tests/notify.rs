@@ -13,6 +13,17 @@ use husk_testing::{require_root, Bundle, Runtime, TempDir};
 
 #[test]
 fn ready_from_the_container_reaches_the_callers_notify_socket() {
+    ready_reaches_the_callers_notify_socket(false);
+}
+
+/// The notify socket sits in the container's state directory, under a root only the host's
+/// root may enter: a container whose root is an unprivileged host id still gets it.
+#[test]
+fn ready_reaches_the_callers_notify_socket_from_a_user_namespace() {
+    ready_reaches_the_callers_notify_socket(true);
+}
+
+fn ready_reaches_the_callers_notify_socket(user_namespace: bool) {
     require_root();
     let rt = Runtime::from_env(env!("CARGO_BIN_EXE_husk"));
     let dir = TempDir::new("husk-test-notify");
@@ -22,8 +33,21 @@ fn ready_from_the_container_reaches_the_callers_notify_socket() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     // The container says it is ready only after a while: `start` must wait for it.
-    let bundle =
-        Bundle::new(&rt).sh("sleep 0.5; probe notify READY=1 STATUS=serving >/dev/null; sleep 100");
+    let mut bundle = Bundle::new(&rt);
+    if user_namespace {
+        // As podman and others do for a mapped container: the image belongs to its root.
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "100000:100000"])
+            .arg(bundle.rootfs())
+            .status()
+            .unwrap();
+        assert!(chown.success(), "chown of the rootfs failed");
+        bundle = bundle
+            .add_namespace("user", None)
+            .uid_mapping(0, 100000, 65536)
+            .gid_mapping(0, 100000, 65536);
+    }
+    let bundle = bundle.sh("sleep 0.5; probe notify READY=1 STATUS=serving >/dev/null; sleep 100");
     let id = husk_testing::unique_id("notify");
     let mut create = rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
     create.env("NOTIFY_SOCKET", &host_socket);
@@ -33,7 +57,10 @@ fn ready_from_the_container_reaches_the_callers_notify_socket() {
         .stderr(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "create failed");
+    assert!(
+        status.success(),
+        "create failed (user namespace: {user_namespace})"
+    );
     let _guard = rt.guard(&id);
     let started = Instant::now();
     let mut start = rt.cmd(["start", &id]);

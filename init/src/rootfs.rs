@@ -148,8 +148,48 @@ pub(crate) struct Prepared {
     dev_null: OwnedFd,
 }
 
+/// Bind-mount sources taken as detached copies (`open_tree`) by stage 1, before it enters a
+/// new user namespace, one per entry of `Bootstrap::mounts` (None where not taken). Once the
+/// init is the container's root, a source behind a directory the host's root alone may enter
+/// (the 0700 state root that holds the notify socket, a private home) is out of its reach.
+#[derive(Default)]
+pub(crate) struct BindSources(Vec<Option<OwnedFd>>);
+
+impl BindSources {
+    /// Copies every bind source of `boot`. Call it in the host's mount namespace.
+    pub(crate) fn take(boot: &Bootstrap) -> Result<BindSources, InitFailure> {
+        let here = nix::fcntl::open(".", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .step(|| "open the working directory".into())?;
+        // SAFETY: open returned a new descriptor that we own.
+        let here = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(here) };
+        boot.mounts
+            .iter()
+            .map(|m| match (&m.kind, &m.source) {
+                (MountKind::Bind { recursive }, Some(source)) => {
+                    crate::sys::open_tree_clone(here.as_fd(), source, *recursive)
+                        .map(Some)
+                        .step(|| format!("open bind source {}", source.display()))
+                }
+                _ => Ok(None),
+            })
+            .collect::<Result<_, _>>()
+            .map(BindSources)
+    }
+
+    fn get(&self, index: usize) -> Option<BorrowedFd<'_>> {
+        self.0
+            .get(index)
+            .and_then(|fd| fd.as_ref())
+            .map(|fd| fd.as_fd())
+    }
+}
+
 /// Everything before the runtime hooks: propagation, the rootfs bind, config mounts, devices.
-pub(crate) fn prepare(boot: &Bootstrap, procfs: &Procfs) -> Result<Prepared, InitFailure> {
+pub(crate) fn prepare(
+    boot: &Bootstrap,
+    procfs: &Procfs,
+    bind_sources: &BindSources,
+) -> Result<Prepared, InitFailure> {
     // The source of every masked file. Opened here, before the container's mounts and
     // devices exist: the container's own dev/null may sit in a volume that another process
     // can swap for a link to a host file (CVE-2025-31133).
@@ -171,8 +211,15 @@ pub(crate) fn prepare(boot: &Bootstrap, procfs: &Procfs) -> Result<Prepared, Ini
         .namespaces
         .iter()
         .any(|ns| ns.kind == NamespaceKind::Cgroup);
-    for m in &boot.mounts {
-        mount_one(&root, procfs, m, boot, new_cgroupns)?;
+    for (index, m) in boot.mounts.iter().enumerate() {
+        mount_one(
+            &root,
+            procfs,
+            m,
+            boot,
+            new_cgroupns,
+            bind_sources.get(index),
+        )?;
     }
     create_devices(&root, &boot.devices)?;
     create_dev_symlinks(&root)?;
@@ -290,6 +337,7 @@ fn mount_one(
     m: &MountPlan,
     boot: &Bootstrap,
     new_cgroupns: bool,
+    taken_source: Option<BorrowedFd<'_>>,
 ) -> Result<(), InitFailure> {
     let dest = &m.destination;
     let describe = |what: &str| {
@@ -311,17 +359,28 @@ fn mount_one(
                 .source
                 .as_deref()
                 .ok_or_else(|| failure(describe(""), "bind mount without a source"))?;
-            let is_file = !std::fs::metadata(source)
-                .step(|| describe(": stat source"))?
-                .is_dir();
+            let is_file = match taken_source {
+                Some(fd) => {
+                    let st =
+                        nix::sys::stat::fstat(fd.as_raw_fd()).step(|| describe(": stat source"))?;
+                    st.st_mode & libc::S_IFMT != libc::S_IFDIR
+                }
+                None => !std::fs::metadata(source)
+                    .step(|| describe(": stat source"))?
+                    .is_dir(),
+            };
             let target = root.ensure(dest, is_file)?;
             check_destination(root, procfs, dest, target.as_fd())?;
-            let mut bind = MsFlags::MS_BIND;
-            if *recursive {
-                bind |= MsFlags::MS_REC;
+            if let Some(tree) = taken_source {
+                crate::sys::move_mount_fd(tree, target.as_fd()).step(|| describe(""))?;
+            } else {
+                let mut bind = MsFlags::MS_BIND;
+                if *recursive {
+                    bind |= MsFlags::MS_REC;
+                }
+                mount(Some(source), &fd_path(target.as_fd()), NONE, bind, NONE)
+                    .step(|| describe(""))?;
             }
-            mount(Some(source), &fd_path(target.as_fd()), NONE, bind, NONE)
-                .step(|| describe(""))?;
             let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
             if !extra.is_empty() || m.clear_flags != 0 {
                 remount_bind(

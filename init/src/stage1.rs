@@ -10,6 +10,7 @@ use crate::procfs::Procfs;
 use crate::proto::{
     Bootstrap, Channel, InitFailure, NamespaceKind, ToInit, ToParent, PROTOCOL_VERSION,
 };
+use crate::rootfs::BindSources;
 use crate::sys::{fork_as_sibling, Forked};
 use crate::{failure, stage2, Step};
 
@@ -41,6 +42,15 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
     }
     // Before any of the container's namespaces: every write into /proc goes through it.
     let procfs = Procfs::open().step(|| "open a private procfs".into())?;
+    let creates_user_namespace = boot
+        .namespaces
+        .iter()
+        .any(|ns| ns.kind == NamespaceKind::User && ns.path.is_none());
+    let bind_sources = if creates_user_namespace && !boot.exec {
+        BindSources::take(&boot)?
+    } else {
+        BindSources::default()
+    };
     enter_namespaces(channel, &boot, &procfs)?;
 
     // A new pid namespace takes effect for children only, and so does a joined one; the time
@@ -64,7 +74,7 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
             .send(&ToParent::Stage2Pid(std::process::id() as i32), &[])
             .step(|| "report container pid".into())?;
     }
-    stage2::run(channel, &boot, exec_fifo, &procfs)
+    stage2::run(channel, &boot, exec_fifo, &procfs, &bind_sources)
 }
 
 fn enter_namespaces(

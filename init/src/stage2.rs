@@ -18,6 +18,7 @@ pub(crate) fn run(
     boot: &Bootstrap,
     exec_fifo: Option<OwnedFd>,
     procfs: &Procfs,
+    bind_sources: &rootfs::BindSources,
 ) -> Result<Infallible, InitFailure> {
     // Modes of created devices and directories must be exactly what the spec says.
     let inherited_umask = nix::sys::stat::umask(Mode::empty());
@@ -30,7 +31,7 @@ pub(crate) fn run(
     let state = if boot.exec {
         String::new()
     } else {
-        set_up_container(channel, boot, procfs)?
+        set_up_container(channel, boot, procfs, bind_sources)?
     };
     if boot.terminal {
         set_up_terminal(channel, boot)?;
@@ -203,6 +204,7 @@ fn set_up_container(
     channel: &Channel,
     boot: &Bootstrap,
     procfs: &Procfs,
+    bind_sources: &rootfs::BindSources,
 ) -> Result<String, InitFailure> {
     let has = |kind| boot.namespaces.iter().any(|ns| ns.kind == kind);
     let new = |kind| {
@@ -221,7 +223,7 @@ fn set_up_container(
     }
     let in_mount_ns = has(NamespaceKind::Mount);
     let prepared = if in_mount_ns {
-        Some(rootfs::prepare(boot, procfs)?)
+        Some(rootfs::prepare(boot, procfs, bind_sources)?)
     } else {
         None
     };
