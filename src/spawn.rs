@@ -347,8 +347,20 @@ impl Session<'_> {
             .context(|| "send bootstrap to init".into())?;
         drop(fifo);
         let mut ready = false;
+        // Stage 1 reports the container's pid and stage 2 (another process) sends the rest on
+        // the same socket, so stage 2's words may come first; those that need the pid wait.
+        let mut waiting_for_pid: std::collections::VecDeque<(ToParent, Vec<OwnedFd>)> =
+            Default::default();
         loop {
-            let (msg, mut fds) = match self.channel.recv::<ToParent>() {
+            let next = match waiting_for_pid.pop_front() {
+                Some(m) if self.pid.is_some() => Ok(m),
+                Some(m) => {
+                    waiting_for_pid.push_front(m);
+                    self.channel.recv::<ToParent>()
+                }
+                None => self.channel.recv::<ToParent>(),
+            };
+            let (msg, mut fds) = match next {
                 Ok(m) => m,
                 // After `Ready` of an exec, the socket closing on execve is the success.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && ready => return Ok(()),
@@ -357,6 +369,14 @@ impl Session<'_> {
                 }
                 Err(e) => return Err(e).context(|| "read from init".into()),
             };
+            let needs_pid = matches!(
+                msg,
+                ToParent::RunRuntimeHooks | ToParent::Ready | ToParent::SeccompNotify
+            );
+            if needs_pid && self.pid.is_none() {
+                waiting_for_pid.push_back((msg, fds));
+                continue;
+            }
             match msg {
                 ToParent::NeedIdMaps => {
                     requests.id_maps(self.stage1.id() as i32)?;
