@@ -179,9 +179,6 @@ pub struct ContainerConfig {
     pub resources: Option<LinuxResources>,
     pub terminal: bool,
     pub notify_socket: Option<PathBuf>,
-    /// Whether a process of this container may be able to ptrace a runtime process (see
-    /// [`may_ptrace_runtime`]).
-    pub ptrace_possible: bool,
 }
 
 impl ContainerConfig {
@@ -282,7 +279,6 @@ impl ContainerConfig {
             );
         }
         let terminal = process.terminal().unwrap_or(false);
-        let ptrace_possible = may_ptrace_runtime(process.capabilities(), has(NamespaceKind::User));
         process_plan.personality = linux.personality().as_ref().map(personality).transpose()?;
 
         let time_offsets = time_offsets(&linux, has(NamespaceKind::Time))?;
@@ -456,7 +452,6 @@ impl ContainerConfig {
             ))),
             terminal,
             notify_socket: opts.notify_socket.clone(),
-            ptrace_possible,
         })
     }
 }
@@ -522,35 +517,6 @@ pub fn exec_bootstrap(
         exec: true,
         terminal: process.terminal().unwrap_or(false),
         console_size: console_size(process),
-    })
-}
-
-/// Whether a process with these capabilities could open /proc/<pid>/exe of a non-dumpable
-/// runtime process: that takes CAP_SYS_PTRACE in the host's user namespace, so never from
-/// inside a user namespace, and otherwise only when the spec grants it (no capabilities
-/// section at all keeps every capability root has).
-pub fn may_ptrace_runtime(
-    caps: &Option<oci_spec::runtime::LinuxCapabilities>,
-    in_user_namespace: bool,
-) -> bool {
-    use oci_spec::runtime::Capability;
-    if in_user_namespace {
-        return false;
-    }
-    let Some(caps) = caps else {
-        return true;
-    };
-    [
-        caps.bounding(),
-        caps.effective(),
-        caps.permitted(),
-        caps.ambient(),
-        caps.inheritable(),
-    ]
-    .iter()
-    .any(|set| {
-        set.as_ref()
-            .is_some_and(|s| s.contains(&Capability::SysPtrace))
     })
 }
 
