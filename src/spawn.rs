@@ -521,10 +521,14 @@ fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> 
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect::<String>()
     };
+    // Through a procfs of our own, resolved without symlinks or mount crossings, like every
+    // other write into /proc (see husk_init::procfs).
+    let procfs =
+        husk_init::procfs::Procfs::open().context(|| "open a private procfs".to_string())?;
     for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {
-        let path = format!("/proc/{pid}/{file}");
-        crate::hostfs::write_existing(Path::new(&path), lines(maps).as_bytes())
-            .context(|| format!("write {path}"))?;
+        procfs
+            .write_process_file(pid, file, lines(maps).as_bytes())
+            .context(|| format!("write /proc/{pid}/{file}"))?;
     }
     Ok(())
 }

@@ -102,6 +102,11 @@ impl Procfs {
         self.write(&dir.join(path), data)
     }
 
+    /// Writes `data` to `/proc/<pid>/<name>` (the pid as this procfs numbers it).
+    pub fn write_process_file(&self, pid: i32, name: &str, data: &[u8]) -> io::Result<()> {
+        self.write(&Path::new(&pid.to_string()).join(name), data)
+    }
+
     /// Writes `value` to the sysctl `key` (`net.ipv4.ip_forward` or `net/ipv4/ip_forward`).
     pub fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
         let relative = key.replace('.', "/");
