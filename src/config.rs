@@ -978,20 +978,6 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
     })
 }
 
-/// /proc files that may be covered by a bind mount (the ones tools like lxcfs provide).
-pub const PROC_BIND_ALLOWED: &[&str] = &[
-    "/proc/cpuinfo",
-    "/proc/diskstats",
-    "/proc/meminfo",
-    "/proc/stat",
-    "/proc/swaps",
-    "/proc/uptime",
-    "/proc/loadavg",
-    "/proc/slabinfo",
-    "/proc/net/dev",
-    "/proc/sys/kernel/ns_last_pid",
-];
-
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 
@@ -1005,7 +991,9 @@ fn check_kernel_fs_mount(
     source: Option<&Path>,
     bundle: &Path,
 ) -> Result<()> {
-    let allowed_in_proc = PROC_BIND_ALLOWED.iter().any(|p| dest == Path::new(p));
+    let allowed_in_proc = husk_init::procfs::PROC_MOUNT_ALLOWED
+        .iter()
+        .any(|p| dest == Path::new(p));
     if dest.starts_with("/proc") && dest != Path::new("/proc") && !allowed_in_proc {
         return Err(Error::config(
             field,

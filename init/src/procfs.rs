@@ -33,6 +33,22 @@ use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
 
 use crate::sys::{self, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
 
+/// Files under /proc that may be mounted over (the ones tools such as lxcfs provide). The host
+/// side checks the destinations of the config against it, the init the real place each
+/// destination resolves to.
+pub const PROC_MOUNT_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
 /// The inode number of every procfs root.
 const PROC_ROOT_INO: u64 = 1;
 

@@ -17,7 +17,7 @@ use nix::unistd::{fchownat, symlinkat, Gid, Uid};
 
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 
-use crate::procfs::Procfs;
+use crate::procfs::{Procfs, PROC_MOUNT_ALLOWED};
 use crate::proto::{Bootstrap, DevicePlan, InitFailure, MountKind, MountPlan, NamespaceKind};
 use crate::sys::open_in_root;
 use crate::{failure, Step};
@@ -250,21 +250,9 @@ fn open_dev_null() -> Result<OwnedFd, InitFailure> {
     Ok(fd)
 }
 
-/// Files under /proc that may be mounted over (the ones tools such as lxcfs provide), and
-/// places under /sys where other filesystems belong. Any other destination that really is on
-/// procfs or sysfs, however the path reached it, is refused.
-pub const PROC_MOUNT_ALLOWED: &[&str] = &[
-    "/proc/cpuinfo",
-    "/proc/diskstats",
-    "/proc/meminfo",
-    "/proc/stat",
-    "/proc/swaps",
-    "/proc/uptime",
-    "/proc/loadavg",
-    "/proc/slabinfo",
-    "/proc/net/dev",
-    "/proc/sys/kernel/ns_last_pid",
-];
+/// Places under /sys where other filesystems belong (see [`PROC_MOUNT_ALLOWED`] for /proc).
+/// Any other destination that really is on procfs or sysfs, however the path reached it, is
+/// refused.
 const SYS_MOUNT_ALLOWED: &[&str] = &[
     "/sys/fs/cgroup",
     "/sys/fs/bpf",
