@@ -65,12 +65,14 @@
 //! numbers; rustix has them, but husk does not depend on it directly. So the three calls are
 //! small `unsafe` wrappers below, as in the init crate.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use husk_init::sys;
 
 use crate::error::{Context, Result};
 
@@ -193,14 +195,14 @@ fn read_only_overlay_view(original: &OwnedFd, spare: &Path) -> Result<OwnedFd, O
 
 /// A detached read-only overlayfs mount with `top` above `bottom`.
 fn overlay_mount(top: &OwnedFd, bottom: &OwnedFd) -> Result<OwnedFd, OverlayFailure> {
-    let fs = fsopen(c"overlay").step("open an overlayfs context")?;
+    let fs = sys::fsopen(c"overlay").step("open an overlayfs context")?;
     let layers = format!("{}:{}", fd_path(top).display(), fd_path(bottom).display());
-    fsconfig_string(&fs, c"lowerdir", &layers).step("set the overlay's layers")?;
+    sys::fsconfig_set_string(fs.as_fd(), c"lowerdir", &layers).step("set the overlay's layers")?;
     // Inode numbers as the layers have them, for the identity check in the caller.
-    fsconfig_string(&fs, c"xino", "off").step("set the overlay's inode numbers")?;
-    fsconfig_create(&fs).step("create the overlay")?;
-    fsmount(
-        &fs,
+    sys::fsconfig_set_string(fs.as_fd(), c"xino", "off").step("set the overlay's inode numbers")?;
+    sys::fsconfig_create(fs.as_fd()).step("create the overlay")?;
+    sys::fsmount(
+        fs.as_fd(),
         libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
     )
     .step("mount the overlay")
@@ -208,9 +210,9 @@ fn overlay_mount(top: &OwnedFd, bottom: &OwnedFd) -> Result<OwnedFd, OverlayFail
 
 /// A detached, empty, read-only tmpfs.
 fn empty_tmpfs() -> io::Result<OwnedFd> {
-    let fs = fsopen(c"tmpfs")?;
-    fsconfig_create(&fs)?;
-    fsmount(&fs, libc::MOUNT_ATTR_RDONLY)
+    let fs = sys::fsopen(c"tmpfs")?;
+    sys::fsconfig_create(fs.as_fd())?;
+    sys::fsmount(fs.as_fd(), libc::MOUNT_ATTR_RDONLY)
 }
 
 /// Copies the file behind `original` into a memfd sealed against every change.
@@ -265,65 +267,6 @@ fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
         return Err(io::Error::last_os_error());
     }
     Ok(st)
-}
-
-/// `fsopen(name, FSOPEN_CLOEXEC)`: a context for a new superblock of filesystem `name`.
-fn fsopen(name: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is a valid C string for the duration of the call.
-    owned(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) })
-}
-
-/// `fsconfig(FSCONFIG_SET_STRING, key, value)`.
-fn fsconfig_string(fs: &OwnedFd, key: &CStr, value: &str) -> io::Result<()> {
-    let value = cstring(value.as_bytes())?;
-    // SAFETY: `key` and `value` are valid C strings for the duration of the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            libc::FSCONFIG_SET_STRING,
-            key.as_ptr(),
-            value.as_ptr(),
-            0,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `fsconfig(FSCONFIG_CMD_CREATE)`: makes the superblock.
-fn fsconfig_create(fs: &OwnedFd) -> io::Result<()> {
-    // SAFETY: the create command passes no pointers.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            libc::FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `fsmount(FSMOUNT_CLOEXEC, attrs)`: a detached mount of the context's superblock.
-fn fsmount(fs: &OwnedFd, attrs: u64) -> io::Result<OwnedFd> {
-    // SAFETY: fsmount passes no pointers.
-    owned(unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            libc::FSMOUNT_CLOEXEC,
-            // MOUNT_ATTR_* are u64 in the uapi header, an unsigned int in fsmount.
-            attrs as libc::c_uint,
-        )
-    })
 }
 
 #[cfg(test)]

@@ -157,9 +157,10 @@ fn cwd() -> BorrowedFd<'static> {
 
 fn new_instance() -> io::Result<OwnedFd> {
     let fs = sys::fsopen(c"proc")?;
+    sys::fsconfig_create(fs.as_fd())?;
     sys::fsmount(
         fs.as_fd(),
-        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+        libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
     )
 }
 

@@ -669,7 +669,8 @@ fn detach_kernel_filesystems_outside(rootfs: &Path) -> Result<(), InitFailure> {
         .filter_map(|line| {
             let mount_point = line.split(' ').nth(4)?;
             let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
-            matches!(fstype, "proc" | "sysfs").then(|| PathBuf::from(unescape(mount_point)))
+            matches!(fstype, "proc" | "sysfs")
+                .then(|| PathBuf::from(crate::sys::unescape_mountinfo(mount_point)))
         })
         .filter(|mp| !mp.starts_with(rootfs))
         .collect();
@@ -690,31 +691,6 @@ fn detach_kernel_filesystems_outside(rootfs: &Path) -> Result<(), InitFailure> {
         }
     }
     Ok(())
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        });
-        match (bytes[i], octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Applies `linux.rootfsPropagation` (or its default) to the current `/`.
@@ -769,9 +745,9 @@ fn mask(prepared: &Prepared, path: &Path) -> Result<(), InitFailure> {
 /// Makes the mount at `fd` (a detached clone) read-only, keeping its other flags.
 fn set_readonly(fd: BorrowedFd<'_>, recursive: bool) -> std::io::Result<()> {
     if recursive {
-        crate::sys::mount_setattr_recursive(fd, crate::sys::MOUNT_ATTR_RDONLY, 0)
+        crate::sys::mount_setattr_recursive(fd, libc::MOUNT_ATTR_RDONLY, 0)
     } else {
-        crate::sys::mount_setattr(fd, crate::sys::MOUNT_ATTR_RDONLY, 0)
+        crate::sys::mount_setattr(fd, libc::MOUNT_ATTR_RDONLY, 0)
     }
 }
 

@@ -400,9 +400,8 @@ fn owned(fd: libc::c_long) -> OwnedFd {
 
 /// `fsopen(name)`: a filesystem context for a new superblock of type `name`.
 pub fn fsopen(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
     // SAFETY: `name` is a valid C string for the duration of the call.
-    let ret = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) };
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) };
     check(ret).map(owned)
 }
 
@@ -410,16 +409,15 @@ pub fn fsopen(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
 pub fn fsconfig_set_string(
     fs: BorrowedFd<'_>,
     key: &std::ffi::CStr,
-    value: &Path,
+    value: &str,
 ) -> io::Result<()> {
-    const FSCONFIG_SET_STRING: libc::c_uint = 1;
-    let value = cstring(value)?;
+    let value = CString::new(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: key and value are valid C strings for the duration of the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
-            FSCONFIG_SET_STRING,
+            libc::FSCONFIG_SET_STRING,
             key.as_ptr(),
             value.as_ptr(),
             0,
@@ -428,29 +426,31 @@ pub fn fsconfig_set_string(
     check(ret).map(drop)
 }
 
-/// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount`: a detached mount of the new superblock,
-/// with `MOUNT_ATTR_*` flags `attrs`.
-pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> io::Result<OwnedFd> {
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+/// `fsconfig(FSCONFIG_CMD_CREATE)`: makes the context's superblock.
+pub fn fsconfig_create(fs: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: the create command takes no pointers.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
+            libc::FSCONFIG_CMD_CREATE,
             std::ptr::null::<libc::c_char>(),
             std::ptr::null::<libc::c_void>(),
             0,
         )
     };
-    check(ret)?;
-    // SAFETY: fsmount takes no pointers.
+    check(ret).map(drop)
+}
+
+/// `fsmount`: a detached mount of the context's superblock (made by [`fsconfig_create`]),
+/// with `MOUNT_ATTR_*` flags `attrs`.
+pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> io::Result<OwnedFd> {
+    // SAFETY: fsmount takes no pointers; MOUNT_ATTR_* fit the unsigned int it takes.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_fsmount,
             fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
+            libc::FSMOUNT_CLOEXEC,
             attrs as libc::c_uint,
         )
     };
@@ -494,12 +494,6 @@ pub fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()>
     check(ret).map(drop)
 }
 
-/// `MOUNT_ATTR_RDONLY` for [`fsmount`] and [`mount_setattr`].
-pub const MOUNT_ATTR_RDONLY: u64 = 0x01;
-pub const MOUNT_ATTR_NOSUID: u64 = 0x02;
-pub const MOUNT_ATTR_NODEV: u64 = 0x04;
-pub const MOUNT_ATTR_NOEXEC: u64 = 0x08;
-
 /// Sets and clears `MOUNT_ATTR_*` on the mount at `fd` alone.
 pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
     mount_setattr_flags(fd, set, clear, 0)
@@ -511,4 +505,29 @@ pub fn readlink_at(dir: BorrowedFd<'_>, name: &Path) -> io::Result<std::path::Pa
     nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name)
         .map(std::path::PathBuf::from)
         .map_err(io::Error::from)
+}
+
+/// Undoes the octal escapes of a mountinfo field (`\\040` for a space, ...).
+pub fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            let octal = &bytes[i + 1..i + 4];
+            if octal.iter().all(|b| (b'0'..=b'7').contains(b)) {
+                let value = octal
+                    .iter()
+                    .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+                if let Ok(byte) = u8::try_from(value) {
+                    out.push(byte);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -48,30 +48,7 @@ pub struct ProcCgroupEntry {
     pub path: PathBuf,
 }
 
-/// Undoes the octal escapes (`\040` for a space, ...) of mountinfo fields.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let octal = &bytes[i + 1..i + 4];
-            if octal.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                let value = octal
-                    .iter()
-                    .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-                if let Ok(byte) = u8::try_from(value) {
-                    out.push(byte);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use husk_init::sys::unescape_mountinfo;
 
 /// Parses `/proc/self/mountinfo` and returns its cgroup and cgroup2 mounts, keeping only the
 /// first mount of each hierarchy (later ones are bind mounts of the same thing).
