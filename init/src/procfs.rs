@@ -112,6 +112,12 @@ impl Procfs {
             .is_ok()
     }
 
+    /// Opens the directory `/proc/self/<path>` for reading its entries (e.g. `fd`).
+    pub fn open_self_dir(&self, path: &Path) -> io::Result<OwnedFd> {
+        let dir = self.own_dir()?;
+        self.open_file(&dir.join(path), libc::O_RDONLY | libc::O_DIRECTORY)
+    }
+
     /// Writes `data` to `/proc/self/<path>`.
     pub fn write_self(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let dir = self.own_dir()?;

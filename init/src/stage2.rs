@@ -81,7 +81,10 @@ pub(crate) fn run(
     // Nothing of the runtime's may reach the container: only stdio and the preserved fds.
     // Marked before any filter is in force, since many profiles do not allow close_range;
     // every fd opened from here on is close-on-exec from the start.
-    sys::cloexec_from(3 + boot.preserve_fds).step(|| "mark descriptors close-on-exec".into())?;
+    sys::cloexec_from(3 + boot.preserve_fds, || {
+        procfs.open_self_dir("fd".as_ref())
+    })
+    .step(|| "mark descriptors close-on-exec".into())?;
     // Without no_new_privs the kernel takes a filter only from a task holding CAP_SYS_ADMIN,
     // so it goes in before the capabilities are dropped; with it, as late as possible: right
     // before the startContainer hooks, which run under it as in runc (or the exec).

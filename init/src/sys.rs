@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -143,8 +143,11 @@ fn mount_setattr_flags(
     check(ret).map(drop)
 }
 
-/// Marks every descriptor from `first` upwards close-on-exec.
-pub fn cloexec_from(first: u32) -> io::Result<()> {
+/// Marks every descriptor from `first` upwards close-on-exec. `fd_dir` opens the process's own
+/// fd directory (`/proc/self/fd` of a trusted procfs), used where `close_range` is refused: kernels
+/// before 5.11 lack `CLOSE_RANGE_CLOEXEC` (EINVAL), older ones the call (ENOSYS), and a seccomp
+/// filter the runtime itself runs under may deny it (EPERM).
+pub fn cloexec_from(first: u32, fd_dir: impl FnOnce() -> io::Result<OwnedFd>) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range with CLOEXEC only changes descriptor flags.
     let ret = unsafe {
@@ -155,7 +158,45 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
             CLOSE_RANGE_CLOEXEC,
         )
     };
-    check(ret).map(drop)
+    match check(ret) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::ENOSYS | libc::EINVAL)
+            ) =>
+        {
+            cloexec_listed(first, fd_dir()?)
+        }
+        other => other.map(drop),
+    }
+}
+
+/// Sets FD_CLOEXEC on every descriptor listed in `fd_dir` from `first` upwards.
+fn cloexec_listed(first: u32, fd_dir: OwnedFd) -> io::Result<()> {
+    let dir = nix::dir::Dir::from_fd(fd_dir.into_raw_fd())?;
+    for entry in dir {
+        let entry = entry?;
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue; // "." and ".."
+        };
+        if fd < first as RawFd {
+            continue;
+        }
+        // The directory's own descriptor is listed too: it is closed with the iterator anyway.
+        match nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        ) {
+            Ok(_) | Err(nix::errno::Errno::EBADF) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Gives the process a new, anonymous session keyring.
