@@ -24,6 +24,9 @@ pub enum CgroupError {
     /// `linux.cgroupsPath` cannot be used.
     #[error("linux.cgroupsPath {path:?}: {reason}")]
     InvalidPath { path: PathBuf, reason: String },
+    /// `exec --cgroup` named a sub-cgroup that does not exist.
+    #[error("sub-cgroup {dir} does not exist (exec --cgroup joins an existing cgroup)")]
+    NoSubCgroup { dir: PathBuf },
     /// The runtime's own cgroup could not be found for a hierarchy (needed for relative paths).
     #[error("{what}: no entry for the {hierarchy} hierarchy in /proc/self/cgroup")]
     OwnCgroupNotFound { what: String, hierarchy: String },
@@ -115,6 +118,7 @@ impl CgroupError {
             | CgroupError::AddProcess { source, .. }
             | CgroupError::Bpf { source, .. } => source.raw_os_error(),
             CgroupError::Library { errno, .. } => *errno,
+            CgroupError::NoSubCgroup { .. } => Some(libc::ENOENT),
             _ => None,
         }
     }

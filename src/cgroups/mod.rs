@@ -306,8 +306,9 @@ impl CgroupManager {
         &self.inner.path
     }
 
-    /// A child cgroup `name` of this one (for `exec --cgroup`), created if missing. The
-    /// container's `destroy` removes it with the rest.
+    /// An existing child cgroup `name` of this one (for `exec --cgroup`). A missing one is an
+    /// error, as in runc: creating it would make a directory nobody asked to exist, and a typo
+    /// would silently put the process somewhere unlimited.
     pub fn sub_cgroup(&self, name: &str) -> Result<CgroupManager, CgroupError> {
         let name = Path::new(name.trim_start_matches('/'));
         if name
@@ -325,10 +326,11 @@ impl CgroupManager {
             h.path = h.path.join(name);
             h.dir = h.dir.join(name);
             h.created.clear();
+            if !h.skipped && !h.dir.is_dir() {
+                return Err(CgroupError::NoSubCgroup { dir: h.dir.clone() });
+            }
         }
-        let sub = CgroupManager::from_saved(&saved);
-        sub.create(None)?;
-        Ok(sub)
+        Ok(CgroupManager::from_saved(&saved))
     }
 
     /// mkdir -p in every hierarchy (remembering which dirs were created here), then applies

@@ -75,7 +75,16 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
     if let Some(path) = &a.process {
         let text = super::read_option_file(path)
             .map_err(|e| bad("--process", format!("{}: {e}", path.display())))?;
-        return serde_json::from_slice(&text)
+        let mut value: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| bad("--process", format!("{}: {e}", path.display())))?;
+        // runc runs a process.json without `user` as root (Go's zero value), and callers
+        // rely on that.
+        if let Some(fields) = value.as_object_mut() {
+            fields
+                .entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_json::from_value(value)
             .map_err(|e| bad("--process", format!("{}: {e}", path.display())));
     }
     if a.command.is_empty() {

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use clap::Args;
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 use super::{runtime, CmdResult};
 
@@ -34,8 +35,37 @@ pub fn parse_signal(s: &str) -> Result<Signal, String> {
 }
 
 pub fn run(root: &Path, a: KillArgs) -> CmdResult {
-    let signal = parse_signal(&a.signal)?;
-    runtime(root).load(&a.id)?.kill(signal, a.all)?;
+    // Signal 0 only asks whether the container's processes exist (kill(2)); nix has no Signal
+    // for it.
+    let signal = match a.signal.trim() {
+        "0" => None,
+        s => Some(parse_signal(s)?),
+    };
+    let container = runtime(root).load(&a.id)?;
+    let stopped = container.status() == husk::Status::Stopped;
+    if a.all && stopped {
+        // As runc: `kill --all` of a stopped container signals whatever is left in its cgroup
+        // (processes of a container without a pid namespace may outlive its init) and succeeds.
+        for pid in container.pids().unwrap_or_default() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        }
+        return Ok(0);
+    }
+    match signal {
+        Some(signal) => container.kill(signal, a.all)?,
+        None if stopped => return Err(format!("container {} is not running", a.id).into()),
+        None => {
+            let pids = if a.all {
+                container.pids()?
+            } else {
+                container.pid().into_iter().collect()
+            };
+            for pid in pids {
+                nix::sys::signal::kill(Pid::from_raw(pid), None)
+                    .map_err(|e| format!("signal 0 to {pid}: {e}"))?;
+            }
+        }
+    }
     Ok(0)
 }
 
