@@ -347,20 +347,8 @@ impl Session<'_> {
             .context(|| "send bootstrap to init".into())?;
         drop(fifo);
         let mut ready = false;
-        // Stage 1 reports the container's pid and stage 2 (another process) sends the rest on
-        // the same socket, so stage 2's words may come first; those that need the pid wait.
-        let mut waiting_for_pid: std::collections::VecDeque<(ToParent, Vec<OwnedFd>)> =
-            Default::default();
         loop {
-            let next = match waiting_for_pid.pop_front() {
-                Some(m) if self.pid.is_some() => Ok(m),
-                Some(m) => {
-                    waiting_for_pid.push_front(m);
-                    self.channel.recv::<ToParent>()
-                }
-                None => self.channel.recv::<ToParent>(),
-            };
-            let (msg, mut fds) = match next {
+            let (msg, mut fds) = match self.channel.recv::<ToParent>() {
                 Ok(m) => m,
                 // After `Ready` of an exec, the socket closing on execve is the success.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && ready => return Ok(()),
@@ -369,13 +357,14 @@ impl Session<'_> {
                 }
                 Err(e) => return Err(e).context(|| "read from init".into()),
             };
+            // Stage 2 says nothing before stage 1 has reported its pid (husk_init's stage 1
+            // holds it back until then): anything else is a protocol error, not a wait.
             let needs_pid = matches!(
                 msg,
                 ToParent::RunRuntimeHooks | ToParent::Ready | ToParent::SeccompNotify
             );
             if needs_pid && self.pid.is_none() {
-                waiting_for_pid.push_back((msg, fds));
-                continue;
+                return Err(unexpected(&format!("{msg:?} before the container's pid")));
             }
             match msg {
                 ToParent::NeedIdMaps => {

@@ -16,6 +16,11 @@
 //!                                                                with exec, it execs: EOF = success)
 //! any time:                         ◀──   Failed(InitFailure)
 //! ```
+//!
+//! After a fork, `Stage2Pid` comes from stage 1 and the rest from stage 2, two processes on one
+//! socket. Stage 2 sends nothing until stage 1 has sent the pid (a pipe between them, see
+//! `stage1`), so `Stage2Pid` always comes before anything that needs it; the parent refuses a
+//! message that needs the pid and comes first, instead of waiting for a pid that may never come.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sched::{setns, unshare, CloneFlags};
 
@@ -60,14 +60,25 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
         .iter()
         .any(|ns| matches!(ns.kind, NamespaceKind::Pid | NamespaceKind::Time));
     if needs_fork {
+        // Stage 1 reports the child's pid and stage 2 sends everything else, two processes on
+        // one socket: stage 2 says nothing until stage 1 has sent the pid (or died), so the
+        // parent always has the pid before `Ready` (a delayed clone return showed the race).
+        let (pid_sent_read, pid_sent_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).step(|| "create a pipe".into())?;
         match fork_as_sibling().step(|| "fork container init".into())? {
             Forked::Parent(pid) => {
+                drop(pid_sent_read);
                 channel
                     .send(&ToParent::Stage2Pid(pid), &[])
                     .step(|| "report container pid".into())?;
+                // Exiting closes the pipe; the byte tells stage 2 the report went out.
+                let _ = nix::unistd::write(&pid_sent_write, b"1");
                 std::process::exit(0);
             }
-            Forked::Child => {}
+            Forked::Child => {
+                drop(pid_sent_write);
+                wait_for_pid_report(pid_sent_read)?;
+            }
         }
     } else {
         channel
@@ -75,6 +86,25 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
             .step(|| "report container pid".into())?;
     }
     stage2::run(channel, &boot, exec_fifo, &procfs, &bind_sources)
+}
+
+/// Blocks until stage 1 has sent the container's pid to the parent: one byte, or end of file
+/// without one when stage 1 died before sending it.
+fn wait_for_pid_report(pid_sent: OwnedFd) -> Result<(), InitFailure> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(pid_sent.as_raw_fd(), &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err(failure(
+                    "wait for stage 1",
+                    "stage 1 exited before reporting the container's pid",
+                ))
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).step(|| "wait for stage 1".into()),
+        }
+    }
 }
 
 fn enter_namespaces(
@@ -114,6 +144,9 @@ fn enter_namespaces(
         } else if kind == NamespaceKind::User {
             // The user namespace comes first and alone: the others must be owned by it, and
             // its id maps are written by the parent, which is privileged in ours.
+            if boot.no_pivot && creates_mount_namespace(boot) {
+                crate::rootfs::cover_host_kernel_filesystems(boot)?;
+            }
             unshare(CloneFlags::CLONE_NEWUSER).step(|| "create user namespace".into())?;
             channel
                 .send(&ToParent::NeedIdMaps, &[])
@@ -145,6 +178,12 @@ fn enter_namespaces(
             .step(|| "write /proc/self/timens_offsets".into())?;
     }
     Ok(())
+}
+
+fn creates_mount_namespace(boot: &Bootstrap) -> bool {
+    boot.namespaces
+        .iter()
+        .any(|ns| ns.kind == NamespaceKind::Mount && ns.path.is_none())
 }
 
 /// Switches to uid/gid 0 of the user namespace just entered, so that files the init creates
