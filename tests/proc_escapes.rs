@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use husk_testing::{wait_for, Bundle, HookKind, Runtime, TempDir};
+use husk_testing::{wait_for, Bundle, HookKind, OutputExt, Runtime, TempDir};
 
 fn runtime() -> Runtime {
     Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
@@ -280,4 +280,66 @@ fn sysctl_writes_cannot_be_redirected_by_an_overmount() {
         "the container's own sysctl: {out:?}"
     );
     sysctl.assert_untouched("after start");
+}
+
+/// `--no-pivot` moves the rootfs over `/` and chroots, so the host's /proc and /sys stay in the
+/// container's mount namespace below it. A user-namespaced root may mount a fresh procfs or sysfs
+/// only while one is fully visible in its mount namespace, and the kernel counts those hidden
+/// host mounts: the attack is a container not given /proc or /sys that mounts them anyway. With
+/// --no-pivot the kernel must answer as it does with pivot_root: refused for a kind the
+/// container was not given, allowed for one it has (its own mount is visible to it either way).
+#[test]
+fn no_pivot_leaves_no_host_procfs_or_sysfs_to_mount_from() {
+    let rt = runtime();
+    let caps = serde_json::json!(["CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID"]);
+    let script = "mount -t tmpfs scratch /tmp && mkdir /tmp/p /tmp/s || exit 3; \
+                  mount -t proc proc /tmp/p 2>/dev/null && echo proc=mounted || echo proc=refused; \
+                  mount -t sysfs sysfs /tmp/s 2>/dev/null && echo sysfs=mounted || echo sysfs=refused";
+    // (keep /proc, expected output): without /proc, runc 1.1.5 cannot start at all.
+    for (keep_proc, expected) in [
+        (false, "proc=refused\nsysfs=refused\n"),
+        (true, "proc=mounted\nsysfs=refused\n"),
+    ] {
+        let bundle = Bundle::new(&rt)
+            .add_namespace("user", None)
+            .uid_mapping(0, 100000, 65536)
+            .gid_mapping(0, 100000, 65536)
+            .edit(|config| {
+                let mounts = config["mounts"].as_array_mut().unwrap();
+                mounts.retain(|m| {
+                    let dest = m["destination"].as_str().unwrap_or("");
+                    (keep_proc && dest == "/proc") || (dest != "/proc" && !dest.starts_with("/sys"))
+                });
+                config["linux"]["maskedPaths"] = serde_json::json!([]);
+                config["linux"]["readonlyPaths"] = serde_json::json!([]);
+                for set in ["bounding", "effective", "permitted"] {
+                    config["process"]["capabilities"][set] = caps.clone();
+                }
+            })
+            .sh(script);
+        for no_pivot in [false, true] {
+            let id = husk_testing::unique_id("nopivot-proc");
+            let _guard = rt.guard(&id);
+            let mut args = vec!["run"];
+            if no_pivot {
+                args.push("--no-pivot");
+            }
+            let bundle_path = bundle.path().to_str().unwrap();
+            args.extend(["--bundle", bundle_path, &id]);
+            let out = rt.run(&args);
+            if rt.is_runc() && !keep_proc {
+                // runc 1.1.5 cannot start a container without /proc ("error closing exec fds:
+                // open /proc/self/fd"); see tests/RUNC_DIFFERENCES.md.
+                assert!(!out.status.success(), "{}", out.describe());
+                continue;
+            }
+            assert!(out.status.success(), "{}", out.describe());
+            assert_eq!(
+                out.stdout_str(),
+                expected,
+                "keep_proc={keep_proc} no_pivot={no_pivot}: {}",
+                out.describe()
+            );
+        }
+    }
 }

@@ -660,24 +660,12 @@ pub(crate) fn enter(boot: &Bootstrap, prepared: &Prepared) -> Result<(), InitFai
 
 /// Without pivot_root the host's mounts stay in the container's mount namespace, hidden under
 /// the rootfs but still counted by the kernel: a fully visible procfs or sysfs among them lets
-/// the container mount a fresh, unmasked one. Detach them (or cover them where the kernel
-/// refuses to detach a locked mount).
+/// the container mount a fresh, unmasked one. Detach them. Where the kernel refuses (mounts
+/// locked by a new user namespace), [`cover_host_kernel_filesystems`] has already made them
+/// count as hidden; the cover here only keeps them out of reach.
 fn detach_kernel_filesystems_outside(rootfs: &Path) -> Result<(), InitFailure> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").step(|| "read mountinfo".into())?;
-    let mut kernel_mounts: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| {
-            let mount_point = line.split(' ').nth(4)?;
-            let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
-            matches!(fstype, "proc" | "sysfs")
-                .then(|| PathBuf::from(crate::sys::unescape_mountinfo(mount_point)))
-        })
-        .filter(|mp| !mp.starts_with(rootfs))
-        .collect();
-    // Deepest first, so that a cover never hides a mount still to be handled.
-    kernel_mounts.sort_by_key(|mp| std::cmp::Reverse(mp.components().count()));
-    kernel_mounts.dedup();
-    for mp in kernel_mounts {
+    for (mp, _) in kernel_filesystems_outside(&info, rootfs) {
         match umount2(&mp, MntFlags::MNT_DETACH) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(_) => mount(
@@ -691,6 +679,111 @@ fn detach_kernel_filesystems_outside(rootfs: &Path) -> Result<(), InitFailure> {
         }
     }
     Ok(())
+}
+
+/// The mount points (and types) of procfs and sysfs mounts outside `rootfs`, deepest first (so
+/// that a cover never hides a mount still to be handled).
+fn kernel_filesystems_outside(mountinfo: &str, rootfs: &Path) -> Vec<(PathBuf, String)> {
+    let mut kernel_mounts: Vec<(PathBuf, String)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mount_point = line.split(' ').nth(4)?;
+            let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
+            matches!(fstype, "proc" | "sysfs").then(|| {
+                (
+                    PathBuf::from(crate::sys::unescape_mountinfo(mount_point)),
+                    fstype.to_string(),
+                )
+            })
+        })
+        .filter(|(mp, _)| !mp.starts_with(rootfs))
+        .collect();
+    kernel_mounts.sort_by_key(|(mp, _)| std::cmp::Reverse(mp.components().count()));
+    kernel_mounts.dedup();
+    kernel_mounts
+}
+
+/// For `--no-pivot` with a new user namespace, called in stage 1 before that namespace exists.
+///
+/// The kernel lets a user namespace's root mount procfs or sysfs only while one is fully
+/// visible in its mount namespace, and it counts the host's mounts left below a rootfs that was
+/// moved over `/` instead of pivoted to. Copied into a namespace owned by the new user namespace
+/// those mounts are locked: stage 2 can neither detach them nor hide them with a cover of its
+/// own, since only locked child mounts count. So, in an intermediate mount namespace still owned
+/// by the host's user namespace, an empty read-only tmpfs goes over one directory of each of
+/// them; the copy locks these covers, and the kernel then treats the host's mounts as partly
+/// hidden. The mount roots stay usable: stage 2 mounts through /proc/self/fd.
+///
+/// Only the kinds the config does not mount itself are covered: a container given its own
+/// procfs (or sysfs) can mount another one with pivot_root too, and stage 2 needs the host's
+/// visible to mount the container's.
+pub(crate) fn cover_host_kernel_filesystems(boot: &Bootstrap) -> Result<(), InitFailure> {
+    let to_cover: Vec<&str> = ["proc", "sysfs"]
+        .into_iter()
+        .filter(|fstype| !config_mounts_whole(boot, fstype))
+        .collect();
+    if to_cover.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .step(|| "create a mount namespace to hide the host's procfs and sysfs".into())?;
+    // Nothing of what follows may reach the host's mount namespace.
+    mount(NONE, "/", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+        .step(|| "make / a slave".into())?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").step(|| "read mountinfo".into())?;
+    for (mount_point, fstype) in kernel_filesystems_outside(&info, &boot.rootfs) {
+        if !to_cover.contains(&fstype.as_str()) {
+            continue;
+        }
+        let Some(dir) = directory_to_cover(&mount_point) else {
+            return Err(failure(
+                "hide the host's procfs and sysfs for --no-pivot",
+                format!("{} has no directory to cover", mount_point.display()),
+            ));
+        };
+        mount(
+            Some("tmpfs"),
+            &dir,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0,mode=0555"),
+        )
+        .step(|| format!("cover {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether the config gives the container a whole filesystem of `fstype`: mounted by type, or
+/// a bind of the host's `/proc` or `/sys` itself.
+fn config_mounts_whole(boot: &Bootstrap, fstype: &str) -> bool {
+    let host_root = if fstype == "proc" { "/proc" } else { "/sys" };
+    boot.mounts.iter().any(|m| match m.kind {
+        MountKind::Filesystem => m.fstype.as_deref() == Some(fstype),
+        MountKind::Bind { .. } => m.source.as_deref() == Some(Path::new(host_root)),
+        MountKind::Cgroup => false,
+    })
+}
+
+/// A directory of the procfs or sysfs mounted at `mount_point` that neither stage 2 nor the
+/// kernel's own child mounts need: `fs` on procfs, `kernel` on sysfs (both always present),
+/// else the first non-numeric subdirectory.
+fn directory_to_cover(mount_point: &Path) -> Option<PathBuf> {
+    for preferred in ["fs", "kernel"] {
+        let dir = mount_point.join(preferred);
+        if dir.is_dir() {
+            return Some(dir);
+        }
+    }
+    std::fs::read_dir(mount_point)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|name| !name.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 /// Applies `linux.rootfsPropagation` (or its default) to the current `/`.
