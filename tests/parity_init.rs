@@ -9,16 +9,20 @@
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use husk_testing::{
-    require_root, run_with_timeout, unique_id, Bundle, OutputExt, Runtime, DEFAULT_TIMEOUT,
+    require_root, run_with_timeout, unique_id, Bundle, HookKind, OutputExt, Runtime,
+    DEFAULT_TIMEOUT,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn runtime() -> Runtime {
     require_root();
     Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
 }
+
+const WAIT: Duration = Duration::from_secs(10);
 
 /// The descriptor numbers `ls /proc/self/fd` printed: stdio and ls's own directory descriptor (3) when nothing
 /// leaked.
@@ -146,4 +150,30 @@ fn close_range_refused_to_the_runtime_falls_back_for_run_and_exec() {
     let out = run_with_timeout(&mut cmd, DEFAULT_TIMEOUT);
     assert!(out.status.success(), "exec:\n{}", out.describe());
     assert_eq!(listed_fds(&out.stdout_str()), [0, 1, 2, 3], "exec");
+}
+
+// ---- hooks that do not read their stdin (issue 11) ----
+
+#[test]
+fn hooks_that_do_not_read_the_state_do_not_kill_the_runtime() {
+    let rt = runtime();
+    // A state larger than a pipe's buffer: the write cannot complete before `true` exits, so every hook of every
+    // round closes the pipe under the runtime's write.
+    let mut bundle = Bundle::new(&rt)
+        .args(["true"])
+        .set("/annotations", json!({ "big": "x".repeat(100 * 1024) }));
+    for kind in HookKind::ALL {
+        bundle = bundle.add_hook(kind, "/bin/true", &[], &[], None);
+    }
+    for round in 0..10 {
+        let c = rt.create(&bundle);
+        c.start();
+        assert!(c.wait_status("stopped", WAIT), "round {round}: not stopped");
+        let out = rt.run(["delete", c.id()]);
+        assert!(
+            out.status.success(),
+            "round {round}: delete\n{}",
+            out.describe()
+        );
+    }
 }

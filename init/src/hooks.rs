@@ -50,9 +50,9 @@ pub fn run_hook(hook: &HookPlan, state_json: &str) -> Result<(), HookError> {
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
     let mut child = cmd.spawn().map_err(spawn_err)?;
-    if let Some(mut stdin) = child.stdin.take() {
+    if let Some(stdin) = child.stdin.take() {
         // A hook that does not read its stdin closes the pipe early: that is not a failure.
-        let _ = stdin.write_all(state_json.as_bytes());
+        write_without_sigpipe(stdin, state_json.as_bytes());
     }
     let exited = match hook.timeout_secs {
         None => true,
@@ -91,6 +91,31 @@ pub fn run_hooks_warning(kind: &str, hooks: &[HookPlan], state_json: &str) {
 /// Runs hooks in order, stopping at the first failure.
 pub fn run_hooks(hooks: &[HookPlan], state_json: &str) -> Result<(), HookError> {
     hooks.iter().try_for_each(|h| run_hook(h, state_json))
+}
+
+/// Writes `data` to a hook's stdin with SIGPIPE blocked in this thread: the CLI restores its
+/// default action (it dies quietly when its own reader goes away), and a hook that exits without
+/// reading must not kill the runtime with it. The SIGPIPE the kernel then queues for this
+/// thread is taken before the old mask comes back. Write errors are ignored.
+fn write_without_sigpipe(mut stdin: std::process::ChildStdin, data: &[u8]) {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    let mut sigpipe = SigSet::empty();
+    sigpipe.add(Signal::SIGPIPE);
+    let mut old = SigSet::empty();
+    if nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe), Some(&mut old))
+        .is_err()
+    {
+        return;
+    }
+    let result = stdin.write_all(data);
+    drop(stdin);
+    let broken = result.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe);
+    // EPIPE from a pipe comes with a SIGPIPE for the writing thread, pending now (checked, so
+    // that the wait cannot block).
+    if broken && !old.contains(Signal::SIGPIPE) && crate::sys::signal_pending(libc::SIGPIPE) {
+        let _ = sigpipe.wait();
+    }
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
 }
 
 /// Waits until the child `pid` exits or `timeout` passes; true when it exited.

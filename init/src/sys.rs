@@ -365,6 +365,14 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
+/// Whether `signal` is pending for this thread or the process (blocked, so not yet delivered).
+pub fn signal_pending(signal: libc::c_int) -> bool {
+    // SAFETY: sigset_t is plain old data; sigpending fills the one we own.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t for both calls.
+    unsafe { libc::sigpending(&mut set) == 0 && libc::sigismember(&set, signal) == 1 }
+}
+
 /// personality(2).
 pub fn set_personality(persona: u64) -> io::Result<()> {
     // SAFETY: personality takes a plain integer.
