@@ -83,3 +83,46 @@ fn create_records_the_pid_when_the_fork_returns_late() {
     assert!(guard.wait_status("stopped", WAIT));
     let _ = traced.wait_or_kill(WAIT);
 }
+
+/// Issue 11: a config.json of over a megabyte (Kubernetes service links make envs this big, and
+/// many mounts) is more than a socket message can carry: the bootstrap must still reach the init,
+/// and the container must see all of it.
+#[test]
+fn a_config_over_a_megabyte_reaches_the_container() {
+    let rt = runtime();
+    const VARS: usize = 2000;
+    const VALUE_LEN: usize = 500;
+    const MOUNTS: usize = 200;
+    let bundle = Bundle::new(&rt).with_shared_dir().edit(|config| {
+        let env = config["process"]["env"].as_array_mut().unwrap();
+        for i in 0..VARS {
+            env.push(format!("BIG_{i}={}", "x".repeat(VALUE_LEN)).into());
+        }
+        let mounts = config["mounts"].as_array_mut().unwrap();
+        for i in 0..MOUNTS {
+            mounts.push(serde_json::json!({
+                "destination": format!("/big/m{i}"),
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["size=64k"],
+            }));
+        }
+    });
+    let bundle = bundle.sh("env | grep -c '^BIG_' > /shared/vars; \
+         printf %s \"$BIG_1999\" | wc -c > /shared/len; \
+         grep -c ' /big/m' /proc/self/mounts > /shared/mounts");
+    let size = std::fs::metadata(bundle.config_path()).unwrap().len();
+    assert!(size > 1_000_000, "config.json is only {size} bytes");
+    let out = rt.run_bundle(&bundle);
+    assert!(out.status.success(), "run failed: {out:?}");
+    let read = |name: &str| {
+        bundle
+            .read_shared(name)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("vars"), VARS.to_string());
+    assert_eq!(read("len"), VALUE_LEN.to_string());
+    assert_eq!(read("mounts"), MOUNTS.to_string());
+}

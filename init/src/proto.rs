@@ -1,7 +1,9 @@
 //! The bootstrap protocol shared by the host side (`husk::spawn`) and the init.
 //!
 //! One `SOCK_SEQPACKET` socketpair joins the parent and the init. Every packet is one
-//! JSON-encoded message; file descriptors travel beside it as `SCM_RIGHTS`. The exchange is:
+//! JSON-encoded message after a tag byte; file descriptors travel beside it as `SCM_RIGHTS`. A
+//! message over 64 KiB (a big env, many mounts) travels in a sealed memfd instead, passed as the
+//! packet's last fd: a packet must fit the socket buffer whole. The exchange is:
 //!
 //! ```text
 //! parent                                   init (stage 1, then stage 2)
@@ -34,7 +36,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape: a parent and an init from different builds refuse
 /// each other instead of misreading.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The argument that makes the husk binary run as the container's init.
 pub const INIT_ARG: &str = "init";
@@ -314,8 +316,53 @@ pub struct Channel {
     fd: OwnedFd,
 }
 
-/// Largest message accepted; a spec with a big seccomp profile stays far below.
-const MAX_MESSAGE: usize = 4 << 20;
+/// Largest packet accepted: a one-byte tag and the JSON of a message sent inline.
+const MAX_MESSAGE: usize = MAX_INLINE + 1;
+
+/// Largest JSON sent in the packet itself. A SEQPACKET message must fit the socket's send
+/// buffer (about 208 KiB by default) whole, or sendmsg fails with EMSGSIZE.
+const MAX_INLINE: usize = 64 << 10;
+
+/// Largest JSON accepted from a memfd: config.json is refused over 64 MiB, and its bootstrap is
+/// about its size.
+const MAX_MEMFD_MESSAGE: u64 = 128 << 20;
+
+/// First byte of a packet: the JSON follows in the packet.
+const INLINE: u8 = b'J';
+/// First (and only) byte of a packet whose JSON is in a memfd, the packet's last fd.
+const IN_MEMFD: u8 = b'M';
+
+/// A memfd holding `bytes`, sealed so that neither side can change it after sending.
+fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+    let memfd = memfd_create(
+        c"husk-bootstrap",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )?;
+    let mut file = std::fs::File::from(memfd);
+    io::Write::write_all(&mut file, bytes)?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals))?;
+    Ok(file.into())
+}
+
+/// The contents of a message's memfd, read from its start and bounded.
+fn read_memfd(memfd: OwnedFd) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::from(memfd);
+    let len = file.metadata()?.len();
+    if len > MAX_MEMFD_MESSAGE {
+        return Err(io::Error::other("bootstrap message too large"));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    // read_exact_at: the sender's writes left the shared file offset at the end.
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes)
+}
 
 impl Channel {
     /// A connected pair, both ends close-on-exec.
@@ -344,13 +391,27 @@ impl Channel {
         self.fd
     }
 
+    /// Sends `msg` with `fds` as SCM_RIGHTS. A message too big for one packet (a config with a
+    /// megabyte of env) travels in a sealed memfd passed as the last fd.
     pub fn send<T: Serialize>(&self, msg: &T, fds: &[RawFd]) -> io::Result<()> {
-        let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
-        let iov = [IoSlice::new(&bytes)];
-        let cmsgs: Vec<ControlMessage> = if fds.is_empty() {
+        let json = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        let memfd;
+        let mut all_fds = fds.to_vec();
+        let packet = if json.len() <= MAX_INLINE {
+            let mut packet = Vec::with_capacity(json.len() + 1);
+            packet.push(INLINE);
+            packet.extend_from_slice(&json);
+            packet
+        } else {
+            memfd = sealed_memfd(&json)?;
+            all_fds.push(memfd.as_raw_fd());
+            vec![IN_MEMFD]
+        };
+        let iov = [IoSlice::new(&packet)];
+        let cmsgs: Vec<ControlMessage> = if all_fds.is_empty() {
             Vec::new()
         } else {
-            vec![ControlMessage::ScmRights(fds)]
+            vec![ControlMessage::ScmRights(&all_fds)]
         };
         let sent = sendmsg::<()>(
             self.fd.as_raw_fd(),
@@ -359,7 +420,7 @@ impl Channel {
             MsgFlags::MSG_NOSIGNAL,
             None,
         )?;
-        if sent != bytes.len() {
+        if sent != packet.len() {
             return Err(io::Error::other("short write on bootstrap socket"));
         }
         Ok(())
@@ -389,7 +450,7 @@ impl Channel {
         }
         let mut cmsg_space = nix::cmsg_space!([RawFd; 8]);
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let (len, fds) = loop {
+        let (len, mut fds) = loop {
             match recvmsg::<()>(
                 self.fd.as_raw_fd(),
                 &mut iov,
@@ -412,10 +473,17 @@ impl Channel {
                 }
             }
         };
-        if len == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let msg = serde_json::from_slice(&buf[..len]).map_err(io::Error::other)?;
+        let msg = match buf[..len].split_first() {
+            None => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Some((&INLINE, json)) => serde_json::from_slice(json).map_err(io::Error::other)?,
+            Some((&IN_MEMFD, [])) => {
+                let memfd = fds
+                    .pop()
+                    .ok_or_else(|| io::Error::other("bootstrap message without its memfd"))?;
+                serde_json::from_slice(&read_memfd(memfd)?).map_err(io::Error::other)?
+            }
+            Some(_) => return Err(io::Error::other("malformed bootstrap packet")),
+        };
         Ok((msg, fds))
     }
 }
