@@ -546,12 +546,21 @@ impl Container {
             }
         }
         if let Some(cg) = self.cgroup() {
-            kill_all(&cg);
+            // Everything in the cgroup is ours only if husk made it; in a joined one, others
+            // (a host service, another container) may live. Without a pid namespace of its own,
+            // the container's processes are not bound to its init, so they are found by cgroup.
+            let whole_cgroup =
+                cg.created_leaf() || !self.record.namespaces.iter().any(|n| n == "pid");
+            if whole_cgroup {
+                kill_all(&cg);
+            } else if status != Status::Stopped {
+                kill_descendants(self.record.pid);
+            }
             // A frozen process cannot die: thaw after the SIGKILLs so they land.
             if status == Status::Paused {
                 cg.thaw()?;
             }
-            self.wait_gone(&cg);
+            self.wait_gone(whole_cgroup.then_some(&cg));
             cg.destroy()?;
         }
         let state = state_json(&self.record, Status::Stopped);
@@ -561,15 +570,49 @@ impl Container {
         Ok(())
     }
 
-    /// Waits (briefly) until the init and the cgroup's processes are gone.
-    fn wait_gone(&self, cg: &CgroupManager) {
+    /// Waits (briefly) until the init, and the cgroup's processes if given, are gone.
+    fn wait_gone(&self, cg: Option<&CgroupManager>) {
         for _ in 0..500 {
             let init_gone = !self.record.init_alive();
-            if init_gone && cg.pids().map(|p| p.is_empty()).unwrap_or(true) {
+            if init_gone && cg.is_none_or(|cg| cg.pids().map(|p| p.is_empty()).unwrap_or(true)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+}
+
+/// Reaps a SIGKILLed init of ours. Not forever: a frozen one dies only once thawed (it is
+/// reaped later then, see `crate::child`).
+fn reap_killed(init: Option<&Child>) {
+    if let Some(init) = init {
+        let _ = init.wait_timeout(Some(Duration::from_secs(5)));
+    }
+}
+
+/// SIGKILLs the init and every process descended from it (found through /proc by parent pid):
+/// the container's processes when its cgroup may also hold others'.
+fn kill_descendants(init: Option<i32>) {
+    let Some(init) = init else { return };
+    let mut parents = std::collections::HashMap::<i32, Vec<i32>>::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // Field 4, after the command name, which may itself hold spaces and parentheses.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut pending = vec![init];
+    while let Some(pid) = pending.pop() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        pending.extend(parents.remove(&pid).unwrap_or_default());
     }
 }
 

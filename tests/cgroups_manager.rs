@@ -373,7 +373,7 @@ fn saved_state_round_trips_and_destroys_created_parents() {
 }
 
 #[test]
-fn joining_existing_cgroup_keeps_its_parent_and_removes_it_like_runc() {
+fn joining_existing_cgroup_keeps_it_and_its_parent() {
     require_root_v1();
     let parent = Path::new("/sys/fs/cgroup/pids").join(unique("join"));
     let leaf = parent.join("c");
@@ -396,10 +396,9 @@ fn joining_existing_cgroup_keeps_its_parent_and_removes_it_like_runc() {
     child_killed(child);
 
     manager.destroy().unwrap();
-    assert!(
-        !leaf.exists(),
-        "the container's cgroup is removed even though it was joined"
-    );
+    // Only what husk created is removed (issue 16, bug 6); runc 1.1.5 removes an empty joined
+    // cgroup too (tests/RUNC_DIFFERENCES.md).
+    assert!(leaf.is_dir(), "a joined cgroup stays");
     assert!(parent.is_dir(), "a parent made by someone else stays");
 }
 

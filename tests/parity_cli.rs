@@ -131,3 +131,101 @@ fn kill_all_of_a_stopped_container_succeeds() {
     // Without --all it is still an error, as in runc.
     rt.run_fail(["kill", c.id(), "KILL"]);
 }
+
+/// A cgroup made before any container, at the same path in every hierarchy, holding a host process (a
+/// "victim": another container's process or a host service in real life). Killed and removed on drop.
+struct ForeignCgroup {
+    /// The path as `linux.cgroupsPath` names it.
+    path: String,
+    dirs: Vec<PathBuf>,
+    victim: std::process::Child,
+}
+
+impl ForeignCgroup {
+    fn new() -> ForeignCgroup {
+        let path = format!("/{}", husk_testing::unique_id("foreign"));
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mounts = mountinfo.lines().filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fields: Vec<&str> = left.split(' ').collect();
+            let is_cgroup = right.starts_with("cgroup ") || right.starts_with("cgroup2 ");
+            (is_cgroup && fields.get(3) == Some(&"/")).then(|| PathBuf::from(fields[4]))
+        });
+        let victim = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let mut foreign = ForeignCgroup {
+            path: path.clone(),
+            dirs: Vec::new(),
+            victim,
+        };
+        for mount in mounts {
+            let dir = mount.join(&path[1..]);
+            std::fs::create_dir(&dir).unwrap();
+            foreign.dirs.push(dir.clone());
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(value) = std::fs::read_to_string(mount.join(file)) {
+                    std::fs::write(dir.join(file), value).unwrap();
+                }
+            }
+            std::fs::write(dir.join("cgroup.procs"), foreign.victim.id().to_string()).unwrap();
+        }
+        foreign
+    }
+
+    /// Panics unless the victim still runs and every directory is still there.
+    fn assert_untouched(&mut self, after: &str) {
+        assert!(
+            self.victim.try_wait().unwrap().is_none(),
+            "the process in the pre-existing cgroup was killed by {after}"
+        );
+        for dir in &self.dirs {
+            assert!(dir.is_dir(), "{after} removed {}", dir.display());
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+            assert!(
+                procs.lines().any(|l| l == self.victim.id().to_string()),
+                "the victim left {} after {after}",
+                dir.display()
+            );
+        }
+    }
+}
+
+impl Drop for ForeignCgroup {
+    fn drop(&mut self) {
+        let _ = self.victim.kill();
+        let _ = self.victim.wait();
+        for dir in &self.dirs {
+            let _ = wait_for(|| std::fs::remove_dir(dir).is_ok() || !dir.exists(), WAIT);
+        }
+    }
+}
+
+#[test]
+fn delete_spares_processes_and_directories_of_a_cgroup_it_did_not_create() {
+    let rt = runtime();
+    let mut foreign = ForeignCgroup::new();
+
+    // delete --force of a running container.
+    let bundle = sleeper(&rt).set("/linux/cgroupsPath", json!(foreign.path));
+    let c = running(&rt, &bundle);
+    let init = c.pid();
+    rt.run_ok(["delete", "--force", c.id()]);
+    assert!(
+        wait_for(|| husk_testing::is_gone(init), WAIT),
+        "the container's init survived delete --force"
+    );
+    foreign.assert_untouched("delete --force");
+
+    // delete of a stopped container.
+    let bundle = Bundle::new(&rt)
+        .args(["sh", "-c", "exit 0"])
+        .set("/linux/cgroupsPath", json!(foreign.path));
+    let c = rt.create(&bundle);
+    c.start();
+    assert!(c.wait_status("stopped", WAIT), "container did not stop");
+    let out = rt.run(["delete", c.id()]);
+    foreign.assert_untouched("delete");
+    assert!(out.status.success(), "delete failed\n{}", out.describe());
+}

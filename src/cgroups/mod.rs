@@ -263,6 +263,16 @@ impl CgroupManager {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether `create` made the container's own cgroup directory in every hierarchy it uses.
+    /// Only then is everything in the cgroup the container's: a `cgroupsPath` that already
+    /// existed may hold other containers or host services, which are not ours to kill or remove.
+    pub fn created_leaf(&self) -> bool {
+        self.lock()
+            .iter()
+            .filter(|h| !h.skipped)
+            .all(|h| h.created.last() == Some(&h.dir))
+    }
+
     /// The host's cgroup mode.
     pub fn mode(&self) -> CgroupMode {
         self.inner.mode
@@ -632,10 +642,11 @@ impl CgroupManager {
         Ok(out)
     }
 
-    /// Removes the container's cgroup in every hierarchy, with any sub-cgroups, then the parent
-    /// directories `create` made (those still used by others stay). Retries briefly while exiting
-    /// tasks leave (EBUSY); idempotent; works after SIGKILL of the container. Every hierarchy is
-    /// tried even when one fails; the first error is returned.
+    /// Removes the container's cgroup in every hierarchy where `create` made it, with any
+    /// sub-cgroups, then the parent directories `create` made (those still used by others stay).
+    /// A cgroup that existed before the container (a joined `cgroupsPath`) is left as it is.
+    /// Retries briefly while exiting tasks leave (EBUSY); idempotent; works after SIGKILL of the
+    /// container. Every hierarchy is tried even when one fails; the first error is returned.
     pub fn destroy(&self) -> Result<(), CgroupError> {
         let mut first_error = None;
         let count = self.inner.layout.len();
@@ -652,7 +663,8 @@ impl CgroupManager {
         if hierarchy.skipped {
             return Ok(());
         }
-        if hierarchy.dir.exists() {
+        let ours = hierarchy.created.last() == Some(&hierarchy.dir);
+        if ours && hierarchy.dir.exists() {
             let children = fsio::subdirs_deepest_first(&hierarchy.dir).or_else(|source| {
                 if source.kind() == io::ErrorKind::NotFound {
                     Ok(Vec::new())
