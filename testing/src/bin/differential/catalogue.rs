@@ -937,12 +937,16 @@ fn steps(rng: &mut Rng) -> (Vec<Step>, Option<u8>) {
 
 fn exec_step(rng: &mut Rng) -> Step {
     let probe = || vec!["probe".to_string(), "report".to_string()];
-    let (flags, args, process): (Vec<&str>, Vec<String>, Option<Value>) = match rng.below(12) {
+    let (flags, args, process): (Vec<&str>, Vec<String>, Option<Value>) = match rng.below(14) {
         0 => (vec![], probe(), None),
         1 => (vec!["--user", "1000:1000"], probe(), None),
         2 => (vec!["--user", "65534"], probe(), None),
         3 => (vec!["--cwd", "/tmp"], probe(), None),
-        4 => (vec!["--env", "FOO=exec", "-e", "PATH=/bin"], probe(), None),
+        4 => (
+            vec!["--env", "FOO=exec", "--env", "PATH=/bin:/usr/bin"],
+            probe(),
+            None,
+        ),
         5 => (vec!["--cap", "CAP_SYS_ADMIN"], probe(), None),
         6 => (vec!["--no-new-privs"], probe(), None),
         7 => (
@@ -952,8 +956,12 @@ fn exec_step(rng: &mut Rng) -> Step {
         ),
         8 => (vec![], vec!["/no/such/binary".to_string()], None),
         9 => (vec!["-d"], vec!["true".to_string()], None),
+        // runc refuses a short and a long form of one flag in one command line.
+        12 => (vec!["-e", "A=1", "--env", "B=2"], probe(), None),
+        13 => (vec!["--user", "1000:1000", "--cwd", "/root"], probe(), None),
         10 => (
             vec!["--process", "@PROCESS@"],
+            // No `user`: runc defaults to 0:0.
             vec![],
             Some(json!({ "args": ["probe", "report"], "cwd": "/", "env": ["PATH=/bin:/usr/bin"] })),
         ),

@@ -242,25 +242,48 @@ fn compare(
     let mut keys: Vec<&String> = husk.keys().chain(reference.keys()).collect();
     keys.sort();
     keys.dedup();
-    keys.into_iter()
+    // A report only one side produced (the process did not run on the other) is one divergence, not fifty.
+    let missing_reports: Vec<String> = keys
+        .iter()
+        .filter_map(|k| k.strip_suffix(".report"))
+        .map(|prefix| format!("{prefix}."))
+        .collect();
+    let mut divergences: Vec<Divergence> = keys
+        .into_iter()
         .filter(|key| !key.starts_with('~'))
+        .filter(|key| {
+            key.ends_with(".report") || !missing_reports.iter().any(|p| key.starts_with(p.as_str()))
+        })
         .filter_map(|key| {
             let h = husk.get(key).unwrap_or(&absent);
             let r = reference.get(key).unwrap_or(&absent);
-            (h != r).then(|| {
-                let listed = known
+            (h != r).then(|| Divergence {
+                key: key.clone(),
+                husk: h.clone(),
+                reference: r.clone(),
+                listed: known
                     .iter()
                     .find(|k| k.matches(tags, key, h))
-                    .map(|k| k.reason.clone());
-                Divergence {
-                    key: key.clone(),
-                    husk: h.clone(),
-                    reference: r.clone(),
-                    listed,
-                }
+                    .map(|k| k.reason.clone()),
             })
         })
-        .collect()
+        .collect();
+    // Once the runtimes disagreed on a command's outcome for a listed reason (one created the container, the other
+    // refused), everything after it follows from that.
+    if let Some(first) = divergences
+        .iter()
+        .position(|d| d.key.ends_with(".exit") || d.key.ends_with(".report"))
+    {
+        if divergences[first].listed.is_some() {
+            let cause = divergences[first].key.clone();
+            for d in divergences.iter_mut().skip(first + 1) {
+                if d.listed.is_none() {
+                    d.listed = Some(format!("follows from the listed difference at {cause}"));
+                }
+            }
+        }
+    }
+    divergences
 }
 
 /// What each runtime said on stderr in the steps that diverged (observations `~<step>.stderr`).
@@ -296,8 +319,17 @@ struct Tool {
 
 impl Tool {
     fn run_both(&self, case: &Case) -> (Vec<Divergence>, String) {
+        let t0 = Instant::now();
         let h = runner::run_case(&self.env, &self.husk, case);
+        let t1 = Instant::now();
         let r = runner::run_case(&self.env, &self.reference, case);
+        if self.options.verbose {
+            println!(
+                "    time: husk {:.2} s, reference {:.2} s",
+                (t1 - t0).as_secs_f64(),
+                t1.elapsed().as_secs_f64()
+            );
+        }
         let divergences = compare(&h, &r, &case.tags(), &self.known);
         let details = stderr_details(&h, &r, &divergences);
         (divergences, details)
@@ -499,7 +531,7 @@ impl Tool {
             None => (0..o.cases).map(|i| rng::case_seed(o.seed, i)).collect(),
         };
         let (mut run, mut diverged, mut listed) = (0u64, 0u64, 0u64);
-        let mut first_keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut classes: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for (index, &seed) in seeds.iter().enumerate() {
             if stop_requested() {
                 break;
@@ -544,6 +576,16 @@ impl Tool {
                 }
                 continue;
             }
+            for d in &unlisted {
+                let class = d
+                    .key
+                    .split_once('.')
+                    .map_or(d.key.as_str(), |(_, rest)| rest);
+                let cases = classes.entry(class.to_string()).or_default();
+                if cases.last() != Some(&seed) {
+                    cases.push(seed);
+                }
+            }
             diverged += 1;
             let key = unlisted[0].key.clone();
             let (first_husk, first_reference) =
@@ -568,19 +610,17 @@ impl Tool {
                 dir.display(),
                 kept.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
             );
-            let class = key
-                .split_once('.')
-                .map_or(key.as_str(), |(_, rest)| rest)
-                .to_string();
-            first_keys
-                .entry(class)
-                .or_default()
-                .push(format!("{seed:#x} {:?}", small.tags()));
         }
-        if !first_keys.is_empty() {
-            println!("divergences by first key:");
-            for (key, cases) in &first_keys {
-                println!("  {key}: {} case(s), e.g. {}", cases.len(), cases[0]);
+        if !classes.is_empty() {
+            let mut by_count: Vec<(&String, &Vec<u64>)> = classes.iter().collect();
+            by_count.sort_by_key(|(key, cases)| (std::cmp::Reverse(cases.len()), key.to_string()));
+            println!("unlisted divergences by key (step number left out): cases, first case");
+            for (key, cases) in by_count {
+                println!(
+                    "  {key}: {} case(s), e.g. --replay {:#x}",
+                    cases.len(),
+                    cases[0]
+                );
             }
         }
         println!(

@@ -39,6 +39,7 @@ pub fn error_class(stderr: &str) -> String {
                 "stopped container",
                 "cannot start",
                 "container is paused",
+                "is running",
             ],
         ),
         ("seccomp", &["seccomp"]),

@@ -149,9 +149,12 @@ pub fn run_case(env: &Env, rt: &Runtime, case: &Case) -> Observations {
             .collect::<Vec<_>>()
             .join(" "),
     );
+    // Only mounts that can be this case's: other programs on the host mount and unmount meanwhile.
+    let scratch = env.work.to_string_lossy().into_owned();
     let new_mounts: Vec<String> = host_mount_points()
         .into_iter()
         .filter(|m| !mounts_before.contains(m))
+        .filter(|m| m.starts_with(&scratch) || m.contains(&id))
         .collect();
     obs.insert(
         "host.mounts".into(),
@@ -173,7 +176,9 @@ pub fn run_case(env: &Env, rt: &Runtime, case: &Case) -> Observations {
 
     // Remove whatever was left, so that the next run starts clean.
     for m in new_mounts.iter().rev() {
-        let _ = Command::new("umount").args(["-l", m]).status();
+        if let Some((point, _)) = m.rsplit_once(':') {
+            let _ = Command::new("umount").args(["-l", point]).status();
+        }
     }
     for dir in left_cgroups.iter().rev() {
         remove_cgroup(dir);
@@ -224,7 +229,7 @@ impl StepContext<'_> {
                 let out = run(self.rt, &args, Some(self.main_out));
                 self.record(&key, &out);
                 if !detach {
-                    self.report("main", &out.stdout);
+                    self.report(&format!("{i:02}.main"), &out.stdout);
                 }
             }
             Step::Create { pid_file } => {
@@ -260,7 +265,7 @@ impl StepContext<'_> {
                     Duration::from_secs(10),
                 );
                 text = std::fs::read_to_string(&main_out).unwrap_or_default();
-                self.report("main", &text);
+                self.report(&format!("{i:02}.main"), &text);
             }
             Step::State => {
                 let out = run(self.rt, &["state", &id], None);
@@ -298,18 +303,8 @@ impl StepContext<'_> {
                 argv.extend(args.iter().map(String::as_str));
                 let out = run(self.rt, &argv, None);
                 self.record(&key, &out);
-                if normalise::parse_report(&out.stdout).is_some() {
-                    self.report(&key, &out.stdout);
-                } else {
-                    self.obs.insert(
-                        format!("{key}.out"),
-                        if out.stdout.trim().is_empty() {
-                            "-"
-                        } else {
-                            "text"
-                        }
-                        .into(),
-                    );
+                if args.first().is_some_and(|a| a == "probe") || process.is_some() {
+                    self.report(&format!("{key}.in"), &out.stdout);
                 }
             }
             Step::Kill { signal, all } => {
