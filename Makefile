@@ -27,7 +27,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 endif
 
 .DEFAULT_GOAL := build
-.PHONY: deps build probe rootfs demo test lint bench hot-order conformance clean
+.PHONY: deps build probe rootfs demo test lint bench hot-order conformance differential clean
 
 # Installs only what is missing. `apt-get update` runs first when the package lists are empty or more than a
 # week old, and once more if the install still fails.
@@ -116,6 +116,19 @@ conformance:
 	fi; \
 	echo "HUSK_TEST_RUNTIME=$(RUNTIME) $$bin $(CONFORMANCE_ARGS)"; \
 	HUSK_TEST_RUNTIME=$(RUNTIME) HUSK_ROOTFS=$(ROOTFS_DIR) "$$bin" $(CONFORMANCE_ARGS)
+
+# Differential testing (testing/src/bin/differential): N cases generated from SEED run against husk and runc 1.1.5,
+# compared by exit codes, error classes, what the probe reports from inside and host leftovers. Exits non-zero on
+# any divergence not listed in testing/src/bin/differential/known.txt; a failing case prints its seed and leaves a
+# minimal bundle under /tmp/husk-differential. DIFFERENTIAL_ARGS adds options, e.g. '--verbose' or
+# '--replay CASE_SEED --features 0,2'.
+N ?= 200
+SEED ?= 1
+DIFFERENTIAL_ARGS ?=
+differential:
+	@$(MAKE) --no-print-directory build rootfs
+	$(BUILD_DIR)/differential --cases $(N) --seed $(SEED) --husk $(CURDIR)/target/release/husk \
+		--reference /usr/sbin/runc --rootfs $(ROOTFS_DIR) $(DIFFERENTIAL_ARGS)
 
 clean:
 	cargo clean
