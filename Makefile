@@ -27,7 +27,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 endif
 
 .DEFAULT_GOAL := build
-.PHONY: deps build probe rootfs demo test lint bench hot-order conformance differential clean
+.PHONY: deps build probe rootfs demo test lint bench hot-order conformance differential vm test-vm clean
 
 # Installs only what is missing. `apt-get update` runs first when the package lists are empty or more than a
 # week old, and once more if the install still fails.
@@ -129,6 +129,20 @@ differential:
 	@$(MAKE) --no-print-directory build rootfs
 	$(BUILD_DIR)/differential --cases $(N) --seed $(SEED) --husk $(CURDIR)/target/release/husk \
 		--reference /usr/sbin/runc --rootfs $(ROOTFS_DIR) $(DIFFERENTIAL_ARGS)
+
+# The VM lane (vm/): a Debian 12 guest with systemd as PID 1, pure cgroup v2 and its own kernel (6.1), booted under
+# QEMU's TCG. `vm` builds its image with debootstrap, cached under target/vm/ by a hash of its recipe, so it is
+# rebuilt only when vm/build-image.sh or vm/guest-boot.sh change. `test-vm` runs the VM_TESTS test targets inside
+# it (VM_TEST_ARGS: extra arguments for each test binary).
+VM_IMAGE_DIR := target/vm/image-$(shell cat vm/build-image.sh vm/guest-boot.sh 2>/dev/null | sha256sum | cut -c1-16)
+VM_TESTS ?= escapes proc_escapes seccomp_hardening hostile_input namespaces
+vm:
+	@vm/host-deps.sh
+	@if [ -f $(VM_IMAGE_DIR)/disk.raw ]; then echo "vm: image $(VM_IMAGE_DIR) is up to date"; \
+	else vm/build-image.sh $(VM_IMAGE_DIR); fi
+
+test-vm: build rootfs vm
+	vm/test-lane.sh $(VM_IMAGE_DIR) $(VM_TESTS)
 
 clean:
 	cargo clean
