@@ -49,6 +49,10 @@ pub struct Feature {
     pub fixtures: Vec<Fixture>,
     /// Extra `probe report` arguments for the container's main process (e.g. `--path /mnt/x`).
     pub probe: Vec<String>,
+    /// Global options placed before `create`/`run` (e.g. `--log FILE`).
+    pub global_flags: Vec<String>,
+    /// Options of `create`/`run` (e.g. `--no-pivot`).
+    pub create_flags: Vec<String>,
 }
 
 impl Feature {
@@ -58,6 +62,8 @@ impl Feature {
             ops: Vec::new(),
             fixtures: Vec::new(),
             probe: Vec::new(),
+            global_flags: Vec::new(),
+            create_flags: Vec::new(),
         }
     }
 
@@ -219,6 +225,20 @@ impl Case {
         kinds
     }
 
+    pub fn global_flags(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .flat_map(|f| f.global_flags.clone())
+            .collect()
+    }
+
+    pub fn create_flags(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .flat_map(|f| f.create_flags.clone())
+            .collect()
+    }
+
     pub fn without_feature(&self, index: usize) -> Case {
         let mut case = self.clone();
         case.features.remove(index);
@@ -337,6 +357,7 @@ pub fn generate(seed: u64) -> Case {
     process_features(&mut rng, &mut features);
     mount_features(&mut rng, &mut features);
     linux_features(&mut rng, &mut features);
+    cli_features(&mut rng, &mut features);
     let (steps, exit_code) = steps(&mut rng);
     Case {
         seed,
@@ -754,6 +775,30 @@ fn linux_features(rng: &mut Rng, out: &mut Vec<Feature>) {
     if rng.chance(4) {
         out.push(Feature::new("annotations").set("/annotations", json!({ "org.example": "x" })));
     }
+}
+
+/// Options of the command line that creates the container.
+fn cli_features(rng: &mut Rng, out: &mut Vec<Feature>) {
+    if !rng.chance(15) {
+        return;
+    }
+    let (tag, global, create): (&str, &[&str], &[&str]) = *rng.pick(&[
+        ("debug", &["--debug"][..], &[][..]),
+        ("log-text", &["--log", "@CASE@/runtime.log"][..], &[][..]),
+        (
+            "log-json",
+            &["--log", "@CASE@/runtime.log", "--log-format", "json"][..],
+            &[][..],
+        ),
+        ("systemd-cgroup", &["--systemd-cgroup"][..], &[][..]),
+        ("no-pivot", &[][..], &["--no-pivot"][..]),
+        ("no-new-keyring", &[][..], &["--no-new-keyring"][..]),
+        ("preserve-fds-0", &[][..], &["--preserve-fds", "0"][..]),
+    ]);
+    let mut f = Feature::new(format!("cli:{tag}"));
+    f.global_flags = global.iter().map(|s| s.to_string()).collect();
+    f.create_flags = create.iter().map(|s| s.to_string()).collect();
+    out.push(f);
 }
 
 fn seccomp_feature(rng: &mut Rng) -> Feature {

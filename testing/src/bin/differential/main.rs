@@ -569,6 +569,7 @@ impl Tool {
                         d.reference
                     );
                 }
+                print!("{details}");
             }
             if unlisted.is_empty() {
                 if !divergences.is_empty() {

@@ -12,17 +12,21 @@ pub type Observations = BTreeMap<String, String>;
 
 /// The class of a runtime's stderr: `-` (nothing), `warning`, or the kind of error.
 pub fn error_class(stderr: &str) -> String {
-    let text = stderr.to_lowercase();
-    if text.trim().is_empty() {
+    // Debug and info lines (`--debug`) say nothing about the outcome.
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(str::to_lowercase)
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.contains("level=debug") && !l.contains("level=info"))
+        .collect();
+    if lines.is_empty() {
         return "-".into();
     }
-    let is_error = text.contains("level=error")
-        || text.contains("error")
-        || text.contains("failed")
-        || !text.contains("level=warn");
-    if !is_error {
+    if lines.iter().all(|l| l.contains("level=warn")) {
         return "warning".into();
     }
+    let text = lines.join("\n");
+    // Order matters: the first class with a matching phrase wins.
     let classes: [(&str, &[&str]); 7] = [
         ("timeout", &["timed out"]),
         ("not-exist", &["does not exist"]),
@@ -40,6 +44,7 @@ pub fn error_class(stderr: &str) -> String {
                 "cannot start",
                 "container is paused",
                 "is running",
+                "container is ",
             ],
         ),
         ("seccomp", &["seccomp"]),
@@ -55,6 +60,13 @@ pub fn error_class(stderr: &str) -> String {
                 "bad ",
                 "parse",
                 "refus",
+                "wrong",
+                "cannot use two forms",
+                "not allowed",
+                "not in a separate",
+                "needs a",
+                "required",
+                "without a private",
             ],
         ),
     ];
@@ -136,11 +148,20 @@ pub fn report(prefix: &str, report: &Value, ns: &NsContext, out: &mut Observatio
         "sysctls",
         "cgroup_files",
         "timens_offsets",
-        "syscalls",
         "devices",
     ] {
         if let Some(value) = report.get(key) {
             put(key, compact(value));
+        }
+    }
+    if let Some(calls) = report["syscalls"].as_object() {
+        // Arguments hold buffer addresses and return values pids: only the outcome is compared.
+        for (name, result) in calls {
+            let outcome = match result["errno_name"].as_str() {
+                Some(errno) => errno.to_string(),
+                None => "ok".to_string(),
+            };
+            put(&format!("syscall:{name}"), outcome);
         }
     }
     if let Some(env) = report["env"].as_array() {
@@ -315,6 +336,27 @@ fn strip_numbers(s: &str) -> String {
         }
     }
     out
+}
+
+/// A `--log` file: whether it has lines and in which format (logrus text or JSON objects with level, msg, time).
+pub fn log_file(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return "empty".into();
+    }
+    let json = lines.iter().all(|l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|v| {
+            v.get("level").is_some() && v.get("msg").is_some() && v.get("time").is_some()
+        })
+    });
+    let text = lines
+        .iter()
+        .all(|l| l.starts_with("time=") && l.contains(" level=") && l.contains(" msg="));
+    match (json, text) {
+        (true, _) => "json".into(),
+        (_, true) => "text".into(),
+        _ => "other".into(),
+    }
 }
 
 /// The parts of `state` output that callers use.

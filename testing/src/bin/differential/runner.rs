@@ -107,6 +107,8 @@ pub fn run_case(env: &Env, rt: &Runtime, case: &Case) -> Observations {
     let bundle_str = bundle.to_string_lossy().into_owned();
     let mut ctx = StepContext {
         rt,
+        global_flags: case.global_flags().iter().map(|f| fill(f)).collect(),
+        create_flags: case.create_flags().iter().map(|f| fill(f)).collect(),
         id: &id,
         bundle: &bundle_str,
         case_dir: &case_dir,
@@ -123,6 +125,25 @@ pub fn run_case(env: &Env, rt: &Runtime, case: &Case) -> Observations {
 
     // Cleanup, then what the runtime left on the host.
     let _ = run(rt, &["delete", "--force", &id], None);
+    if let Ok(log) = std::fs::read_to_string(case_dir.join("runtime.log")) {
+        obs.insert("log".into(), normalise::log_file(&log));
+    } else if case.global_flags().iter().any(|f| f == "--log") {
+        obs.insert("log".into(), "missing".into());
+    }
+    let rootfs_str = rootfs.to_string_lossy().into_owned();
+    let mut left_processes = Vec::new();
+    husk_testing::wait_for(
+        || {
+            left_processes = processes_in(&rootfs_str);
+            left_processes.is_empty()
+        },
+        Duration::from_millis(500),
+    );
+    obs.insert("host.processes".into(), left_processes.len().to_string());
+    for pid in &left_processes {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
     if let Ok(log) = std::fs::read_to_string(case_dir.join("hooks.log")) {
         obs.insert("hooks".into(), log.trim_end().replace('\n', " | "));
     }
@@ -193,6 +214,8 @@ pub fn run_case(env: &Env, rt: &Runtime, case: &Case) -> Observations {
 
 struct StepContext<'a> {
     rt: &'a Runtime,
+    global_flags: Vec<String>,
+    create_flags: Vec<String>,
     id: &'a str,
     bundle: &'a str,
     case_dir: &'a Path,
@@ -221,10 +244,12 @@ impl StepContext<'_> {
         let id = self.id.to_string();
         match step {
             Step::Run { detach } => {
-                let mut args = vec!["run"];
+                let mut args: Vec<&str> = self.global_flags.iter().map(String::as_str).collect();
+                args.push("run");
                 if *detach {
                     args.push("-d");
                 }
+                args.extend(self.create_flags.iter().map(String::as_str));
                 args.extend(["--bundle", self.bundle, &id]);
                 let out = run(self.rt, &args, Some(self.main_out));
                 self.record(&key, &out);
@@ -235,7 +260,10 @@ impl StepContext<'_> {
             Step::Create { pid_file } => {
                 let pid_path = self.case_dir.join("pid");
                 let pid_str = pid_path.to_string_lossy().into_owned();
-                let mut args = vec!["create", "--bundle", self.bundle];
+                let mut args: Vec<&str> = self.global_flags.iter().map(String::as_str).collect();
+                args.push("create");
+                args.extend(self.create_flags.iter().map(String::as_str));
+                args.extend(["--bundle", self.bundle]);
                 if *pid_file {
                     args.extend(["--pid-file", &pid_str]);
                 }
@@ -502,6 +530,22 @@ esac
 echo "$1 status=$status cwd=$where env=$(env | grep -v -e '^PWD=' -e '^SHLVL=' -e '^_=' -e '^OLDPWD=' | sort | tr '\n' ' ')" >> @CASE@/hooks.log
 [ "$2" = fail ] && exit 1
 exit 0"#;
+
+/// Processes whose root directory is `rootfs` (a container's processes, seen from the host).
+fn processes_in(rootfs: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| !husk_testing::is_gone(*pid))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/root"))
+                .is_ok_and(|root| root.to_string_lossy().starts_with(rootfs))
+        })
+        .collect()
+}
 
 /// Mount points (with their filesystem) in this process's mount namespace.
 fn host_mount_points() -> Vec<String> {
