@@ -9,6 +9,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use crate::cgroups::CgroupManager;
+use crate::child::{Child, TakenOrphan};
 use crate::config::{ConsoleDest, ContainerConfig, CreateOptions};
 use crate::error::{Context, Error, Result};
 use crate::spawn::{self, kill_all, oci_state, state_json};
@@ -61,6 +62,7 @@ impl Runtime {
             ));
         }
         let console = opts.console.as_ref().filter(|_| config.terminal);
+        crate::child::reap_orphans();
         let dir = StateDir::create(&self.root, id)?;
         let io = spawn::Io {
             console,
@@ -70,6 +72,7 @@ impl Runtime {
         Ok(Container {
             dir: self.root.join(id),
             record,
+            init: spawned.child,
             init_binary: self.init_binary.clone(),
             console: spawned.console,
             pipes: spawned.pipes,
@@ -83,6 +86,7 @@ impl Runtime {
         Ok(Container {
             dir: dir.dir.clone(),
             record,
+            init: None,
             init_binary: self.init_binary.clone(),
             console: None,
             pipes: Pipes::default(),
@@ -109,7 +113,9 @@ impl Runtime {
 /// How a container's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
+    /// It called `exit` with this code.
     Exited(i32),
+    /// A signal (this number) ended it.
     Signaled(i32),
     /// The process was not our child, so its status could not be collected.
     Unknown,
@@ -124,6 +130,26 @@ impl ExitStatus {
             ExitStatus::Unknown => 255,
         }
     }
+
+    /// Whether it exited with code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+}
+
+/// `exit code 3`, `signal 9 (SIGKILL)`, `unknown status`: in the words of
+/// `std::process::ExitStatus`.
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ExitStatus::Exited(code) => write!(f, "exit code {code}"),
+            ExitStatus::Signaled(n) => match Signal::try_from(n) {
+                Ok(signal) => write!(f, "signal {n} ({})", signal.as_str()),
+                Err(_) => write!(f, "signal {n}"),
+            },
+            ExitStatus::Unknown => f.write_str("unknown status (not a child of this process)"),
+        }
+    }
 }
 
 /// A handle on one container. It holds no lock: every operation locks, re-reads and acts.
@@ -131,6 +157,10 @@ impl ExitStatus {
 pub struct Container {
     pub(crate) dir: PathBuf,
     pub(crate) record: Record,
+    /// The init, when this handle created the container (it is then our child, reaped by
+    /// [`Container::wait`] or [`Container::delete`], or after the handle is dropped by a later
+    /// call; see `crate::child`).
+    init: Option<Child>,
     init_binary: PathBuf,
     /// The pty master of a terminal container created with [`ConsoleDest::Keep`].
     console: Option<OwnedFd>,
@@ -235,6 +265,8 @@ pub struct ExecOptions {
 #[derive(Debug)]
 pub struct Process {
     pid: i32,
+    /// Our child, held through a pidfd until reaped.
+    child: Option<Child>,
     console: Option<OwnedFd>,
     pipes: Pipes,
 }
@@ -274,34 +306,67 @@ impl Process {
             .context(|| format!("signal {signal} to {}", self.pid))
     }
 
-    /// Waits for it to end. Only the process that started it (its parent) learns the status.
+    /// Waits for it to end; its status (the process that started it is its parent).
+    ///
+    /// While waiting, other processes that this program started through husk and whose
+    /// handles were dropped are reaped: one of them may be what keeps this one alive.
     pub fn wait(&self) -> Result<ExitStatus> {
-        wait_pid(self.pid, None)
+        match &self.child {
+            Some(child) => child.wait().context(|| format!("wait for {}", self.pid)),
+            None => wait_pid(self.pid, None),
+        }
+    }
+
+    /// Its status if it has ended (then it is reaped), `None` while it runs; never blocks.
+    pub fn try_wait(&self) -> Result<Option<ExitStatus>> {
+        match &self.child {
+            Some(child) => child
+                .try_wait()
+                .context(|| format!("wait for {}", self.pid)),
+            None => Ok(Some(ExitStatus::Unknown)),
+        }
+    }
+
+    /// Waits at most `timeout` for it to end: `Ok(None)` when it is still running then.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        match &self.child {
+            Some(child) => child
+                .wait_timeout(Some(timeout))
+                .context(|| format!("wait for {}", self.pid)),
+            None => Ok(Some(ExitStatus::Unknown)),
+        }
+    }
+
+    /// A pidfd of the process (readable once it has ended), to wait on many processes with
+    /// `poll`/`epoll` without a thread each; then call [`Process::try_wait`] to reap it.
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.child.as_ref().map(Child::pidfd)
+    }
+}
+
+/// Dropping a `Process` neither kills nor waits for it. If it is still running, husk keeps its
+/// pidfd and reaps it once it ends, at the next wait, create, exec or delete through the
+/// library, so that it never stays a zombie of this program.
+impl Drop for Process {
+    fn drop(&mut self) {
+        // The pidfd moves to husk's list of children to reap (see `crate::child`).
+        drop(self.child.take());
     }
 }
 
 /// Waits for `pid`: its status when it is our child, else until it is gone (`start_time` tells
 /// a recycled pid apart).
 fn wait_pid(pid: i32, start_time: Option<u64>) -> Result<ExitStatus> {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    loop {
-        match waitpid(Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::Exited(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(ExitStatus::Signaled(sig as i32)),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::ECHILD) => break,
-            Err(e) => return Err(e).context(|| format!("wait for {pid}")),
-        }
+    // A container this program created through another handle, since dropped.
+    let child = match crate::child::take_orphan(pid, start_time) {
+        Some(TakenOrphan::Ended(status)) => return Ok(status),
+        Some(TakenOrphan::Running(child)) => Some(child),
+        None => Child::watch(pid, start_time),
+    };
+    match child {
+        Some(child) => child.wait().context(|| format!("wait for {pid}")),
+        None => Ok(ExitStatus::Unknown),
     }
-    let alive = crate::state::process_start_time(pid);
-    if alive.is_some() && (start_time.is_none() || alive == start_time) {
-        if let Ok(pidfd) = husk_init::sys::pidfd_open(pid) {
-            husk_init::sys::wait_readable(pidfd.as_fd(), Duration::from_secs(u32::MAX as u64))
-                .context(|| format!("wait for {pid}"))?;
-        }
-    }
-    Ok(ExitStatus::Unknown)
 }
 
 impl Container {
@@ -450,10 +515,42 @@ impl Container {
     /// Waits for the init to exit. Its status is known only to its parent (the process that
     /// created the container); others get [`ExitStatus::Unknown`].
     pub fn wait(&self) -> Result<ExitStatus> {
-        match self.record.pid {
-            Some(pid) => wait_pid(pid, self.record.pid_start_time),
-            None => Ok(ExitStatus::Unknown),
+        match (&self.init, self.record.pid) {
+            (Some(init), _) => init.wait().context(|| format!("wait for {}", init.pid())),
+            (None, Some(pid)) => wait_pid(pid, self.record.pid_start_time),
+            (None, None) => Ok(ExitStatus::Unknown),
         }
+    }
+
+    /// Waits at most `timeout` for the init to exit: `Ok(None)` if it still runs then. Like
+    /// [`Container::wait`], only the creator learns the status.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let watched;
+        let init = match (&self.init, self.record.pid) {
+            (Some(init), _) => init,
+            (None, Some(pid)) => match crate::child::take_orphan(pid, self.record.pid_start_time) {
+                Some(TakenOrphan::Ended(status)) => return Ok(Some(status)),
+                Some(TakenOrphan::Running(child)) => {
+                    watched = child;
+                    &watched
+                }
+                None => match Child::watch(pid, self.record.pid_start_time) {
+                    Some(child) => {
+                        watched = child;
+                        &watched
+                    }
+                    None => return Ok(Some(ExitStatus::Unknown)),
+                },
+            },
+            (None, None) => return Ok(Some(ExitStatus::Unknown)),
+        };
+        init.wait_timeout(Some(timeout))
+            .context(|| format!("wait for {}", init.pid()))
+    }
+
+    /// A pidfd of the init when this handle created the container (readable once it exits).
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.init.as_ref().map(Child::pidfd)
     }
 
     /// The pty master of a terminal container created with [`ConsoleDest::Keep`].
@@ -489,6 +586,7 @@ impl Container {
             Status::Paused if opts.ignore_paused => {}
             _ => return Err(self.wrong_state("exec in", status)),
         }
+        crate::child::reap_orphans();
         let terminal = process.terminal().unwrap_or(false);
         if terminal && opts.console.is_none() {
             return Err(Error::config(
@@ -525,6 +623,7 @@ impl Container {
         )?;
         Ok(Process {
             pid: spawned.pid,
+            child: spawned.child,
             console: spawned.console,
             pipes: spawned.pipes,
         })
@@ -532,7 +631,7 @@ impl Container {
 
     /// Deletes the container. Without `force` it must be stopped or created; with `force`
     /// a running container is killed first.
-    pub fn delete(self, force: bool) -> Result<()> {
+    pub fn delete(mut self, force: bool) -> Result<()> {
         let dir = self.lock()?;
         let status = self.status();
         match status {
@@ -545,6 +644,8 @@ impl Container {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
+        // Reaped here when this program created it: it must not stay our zombie.
+        let init = self.take_init();
         if let Some(cg) = self.cgroup() {
             // Everything in the cgroup is ours only if husk made it; in a joined one, others
             // (a host service, another container) may live. Without a pid namespace of its own,
@@ -560,8 +661,13 @@ impl Container {
             if status == Status::Paused {
                 cg.thaw()?;
             }
+            reap_killed(init.as_ref());
             self.wait_gone(whole_cgroup.then_some(&cg));
             cg.destroy()?;
+        }
+        reap_killed(init.as_ref());
+        if let Some(init) = init {
+            init.discard();
         }
         let state = state_json(&self.record, Status::Stopped);
         let poststop = self.record.hooks.poststop.clone();
@@ -570,11 +676,23 @@ impl Container {
         Ok(())
     }
 
+    /// The init, when this program created it and has not reaped it yet: from this handle, or
+    /// from one dropped earlier.
+    fn take_init(&mut self) -> Option<Child> {
+        if let Some(init) = self.init.take() {
+            return Some(init);
+        }
+        match crate::child::take_orphan(self.record.pid?, self.record.pid_start_time)? {
+            TakenOrphan::Running(child) => Some(child),
+            TakenOrphan::Ended(_) => None,
+        }
+    }
+
     /// Waits (briefly) until the init, and the cgroup's processes if given, are gone.
     fn wait_gone(&self, cg: Option<&CgroupManager>) {
         for _ in 0..500 {
             let init_gone = !self.record.init_alive();
-            if init_gone && cg.is_none_or(|cg| cg.pids().map(|p| p.is_empty()).unwrap_or(true)) {
+            if init_gone && cg.map_or(true, |cg| cg.pids().map(|p| p.is_empty()).unwrap_or(true)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(2));

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod cgroups;
+mod child;
 mod command;
 pub mod config;
 mod container;
@@ -28,6 +29,9 @@ pub use command::Command;
 pub use config::{ConsoleDest, CreateOptions};
 pub use container::{Container, ExecOptions, ExitStatus, Process, Runtime};
 pub use error::{Error, Result};
+/// The signals of [`Container::kill`] and [`Process::signal`] (re-exported from `nix`, so that
+/// callers need no `nix` dependency of their own).
+pub use nix::sys::signal::Signal;
 pub use oci_spec;
 pub use resources::{Event, Events, Stats};
 pub use state::{OciState, Status};

@@ -12,6 +12,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxIdMapping;
 
 use crate::cgroups::CgroupManager;
+use crate::child::Child as Reapable;
 use crate::config::{host_root, ConsoleDest, ContainerConfig};
 use crate::error::{Context, Error, Result};
 use crate::exe_guard::GuardedBinary;
@@ -196,6 +197,11 @@ trait Requests {
     }
     /// The container state handed to the seccomp agent with a notify fd.
     fn container_state(&self) -> OciState;
+    /// Whether the process's exit status outlives its handle (a container's init: a later
+    /// handle may wait for it).
+    fn keeps_status(&self) -> bool {
+        false
+    }
 }
 
 fn unexpected(what: &str) -> Error {
@@ -239,6 +245,9 @@ impl Requests for CreateRequests<'_> {
     fn container_state(&self) -> OciState {
         oci_state(self.record, Status::Creating)
     }
+    fn keeps_status(&self) -> bool {
+        true
+    }
 }
 
 struct ExecRequests<'a> {
@@ -254,6 +263,8 @@ impl Requests for ExecRequests<'_> {
 /// A process started in a container by [`exec`].
 pub(crate) struct Spawned {
     pub pid: i32,
+    /// The process, held for reaping (it is our child).
+    pub child: Option<Reapable>,
     pub console: Option<OwnedFd>,
     pub pipes: crate::stdio::Pipes,
 }
@@ -306,6 +317,8 @@ fn run_init(
     match result {
         Ok(()) => Ok(Spawned {
             pid: pid.unwrap_or(0),
+            // Our child, not yet reaped: its pid cannot have been reused.
+            child: pid.and_then(|pid| Reapable::adopt(pid, requests.keeps_status()).ok()),
             console: session.master.take(),
             pipes,
         }),
@@ -342,9 +355,16 @@ impl Session<'_> {
             cg.add_process(self.stage1.id() as i32)?;
         }
         let fds: Vec<i32> = fifo.iter().map(|f| f.as_raw_fd()).collect();
-        self.channel
+        if let Err(e) = self
+            .channel
             .send(&ToInit::Bootstrap(Box::new(boot.clone())), &fds)
-            .context(|| "send bootstrap to init".into())?;
+        {
+            // An init that failed at once said why before it closed its end: report that.
+            if let Ok((ToParent::Failed(failure), _)) = self.channel.recv::<ToParent>() {
+                return Err(Error::Init(failure));
+            }
+            return Err(e).context(|| "send bootstrap to init".into());
+        }
         drop(fifo);
         let mut ready = false;
         loop {

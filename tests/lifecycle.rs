@@ -7,12 +7,25 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use husk_testing::{unique_id, wait_for, Bundle, Runtime, Spawned};
+use husk::ExitStatus;
+use husk_testing::{is_child, unique_id, wait_for, zombie_children, Bundle, Runtime, Spawned};
+use nix::sys::signal::Signal;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn runtime() -> Runtime {
     Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
+}
+
+/// The library, with a state root of the test's own and the husk binary as the init.
+fn engine(rt: &Runtime) -> husk::Runtime {
+    husk::Runtime::new(rt.scratch_dir().join("lib-root"))
+        .with_init_binary(env!("CARGO_BIN_EXE_husk"))
+}
+
+/// A container's process that runs until killed.
+fn forever(rt: &Runtime) -> Bundle {
+    Bundle::new(rt).sh("while true; do sleep 1; done")
 }
 
 /// Bug 1: stage 1 reports the container's pid and stage 2 reports `Ready`. With the return of
@@ -125,4 +138,111 @@ fn a_config_over_a_megabyte_reaches_the_container() {
     assert_eq!(read("vars"), VARS.to_string());
     assert_eq!(read("len"), VALUE_LEN.to_string());
     assert_eq!(read("mounts"), MOUNTS.to_string());
+}
+
+/// Bug 2: the init of a container this program created is its child; `delete` must reap it,
+/// whether the container was never started, is running (force), or its handle was dropped
+/// and the container loaded again.
+#[test]
+fn delete_reaps_the_init_this_program_created() {
+    let rt = runtime();
+    let lib = engine(&rt);
+    let bundle = forever(&rt);
+
+    let c = lib
+        .create(&unique_id("reap"), bundle.path(), &Default::default())
+        .expect("create");
+    let pid = c.pid().expect("pid");
+    c.delete(false).expect("delete a created container");
+    assert!(
+        !is_child(pid),
+        "delete of a never-started container left its init {pid} as a zombie of ours"
+    );
+
+    let mut c = lib
+        .create(&unique_id("reap"), bundle.path(), &Default::default())
+        .expect("create");
+    c.start().expect("start");
+    let pid = c.pid().expect("pid");
+    c.delete(true).expect("force delete");
+    assert!(
+        !is_child(pid),
+        "force delete of a running container left its init {pid} as a zombie of ours"
+    );
+
+    let id = unique_id("reap");
+    let mut c = lib
+        .create(&id, bundle.path(), &Default::default())
+        .expect("create");
+    c.start().expect("start");
+    let pid = c.pid().expect("pid");
+    drop(c);
+    lib.load(&id)
+        .expect("load")
+        .delete(true)
+        .expect("force delete");
+    assert!(
+        !is_child(pid),
+        "force delete through a second handle left the init {pid} as a zombie of ours"
+    );
+}
+
+/// Bug 3: a process exec'd through the library and dropped without `wait` stays our child.
+/// Unreaped, it keeps the container's PID 1 in the kernel's `zap_pid_ns_processes` once the
+/// init is killed, so a wait on the init never ends and a delete leaves the init alive. The
+/// library must reap it.
+#[test]
+fn a_dropped_exec_process_hangs_neither_wait_nor_delete() {
+    let rt = runtime();
+    let lib = engine(&rt);
+    let bundle = forever(&rt);
+
+    // Wait on the init after the exec'd process was dropped.
+    let mut c = lib
+        .create(&unique_id("drop"), bundle.path(), &Default::default())
+        .expect("create");
+    c.start().expect("start");
+    let init = c.pid().expect("pid");
+    let p = husk::Command::new("sleep")
+        .arg("1000")
+        .spawn(&c)
+        .expect("exec");
+    let exec_pid = p.pid();
+    drop(p);
+    c.kill(Signal::SIGKILL, false).expect("kill");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let status = c.wait();
+        let _ = tx.send((status, c));
+    });
+    let (status, c) = rx
+        .recv_timeout(WAIT)
+        .expect("Container::wait hung after a dropped exec'd process");
+    assert_eq!(status.expect("wait"), ExitStatus::Signaled(9));
+    c.delete(false).expect("delete");
+    assert!(!is_child(init), "init {init} left as our zombie");
+    assert!(!is_child(exec_pid), "exec'd {exec_pid} left as our zombie");
+
+    // Force-delete right after the exec'd process was dropped.
+    let mut c = lib
+        .create(&unique_id("drop"), bundle.path(), &Default::default())
+        .expect("create");
+    c.start().expect("start");
+    let init = c.pid().expect("pid");
+    let p = husk::Command::new("sleep")
+        .arg("1000")
+        .spawn(&c)
+        .expect("exec");
+    let exec_pid = p.pid();
+    drop(p);
+    c.delete(true).expect("force delete");
+    assert!(
+        !is_child(init),
+        "delete -f left the init {init} alive or a zombie"
+    );
+    assert!(
+        !is_child(exec_pid),
+        "delete -f left exec'd {exec_pid} a zombie"
+    );
+    let _ = zombie_children;
 }

@@ -58,6 +58,27 @@ pub fn main() -> ! {
     std::process::exit(1);
 }
 
+/// setns into a mount or user namespace and unshare of a user namespace refuse a process with
+/// more than one thread (EINVAL, which names no cause). The init is a fresh exec of the
+/// embedding program, so it has threads only when that program started some before calling
+/// `husk::init_if_requested` (an async runtime's `main` attribute, a logger): say so.
+pub(crate) fn single_threaded() -> Result<(), InitFailure> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .step(|| "count the init's threads in /proc/self/task".into())?
+        .count();
+    if threads > 1 {
+        return Err(failure(
+            "start the container init",
+            format!(
+                "the init has {threads} threads, and joining or creating namespaces needs one: \
+                 call husk::init_if_requested() first in main, before any thread starts \
+                 (e.g. before an async runtime), or use Runtime::with_init_binary"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Attaches a step description (and the errno) to a failed call.
 pub(crate) trait Step<T> {
     fn step(self, what: impl FnOnce() -> String) -> Result<T, InitFailure>;

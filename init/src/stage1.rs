@@ -33,6 +33,9 @@ pub(crate) fn run(channel: &Channel) -> Result<Infallible, InitFailure> {
             ),
         ));
     }
+    // After the bootstrap is read: a peer that closes with unread data makes the parent's
+    // read fail (ECONNRESET) instead of reading why.
+    crate::single_threaded()?;
     let exec_fifo = fds.pop();
     if exec_fifo.is_none() && !boot.exec {
         return Err(failure("receive bootstrap", "no exec fifo"));

@@ -60,7 +60,7 @@ fn create_container(
         console,
         notify_socket: std::env::var_os("NOTIFY_SOCKET").map(PathBuf::from),
         listen_fds: listen_fds(),
-        stdio: husk::StdioConfig::default(),
+        stdio: husk::StdioConfig::inherit(),
     };
     let container = runtime(root).create(&a.id, &a.bundle, &opts)?;
     if let (Some(path), Some(pid)) = (&a.pid_file, container.pid()) {

@@ -177,7 +177,7 @@ pub fn run(root: &Path, a: ExecArgs) -> CmdResult {
         console,
         sub_cgroup: a.cgroup.clone(),
         ignore_paused: a.ignore_paused,
-        stdio: husk::StdioConfig::default(),
+        stdio: husk::StdioConfig::inherit(),
     };
     let signals = forwarded_signals();
     if !a.detach {

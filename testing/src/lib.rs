@@ -46,6 +46,6 @@ pub use process::{run_with_timeout, OutputExt, Spawned};
 pub use runtime::{ContainerGuard, Runtime, DEFAULT_TIMEOUT};
 pub use tempdir::{mounts_under, HostMount, TempDir};
 pub use util::{
-    existing_cgroups, host_namespace_inode, is_gone, namespace_inode, require_root, unique_id,
-    wait_for, write_script, NamespaceHolder,
+    existing_cgroups, host_namespace_inode, is_child, is_gone, namespace_inode, require_root,
+    unique_id, wait_for, write_script, zombie_children, NamespaceHolder,
 };

@@ -95,6 +95,41 @@ pub fn is_gone(pid: i32) -> bool {
     }
 }
 
+/// Zombie children of the calling process (exited, never reaped by it): what a library that
+/// does not reap what it started leaves behind.
+pub fn zombie_children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name: state, then the parent's pid.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .unwrap_or("")
+            .split_whitespace();
+        if fields.next() == Some("Z") && fields.next() == Some(me.as_str()) {
+            zombies.push(pid);
+        }
+    }
+    zombies
+}
+
+/// Whether `pid` is still a process (a zombie included) whose parent is the calling process.
+pub fn is_child(pid: i32) -> bool {
+    let me = std::process::id().to_string();
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1).map(|p| p == me))
+            .unwrap_or(false)
+    })
+}
+
 /// A host process (util-linux `unshare --fork ... sleep`) that keeps new namespaces alive, so that a container can
 /// join them by path. The process is killed on drop.
 #[derive(Debug)]
