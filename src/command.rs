@@ -36,6 +36,8 @@ pub struct Command {
 }
 
 impl Command {
+    /// A command running `program` (looked up in the container's `PATH` like any `args[0]`).
+    /// Its streams are [`Stdio::Null`] unless set.
     pub fn new(program: impl Into<String>) -> Command {
         Command {
             args: vec![program.into()],
@@ -47,11 +49,13 @@ impl Command {
         }
     }
 
+    /// Appends one argument.
     pub fn arg(mut self, arg: impl Into<String>) -> Command {
         self.args.push(arg.into());
         self
     }
 
+    /// Appends arguments.
     pub fn args<I, S>(mut self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -67,11 +71,13 @@ impl Command {
         self
     }
 
+    /// The working directory, inside the container.
     pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Command {
         self.cwd = Some(dir.into());
         self
     }
 
+    /// The user and group ids to run as (inside the container's user namespace, if any).
     pub fn user(mut self, uid: u32, gid: u32) -> Command {
         self.user = Some((uid, gid));
         self
@@ -84,16 +90,19 @@ impl Command {
         self
     }
 
+    /// Where its stdin comes from.
     pub fn stdin(mut self, s: Stdio) -> Command {
         self.stdio.stdin = s;
         self
     }
 
+    /// Where its stdout goes.
     pub fn stdout(mut self, s: Stdio) -> Command {
         self.stdio.stdout = s;
         self
     }
 
+    /// Where its stderr goes.
     pub fn stderr(mut self, s: Stdio) -> Command {
         self.stdio.stderr = s;
         self

@@ -466,7 +466,7 @@ fn console_size(process: &oci_spec::runtime::Process) -> Option<(u16, u16)> {
 }
 
 /// The plan for `husk exec`: `process` run in the namespaces of the container whose init is
-/// `init_pid` (`namespaces` as /proc/<pid>/ns names), with the container's seccomp profile.
+/// `init_pid` (`namespaces` as `/proc/<pid>/ns` names), with the container's seccomp profile.
 pub fn exec_bootstrap(
     process: &oci_spec::runtime::Process,
     spec: &Spec,

@@ -46,6 +46,7 @@ impl Runtime {
         self
     }
 
+    /// The state root.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -153,6 +154,11 @@ impl std::fmt::Display for ExitStatus {
 }
 
 /// A handle on one container. It holds no lock: every operation locks, re-reads and acts.
+///
+/// Dropping a `Container` leaves the container as it is (the `husk create` command relies on
+/// that): wrap it in a [`ContainerGuard`] ([`Container::guard`]) to have it force-deleted when
+/// the guard is dropped. Either way, an init this handle started is reaped once it exits (see
+/// [`Container::wait`]), never left a zombie of this program.
 #[derive(Debug)]
 pub struct Container {
     pub(crate) dir: PathBuf,
@@ -166,6 +172,66 @@ pub struct Container {
     console: Option<OwnedFd>,
     /// The caller's ends of the init's piped streams (see [`CreateOptions::stdio`]).
     pipes: Pipes,
+}
+
+/// Force-deletes its container when dropped: kills it if it runs, reaps its init, removes its
+/// cgroup and state. A `?` between create and delete then leaves nothing running.
+///
+/// ```no_run
+/// # fn f(rt: &husk::Runtime, bundle: &std::path::Path) -> husk::Result<()> {
+/// let mut c = rt.create("job", bundle, &Default::default())?.guard();
+/// c.start()?; // on error, the guard deletes the created container
+/// let status = c.wait()?;
+/// c.delete()?; // or let the guard go out of scope
+/// # let _ = status; Ok(()) }
+/// ```
+///
+/// Errors of the delete on drop are ignored; call [`ContainerGuard::delete`] to see them.
+#[derive(Debug)]
+pub struct ContainerGuard {
+    container: Option<Container>,
+}
+
+impl ContainerGuard {
+    /// Deletes the container now (forcibly), reporting errors.
+    pub fn delete(mut self) -> Result<()> {
+        match self.container.take() {
+            Some(c) => c.delete(true),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives the container back without deleting it.
+    pub fn into_inner(mut self) -> Container {
+        self.container
+            .take()
+            .expect("a guard holds its container until dropped")
+    }
+}
+
+impl std::ops::Deref for ContainerGuard {
+    type Target = Container;
+    fn deref(&self) -> &Container {
+        self.container
+            .as_ref()
+            .expect("a guard holds its container until dropped")
+    }
+}
+
+impl std::ops::DerefMut for ContainerGuard {
+    fn deref_mut(&mut self) -> &mut Container {
+        self.container
+            .as_mut()
+            .expect("a guard holds its container until dropped")
+    }
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.container.take() {
+            let _ = c.delete(true);
+        }
+    }
 }
 
 /// Sends one datagram to a notify socket path (`@name` is an abstract address).
@@ -301,6 +367,7 @@ impl Process {
             .context(|| "set the terminal's window size".into())
     }
 
+    /// Sends `signal` to it.
     pub fn signal(&self, signal: Signal) -> Result<()> {
         nix::sys::signal::kill(Pid::from_raw(self.pid), signal)
             .context(|| format!("signal {signal} to {}", self.pid))
@@ -370,6 +437,14 @@ fn wait_pid(pid: i32, start_time: Option<u64>) -> Result<ExitStatus> {
 }
 
 impl Container {
+    /// This container, force-deleted when the returned guard is dropped.
+    pub fn guard(self) -> ContainerGuard {
+        ContainerGuard {
+            container: Some(self),
+        }
+    }
+
+    /// The container's id.
     pub fn id(&self) -> &str {
         &self.record.id
     }
@@ -379,10 +454,12 @@ impl Container {
         self.record.pid
     }
 
+    /// The bundle it was created from.
     pub fn bundle(&self) -> &Path {
         &self.record.bundle
     }
 
+    /// When it was created, RFC 3339.
     pub fn created(&self) -> &str {
         &self.record.created
     }

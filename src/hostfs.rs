@@ -1,6 +1,6 @@
 //! Every file the host side of husk opens for writing goes through here (clippy.toml forbids
 //! the std calls elsewhere). The paths callers pass are husk's own: the state directory, cgroup
-//! files, /proc/<pid> of the init it started, or a path the caller named on the command line
+//! files, `/proc/<pid>` of the init it started, or a path the caller named on the command line
 //! (`--pid-file`, `--log`, `spec --bundle`) — never one taken from config.json.
 //!
 //! Reading the bundle's files goes through [`read_regular`]: a config.json may be a fifo or a

@@ -16,7 +16,9 @@ use crate::cgroups::SavedCgroup;
 use crate::config::HostHooks;
 use crate::error::{Context, Error, Result};
 
+/// The record of a container in its state directory ([`Record`] as JSON).
 pub const STATE_FILE: &str = "state.json";
+/// The fifo the init blocks on until `start` (present while the container is `created`).
 pub const EXEC_FIFO: &str = "exec.fifo";
 const LOCK_FILE: &str = "lock";
 const MAX_ID_LEN: usize = 1024;
@@ -28,10 +30,15 @@ const PRIVATE_DIR_MODE: u32 = 0o700;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// `create` is running: the init is setting the container up.
     Creating,
+    /// The init waits for `start`.
     Created,
+    /// The container's process runs.
     Running,
+    /// Its cgroup is frozen.
     Paused,
+    /// The init has exited.
     Stopped,
 }
 
@@ -50,21 +57,29 @@ impl std::fmt::Display for Status {
 /// What husk keeps about a container between commands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
+    /// The bundle's `ociVersion`.
     pub oci_version: String,
+    /// The container's id.
     pub id: String,
+    /// The init's pid in husk's pid namespace, once known.
     pub pid: Option<i32>,
-    /// Start time of `pid` in clock ticks after boot (field 22 of /proc/<pid>/stat).
+    /// Start time of `pid` in clock ticks after boot (field 22 of `/proc/<pid>/stat`).
     pub pid_start_time: Option<u64>,
+    /// Absolute path of the bundle.
     pub bundle: PathBuf,
+    /// Absolute path of the root filesystem.
     pub rootfs: PathBuf,
     /// RFC 3339, UTC.
     pub created: String,
+    /// The config's annotations.
     pub annotations: HashMap<String, String>,
     /// Init finished its setup and waits on the exec fifo (or has exec'd).
     pub init_ready: bool,
+    /// The container's cgroup, with the directories `create` made.
     pub cgroup: Option<SavedCgroup>,
+    /// The hooks that run on the host after `create` (poststart, poststop).
     pub hooks: HostHooks,
-    /// Namespaces created or joined, as /proc/<pid>/ns names; exec joins them.
+    /// Namespaces created or joined, as `/proc/<pid>/ns` names; exec joins them.
     pub namespaces: Vec<String>,
     /// The creator's NOTIFY_SOCKET, which `start` tells when the container is ready.
     #[serde(default)]
@@ -74,16 +89,25 @@ pub struct Record {
 /// The OCI state, as `husk state` prints it (the runtime-spec fields plus runc's extras).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OciState {
+    /// The bundle's `ociVersion`.
     #[serde(rename = "ociVersion")]
     pub oci_version: String,
+    /// The container's id.
     pub id: String,
+    /// The init's pid (0 once stopped).
     pub pid: i32,
+    /// The lifecycle status.
     pub status: Status,
+    /// Absolute path of the bundle.
     pub bundle: PathBuf,
+    /// Absolute path of the root filesystem (runc's extra).
     pub rootfs: PathBuf,
+    /// Creation time, RFC 3339 (runc's extra).
     pub created: String,
+    /// The config's annotations.
     #[serde(skip_serializing_if = "HashMap::is_empty", default)]
     pub annotations: HashMap<String, String>,
+    /// The owner (runc's extra; always empty).
     pub owner: String,
 }
 
@@ -114,6 +138,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 /// A container's state directory, locked for the lifetime of this value.
 #[derive(Debug)]
 pub struct StateDir {
+    /// `<root>/<id>`.
     pub dir: PathBuf,
     _lock: Flock<File>,
 }
@@ -158,6 +183,7 @@ impl StateDir {
         Ok(StateDir { dir, _lock: lock })
     }
 
+    /// The exec fifo's path.
     pub fn fifo_path(&self) -> PathBuf {
         self.dir.join(EXEC_FIFO)
     }
@@ -167,6 +193,7 @@ impl StateDir {
         self.dir.join("notify")
     }
 
+    /// Reads the container's record.
     pub fn load(&self) -> Result<Record> {
         let path = self.dir.join(STATE_FILE);
         let text = std::fs::read(&path).context(|| format!("read {}", path.display()))?;

@@ -246,3 +246,42 @@ fn a_dropped_exec_process_hangs_neither_wait_nor_delete() {
     );
     let _ = zombie_children;
 }
+
+/// The RAII guard: an error (`?`) between create and delete leaves nothing running and no
+/// zombie; `into_inner` keeps the container.
+#[test]
+fn a_guard_force_deletes_and_reaps_on_drop() {
+    let rt = runtime();
+    let lib = engine(&rt);
+    let bundle = forever(&rt);
+    let id = unique_id("guard");
+    let mut init = 0;
+    let result: husk::Result<()> = (|| {
+        let mut c = lib.create(&id, bundle.path(), &Default::default())?.guard();
+        c.start()?;
+        init = c.pid().unwrap_or(0);
+        // A failing step: the guard goes out of scope with the container running.
+        Err(husk::Error::NotFound("something else".into()))
+    })();
+    assert!(result.is_err());
+    assert!(init > 0);
+    assert!(
+        matches!(lib.load(&id), Err(husk::Error::NotFound(_))),
+        "the guard did not delete the container"
+    );
+    assert!(
+        !is_child(init),
+        "the guard left the init {init} as our zombie"
+    );
+
+    let id = unique_id("guard");
+    let c = lib
+        .create(&id, bundle.path(), &Default::default())
+        .expect("create")
+        .guard()
+        .into_inner();
+    drop(c);
+    let c = lib.load(&id).expect("into_inner kept the container");
+    assert_eq!(c.status(), husk::Status::Created);
+    c.delete(true).expect("delete");
+}
