@@ -777,6 +777,14 @@ impl Container {
     }
 }
 
+/// Reaps a SIGKILLed init of ours. Not forever: a frozen one dies only once thawed (it is
+/// reaped later then, see `crate::child`).
+fn reap_killed(init: Option<&Child>) {
+    if let Some(init) = init {
+        let _ = init.wait_timeout(Some(Duration::from_secs(5)));
+    }
+}
+
 /// SIGKILLs the init and every process descended from it (found through /proc by parent pid):
 /// the container's processes when its cgroup may also hold others'.
 fn kill_descendants(init: Option<i32>) {
