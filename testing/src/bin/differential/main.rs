@@ -442,7 +442,7 @@ fn describe_step(step: &Step, id: &str) -> String {
         Step::Ps { json } => format!("ps{} {id}", if *json { " --format json" } else { "" }),
         Step::Delete { force } => format!("delete{} {id}", if *force { " --force" } else { "" }),
         Step::WaitReport => "(wait for the main process's report)".into(),
-        Step::WaitStopped => "(wait up to 1.5 s for the container to stop, then state)".into(),
+        Step::WaitStopped => "(wait up to 3 s after SIGTERM/SIGKILL, else 0.4 s, for the container to stop; then state)".into(),
         Step::List => "list --format json".into(),
         Step::Events => format!("events --stats {id}"),
         other => format!("{} {id}", other.verb()),

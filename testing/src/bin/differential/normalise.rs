@@ -308,6 +308,13 @@ fn path_info(info: &Value) -> String {
     if let Some(map) = info.as_object_mut() {
         map.remove("dev");
         map.remove("ino");
+        // A procfs directory lists pids, which depend on how many processes ran before.
+        if let Some(Value::Array(entries)) = map.get_mut("entries") {
+            entries.retain(|e| {
+                !e.as_str()
+                    .is_some_and(|s| s.chars().all(|c| c.is_ascii_digit()))
+            });
+        }
         for key in ["write_error", "read_error", "error"] {
             if let Some(err) = map.get(key).cloned() {
                 map.insert(key.into(), err["errno_name"].clone());

@@ -107,6 +107,7 @@ pub fn run_case(env: &Env, rt: &Runtime, case: &Case) -> Observations {
     let bundle_str = bundle.to_string_lossy().into_owned();
     let mut ctx = StepContext {
         rt,
+        last_signal: None,
         global_flags: case.global_flags().iter().map(|f| fill(f)).collect(),
         create_flags: case.create_flags().iter().map(|f| fill(f)).collect(),
         id: &id,
@@ -214,6 +215,7 @@ pub fn run_case(env: &Env, rt: &Runtime, case: &Case) -> Observations {
 
 struct StepContext<'a> {
     rt: &'a Runtime,
+    last_signal: Option<String>,
     global_flags: Vec<String>,
     create_flags: Vec<String>,
     id: &'a str,
@@ -336,6 +338,7 @@ impl StepContext<'_> {
                 }
             }
             Step::Kill { signal, all } => {
+                self.last_signal = Some(signal.clone());
                 let mut args = vec!["kill"];
                 if *all {
                     args.push("--all");
@@ -394,7 +397,15 @@ impl StepContext<'_> {
             }
             Step::WaitStopped => {
                 let rt = self.rt;
-                husk_testing::wait_for(|| !is_running(rt, &id), Duration::from_millis(1500));
+                // Long enough for a fatal signal (the main process checks for SIGTERM every 0.2 s); short for one
+                // that may leave the container running, such as 0 or USR1 to a PID 1.
+                const FATAL: [&str; 5] = ["TERM", "15", "KILL", "SIGKILL", "9"];
+                let fatal = self
+                    .last_signal
+                    .as_deref()
+                    .is_some_and(|s| FATAL.contains(&s));
+                let wait = if fatal { 3000 } else { 400 };
+                husk_testing::wait_for(|| !is_running(rt, &id), Duration::from_millis(wait));
                 let out = run(self.rt, &["state", &id], None);
                 self.obs.insert(
                     format!("{key}.out"),
