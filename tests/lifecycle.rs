@@ -97,6 +97,42 @@ fn create_records_the_pid_when_the_fork_returns_late() {
     let _ = traced.wait_or_kill(WAIT);
 }
 
+/// Bug 1 for exec: joining the container's pid namespace, exec forks as create does, and the
+/// same late clone return must not lose the process's pid (its exit code is the exec's). The
+/// host reads an exec's messages until end of file, so the pid came in time even before the
+/// fix: this guards the ordering against regressions.
+#[test]
+fn exec_reports_the_exit_code_when_the_fork_returns_late() {
+    let rt = runtime();
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let bundle = forever(&rt);
+    let guard = rt.create(&bundle);
+    guard.start();
+    let exec = rt.cmd(["exec", guard.id(), "sh", "-c", "exit 7"]);
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=clone,clone3"])
+        .args(["-e", "inject=clone:delay_exit=300000"])
+        .arg(exec.get_program())
+        .args(exec.get_args())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run exec under strace");
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "exec under a late fork: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Issue 11: a config.json of over a megabyte (Kubernetes service links make envs this big, and
 /// many mounts) is more than a socket message can carry: the bootstrap must still reach the init,
 /// and the container must see all of it.
