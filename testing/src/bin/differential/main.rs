@@ -153,14 +153,17 @@ struct Known {
 
 impl Known {
     fn matches(&self, tags: &[String], key: &str, husk: &str) -> bool {
-        (self.tag == "*" || tags.iter().any(|t| glob(&self.tag, t)))
+        // `A&B`: the case has a tag matching A and one matching B.
+        self.tag
+            .split('&')
+            .all(|want| want == "*" || tags.iter().any(|t| glob(want, t)))
             && glob(&self.key, key)
             && self.husk_value.as_ref().map_or(true, |v| glob(v, husk))
     }
 }
 
-/// Reads lines `TAG-GLOB | KEY-GLOB [= HUSK-VALUE-GLOB] | REASON` (`#` starts a comment line). In a file with a
-/// ```` ```differential-known ```` block (e.g. a Markdown document), only that block is read.
+/// Reads lines `TAG-GLOB[&TAG-GLOB..] | KEY-GLOB [= HUSK-VALUE-GLOB] | REASON` (`#` starts a comment line).
+/// In a file with a ```` ```differential-known ```` block (e.g. a Markdown document), only that block is read.
 fn read_known(path: &Path) -> Result<Vec<Known>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read known differences {}: {e}", path.display()))?;
@@ -274,11 +277,13 @@ fn compare(
         .iter()
         .position(|d| d.key.ends_with(".exit") || d.key.ends_with(".report"))
     {
-        if divergences[first].listed.is_some() {
+        if let Some(reason) = divergences[first].listed.clone() {
             let cause = divergences[first].key.clone();
-            for d in divergences.iter_mut().skip(first + 1) {
-                if d.listed.is_none() {
-                    d.listed = Some(format!("follows from the listed difference at {cause}"));
+            // The cause's own step (its error class sorts before its exit code) and everything after it.
+            let step = cause.split('.').next().unwrap_or_default().to_string();
+            for d in divergences.iter_mut() {
+                if d.listed.is_none() && d.key.as_str() >= step.as_str() {
+                    d.listed = Some(format!("follows from {cause} ({reason})"));
                 }
             }
         }
@@ -442,7 +447,9 @@ fn describe_step(step: &Step, id: &str) -> String {
         Step::Ps { json } => format!("ps{} {id}", if *json { " --format json" } else { "" }),
         Step::Delete { force } => format!("delete{} {id}", if *force { " --force" } else { "" }),
         Step::WaitReport => "(wait for the main process's report)".into(),
-        Step::WaitStopped => "(wait up to 3 s after SIGTERM/SIGKILL, else 0.4 s, for the container to stop; then state)".into(),
+        Step::WaitStopped => {
+            "(wait up to 3 s after SIGTERM/SIGKILL, else 0.4 s, for the container to stop; then state)".into()
+        }
         Step::List => "list --format json".into(),
         Step::Events => format!("events --stats {id}"),
         other => format!("{} {id}", other.verb()),
@@ -644,6 +651,51 @@ impl Tool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_entries_and_cascade() {
+        let dir = husk_testing::TempDir::new("differential-known-test");
+        let path = dir.join("known.txt");
+        std::fs::write(
+            &path,
+            "# comment\nfoo&bar | *.exit = 1 | both tags\n* | *.mount:/x | any case\n",
+        )
+        .unwrap();
+        let known = read_known(&path).unwrap();
+        assert_eq!(known.len(), 2);
+        let obs = |pairs: &[(&str, &str)]| -> Observations {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let husk = obs(&[
+            ("00.create.err", "invalid"),
+            ("00.create.exit", "1"),
+            ("02.state.exit", "1"),
+        ]);
+        let reference = obs(&[
+            ("00.create.err", "-"),
+            ("00.create.exit", "0"),
+            ("02.state.exit", "0"),
+        ]);
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Both tags: the create difference is listed, and what follows from it.
+        let d = compare(&husk, &reference, &tags(&["foo", "bar"]), &known);
+        assert_eq!(d.len(), 3);
+        assert!(d.iter().all(|d| d.listed.is_some()));
+        // One tag only: nothing is listed.
+        let d = compare(&husk, &reference, &tags(&["foo"]), &known);
+        assert!(d.iter().all(|d| d.listed.is_none()));
+        // `~` keys are never compared.
+        let d = compare(
+            &obs(&[("~00.x", "a")]),
+            &obs(&[("~00.x", "b")]),
+            &[],
+            &known,
+        );
+        assert!(d.is_empty());
+    }
 
     #[test]
     fn glob_matches() {
