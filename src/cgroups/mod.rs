@@ -170,6 +170,22 @@ struct Inner {
     layout: Vec<SavedHierarchy>,
 }
 
+/// Where the cgroup code reports what it ignores or finds odd (see [`set_warning_sink`]).
+static WARNING_SINK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Sends the cgroup code's warnings (ignored deprecated settings, a non-empty cgroup joined at
+/// create) to `sink` instead of stderr; the first call wins.
+pub fn set_warning_sink(sink: fn(&str)) {
+    let _ = WARNING_SINK.set(sink);
+}
+
+fn warn(msg: &str) {
+    match WARNING_SINK.get() {
+        Some(sink) => sink(msg),
+        None => eprintln!("husk: warning: {msg}"),
+    }
+}
+
 fn is_permission_error(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -349,8 +365,17 @@ impl CgroupManager {
         for index in 0..self.inner.layout.len() {
             self.create_in(index)?;
         }
+        if !self.created_leaf() {
+            match self.pids() {
+                Ok(pids) if !pids.is_empty() => warn(&format!(
+                    "container's cgroup is not empty: {} process(es) found",
+                    pids.len()
+                )),
+                _ => {}
+            }
+        }
         if let Some(resources) = resources {
-            self.update(resources)?;
+            self.update(&without_kernel_memory(resources))?;
         }
         Ok(())
     }
@@ -700,6 +725,26 @@ impl CgroupManager {
         self.lock()[index].created.clear();
         Ok(())
     }
+}
+
+/// `resources` without `memory.kernel` and `memory.kernelTCP`, with a warning if they were set.
+/// The spec deprecates both, kernels since 5.16 no longer enforce kmem limits, and runc ignores
+/// them at create (`update` still takes them, see `v1`).
+fn without_kernel_memory(resources: &LinuxResources) -> std::borrow::Cow<'_, LinuxResources> {
+    let Some(memory) = resources
+        .memory()
+        .as_ref()
+        .filter(|m| m.kernel().is_some() || m.kernel_tcp().is_some())
+    else {
+        return std::borrow::Cow::Borrowed(resources);
+    };
+    warn("Kernel memory settings are ignored and will be removed");
+    let mut memory = *memory;
+    memory.set_kernel(None);
+    memory.set_kernel_tcp(None);
+    let mut resources = resources.clone();
+    resources.set_memory(Some(memory));
+    std::borrow::Cow::Owned(resources)
 }
 
 /// Enables every controller the hierarchy offers in `cgroup.subtree_control` of each ancestor of

@@ -63,6 +63,11 @@ fn create_container(
         stdio: husk::StdioConfig::inherit(),
     };
     let container = runtime(root).create(&a.id, &a.bundle, &opts)?;
+    super::log::debug(&format!(
+        "container {} created, init pid {}",
+        a.id,
+        container.pid().unwrap_or(0)
+    ));
     if let (Some(path), Some(pid)) = (&a.pid_file, container.pid()) {
         if let Err(e) = super::write_pid_file(path, pid) {
             let _ = container.delete(true);
@@ -111,6 +116,11 @@ pub fn run(root: &Path, a: RunArgs) -> CmdResult {
         return Err(e.into());
     }
     let status = wait_forwarding(c.pid().unwrap_or(0), &signals, relay.as_ref())?;
+    super::log::debug(&format!(
+        "process exited: pid={}, exit code {}",
+        c.pid().unwrap_or(0),
+        status.code()
+    ));
     if let Some(r) = relay {
         r.finish();
     }

@@ -46,12 +46,19 @@ pub fn run(root: &Path, a: EventsArgs) -> CmdResult {
     Ok(0)
 }
 
-fn print_event(id: &str, kind: &str, data: Option<Value>) {
-    let mut event = json!({ "type": kind, "id": id });
+/// One event line, its keys in runc's order `type`, `id`, `data` (serde_json's maps sort keys, and
+/// scripts compare these lines as text).
+fn event_line(id: &str, kind: &str, data: Option<&Value>) -> String {
+    let mut line = format!("{{\"type\":{},\"id\":{}", json!(kind), json!(id));
     if let Some(data) = data {
-        event["data"] = data;
+        line.push_str(&format!(",\"data\":{data}"));
     }
-    println!("{event}");
+    line.push('}');
+    line
+}
+
+fn print_event(id: &str, kind: &str, data: Option<Value>) {
+    println!("{}", event_line(id, kind, data.as_ref()));
 }
 
 /// Parses a Go duration: a sequence of decimal numbers with units (ns, us, µs, ms, s, m, h).
@@ -224,6 +231,15 @@ fn stats_json(stats: &Stats, mode: CgroupMode) -> Value {
 mod tests {
     use super::*;
     use husk::cgroups::{CpuStats, MemoryStats, PidsStats};
+
+    #[test]
+    fn event_keys_in_runc_order() {
+        assert_eq!(event_line("c1", "oom", None), r#"{"type":"oom","id":"c1"}"#);
+        assert_eq!(
+            event_line("c1", "stats", Some(&json!({"b": 1, "a": 2}))),
+            r#"{"type":"stats","id":"c1","data":{"a":2,"b":1}}"#
+        );
+    }
 
     #[test]
     fn go_durations() {

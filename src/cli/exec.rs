@@ -195,6 +195,11 @@ pub fn run(root: &Path, a: ExecArgs) -> CmdResult {
         None => None,
     };
     let status = wait_forwarding(proc.pid(), &signals, relay.as_ref())?;
+    super::log::debug(&format!(
+        "process exited: pid={}, exit code {}",
+        proc.pid(),
+        status.code()
+    ));
     if let Some(r) = relay {
         r.finish();
     }

@@ -110,7 +110,13 @@ pub fn main() -> i32 {
             return 0;
         }
     };
-    let logger = Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
+    let logger = Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug).install();
+    husk::cgroups::set_warning_sink(log::warn);
+    log::debug(&format!(
+        "husk {}: {:?}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::args_os().skip(1).collect::<Vec<_>>()
+    ));
     if cli.version {
         println!(
             "husk version {}\nspec: {}",
@@ -152,7 +158,10 @@ pub fn main() -> i32 {
         Command::Events(a) => events::run(&cli.root, a),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => {
+            log::debug(&format!("done, exit code {code}"));
+            code
+        }
         Err(e) => {
             logger.error(&e.to_string());
             failure_code

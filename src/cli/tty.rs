@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::thread::JoinHandle;
 
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, OutputFlags, SetArg, Termios};
 
 pub struct Relay {
     master: std::fs::File,
@@ -16,6 +16,11 @@ pub struct Relay {
 impl Relay {
     pub fn start(master: OwnedFd) -> std::io::Result<Relay> {
         let master = std::fs::File::from(master);
+        // As runc's foreground relay: no \n -> \r\n on the container's side, so what reaches
+        // our stdout (a terminal in raw mode, or a file) is exactly what the process wrote.
+        let mut pty = tcgetattr(master.as_fd())?;
+        pty.output_flags.remove(OutputFlags::ONLCR);
+        tcsetattr(master.as_fd(), SetArg::TCSANOW, &pty)?;
         let stdin = std::io::stdin();
         let saved = tcgetattr(stdin.as_fd()).ok();
         if let Some(orig) = &saved {
