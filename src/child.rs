@@ -248,3 +248,78 @@ fn reap(pidfd: BorrowedFd<'_>) -> std::io::Result<Option<ExitStatus>> {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // std's handle is dropped without a wait on purpose: the pidfd handle reaps instead.
+    #[allow(clippy::zombie_processes)]
+    fn spawn(args: &[&str]) -> i32 {
+        let child = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .spawn()
+            .unwrap();
+        child.id() as i32
+    }
+
+    fn is_our_zombie_or_child(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1).map(str::to_string))
+                == Some(std::process::id().to_string())
+        })
+    }
+
+    #[test]
+    fn wait_collects_the_status_once_and_keeps_it() {
+        let pid = spawn(&["sh", "-c", "exit 5"]);
+        let child = Child::adopt(pid, false).unwrap();
+        assert_eq!(child.wait().unwrap(), ExitStatus::Exited(5));
+        assert_eq!(child.try_wait().unwrap(), Some(ExitStatus::Exited(5)));
+        assert!(!is_our_zombie_or_child(pid));
+    }
+
+    #[test]
+    fn wait_timeout_returns_none_while_it_runs_and_signals_are_reported() {
+        let pid = spawn(&["sleep", "100"]);
+        let child = Child::adopt(pid, false).unwrap();
+        assert_eq!(
+            child.wait_timeout(Some(Duration::from_millis(50))).unwrap(),
+            None
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+        assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(9));
+    }
+
+    #[test]
+    fn a_dropped_running_child_is_reaped_later() {
+        let pid = spawn(&["sleep", "0.2"]);
+        drop(Child::adopt(pid, false).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while is_our_zombie_or_child(pid) && Instant::now() < deadline {
+            reap_orphans();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!is_our_zombie_or_child(pid), "{pid} never reaped");
+    }
+
+    #[test]
+    fn a_dropped_init_keeps_its_status_for_a_later_handle() {
+        let pid = spawn(&["sh", "-c", "exit 4"]);
+        let child = Child::adopt(pid, true).unwrap();
+        let start = child.start_time;
+        std::thread::sleep(Duration::from_millis(100));
+        drop(child);
+        // Reaped meanwhile by another test's reap_orphans, or still waiting to be.
+        match take_orphan(pid, start) {
+            Some(TakenOrphan::Ended(status)) => assert_eq!(status, ExitStatus::Exited(4)),
+            Some(TakenOrphan::Running(child)) => {
+                assert_eq!(child.wait().unwrap(), ExitStatus::Exited(4));
+                child.discard();
+            }
+            None => panic!("the dropped init is not kept"),
+        }
+        assert!(take_orphan(pid, start).is_none(), "taken twice");
+    }
+}

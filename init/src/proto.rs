@@ -499,3 +499,45 @@ impl AsRawFd for Channel {
         self.fd.as_raw_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_too_big_for_a_packet_goes_through_a_memfd() {
+        let (a, b) = Channel::pair().unwrap();
+        // Two megabytes: far over the socket buffer, which one packet must fit whole.
+        let big = ToInit::HooksDone {
+            state: "x".repeat(2 << 20),
+        };
+        a.send(&big, &[]).unwrap();
+        let small = ToInit::IdMapsWritten;
+        a.send(&small, &[]).unwrap();
+        match b.recv::<ToInit>().unwrap() {
+            (ToInit::HooksDone { state }, fds) => {
+                assert_eq!(state.len(), 2 << 20);
+                assert!(fds.is_empty(), "the memfd is not handed to the caller");
+            }
+            other => panic!("got {other:?}"),
+        }
+        assert!(matches!(
+            b.recv::<ToInit>().unwrap().0,
+            ToInit::IdMapsWritten
+        ));
+    }
+
+    #[test]
+    fn a_big_message_keeps_the_caller_fds() {
+        let (a, b) = Channel::pair().unwrap();
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let big = ToInit::HooksDone {
+            state: "y".repeat(300 << 10),
+        };
+        a.send(&big, &[r.as_raw_fd()]).unwrap();
+        let (_, fds) = b.recv::<ToInit>().unwrap();
+        assert_eq!(fds.len(), 1, "the caller's fd, not the memfd");
+        let st = nix::sys::stat::fstat(fds[0].as_raw_fd()).unwrap();
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFIFO);
+    }
+}
