@@ -227,10 +227,7 @@ impl ContainerConfig {
         let namespaces = namespaces(&linux)?;
         let has = |k: NamespaceKind| namespaces.iter().any(|n| n.kind == k);
         if !has(NamespaceKind::Mount) {
-            return Err(Error::config(
-                "linux.namespaces",
-                "a mount namespace is required",
-            ));
+            refuse_without_mount_namespace(&spec, &linux, root.readonly().unwrap_or(false))?;
         }
         let new_userns = namespaces
             .iter()
@@ -456,6 +453,41 @@ impl ContainerConfig {
     }
 }
 
+/// Without a mount namespace the container runs in the caller's, chrooted into its rootfs (the
+/// spec: an unlisted namespace is inherited). Whatever would mount there would change the
+/// caller's mounts, and outlive the container: refused, naming the field.
+fn refuse_without_mount_namespace(
+    spec: &Spec,
+    linux: &oci_spec::runtime::Linux,
+    readonly_root: bool,
+) -> Result<()> {
+    let needs = "needs a mount namespace (without one it would change the caller's mounts)";
+    let listed = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(Error::config("mounts", needs));
+    }
+    if listed(linux.masked_paths()) {
+        return Err(Error::config("linux.maskedPaths", needs));
+    }
+    if listed(linux.readonly_paths()) {
+        return Err(Error::config("linux.readonlyPaths", needs));
+    }
+    if readonly_root {
+        return Err(Error::config("root.readonly", needs));
+    }
+    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(Error::config("linux.devices", needs));
+    }
+    if linux
+        .rootfs_propagation()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(Error::config("linux.rootfsPropagation", needs));
+    }
+    Ok(())
+}
+
 fn console_size(process: &oci_spec::runtime::Process) -> Option<(u16, u16)> {
     process.console_size().map(|b| {
         (
@@ -477,7 +509,7 @@ pub fn exec_bootstrap(
     let linux = spec.linux().clone().unwrap_or_default();
     let uid_mappings = linux.uid_mappings().clone().unwrap_or_default();
     let gid_mappings = linux.gid_mappings().clone().unwrap_or_default();
-    let namespaces = namespaces
+    let namespaces: Vec<NamespacePlan> = namespaces
         .iter()
         .filter_map(|name| NAMESPACES.iter().find(|(_, k)| k.proc_name() == name))
         .map(|(_, kind)| NamespacePlan {
@@ -490,11 +522,18 @@ pub fn exec_bootstrap(
         .collect();
     let mut process_plan = process_plan(process, &uid_mappings, &gid_mappings)?;
     process_plan.personality = linux.personality().as_ref().map(personality).transpose()?;
+    // A container without a mount namespace of its own is only chrooted: its init's root is
+    // where the exec'd process goes (the init chroots there when it joins no mount namespace).
+    let rootfs = if namespaces.iter().any(|n| n.kind == NamespaceKind::Mount) {
+        PathBuf::from("/")
+    } else {
+        PathBuf::from(format!("/proc/{init_pid}/root"))
+    };
     Ok(Bootstrap {
         version: PROTOCOL_VERSION,
         namespaces,
         time_offsets: Vec::new(),
-        rootfs: PathBuf::from("/"),
+        rootfs,
         rootfs_readonly: false,
         rootfs_propagation: 0,
         rootfs_propagation_explicit: false,
@@ -982,7 +1021,7 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 
 /// Nothing mounted into /proc but a few harmless files, and no bind of the host's procfs or
-/// sysfs (which would show everything maskedPaths hides). (That a procfs or sysfs destination
+/// sysfs (which would show everything maskedPaths hides) except a sysfs onto /sys. (That a procfs or sysfs destination
 /// is no symlink is checked by the init, where the rootfs is resolved.)
 fn check_kernel_fs_mount(
     field: &str,
@@ -1004,7 +1043,14 @@ fn check_kernel_fs_mount(
         let src = bundle.join(src);
         if let Ok(fs) = nix::sys::statfs::statfs(&src) {
             let magic = fs.filesystem_type().0;
-            if (magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC) && !allowed_in_proc {
+            // The host's sysfs bound onto /sys itself is what rootless specs (`runc spec
+            // --rootless`, oci-spec's Spec::rootless) use where a user namespace cannot mount
+            // a sysfs: maskedPaths under /sys then cover it as they would a fresh one.
+            let sysfs_on_sys = magic == SYSFS_MAGIC && dest == Path::new("/sys");
+            if (magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC)
+                && !allowed_in_proc
+                && !sysfs_on_sys
+            {
                 return Err(Error::config(
                     field,
                     format!("bind of {} (procfs or sysfs) is not allowed", src.display()),

@@ -177,3 +177,263 @@ fn hooks_that_do_not_read_the_state_do_not_kill_the_runtime() {
         );
     }
 }
+
+// ---- configs as other tools write them (issue 11) ----
+
+/// Sets `options` of the mount at `destination`.
+fn mount_options(bundle: Bundle, destination: &str, options: Value) -> Bundle {
+    bundle.edit(|config| {
+        for m in config["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == destination {
+                m["options"] = options.clone();
+            }
+        }
+    })
+}
+
+#[test]
+fn no_mount_namespace_runs_in_the_callers_chrooted_to_the_rootfs() {
+    let rt = runtime();
+    if rt.is_runc() {
+        // runc needs a /proc it mounts in the caller's namespace, and leaves that and its rootfs bind there after
+        // delete (tests/RUNC_DIFFERENCES.md).
+        return;
+    }
+    let bundle = Bundle::new(&rt)
+        .args(["sleep", "1000"])
+        .remove_namespace("mount")
+        .remove("/mounts")
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths")
+        .readonly(false);
+    let c = rt.create(&bundle);
+    let pid = c.pid();
+    assert_eq!(
+        husk_testing::namespace_inode(pid, "mnt"),
+        husk_testing::host_namespace_inode("mnt"),
+        "the container must share the caller's mount namespace"
+    );
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
+    assert_eq!(root, std::fs::canonicalize(bundle.rootfs()).unwrap());
+    c.start();
+    // An exec'd process goes to the same root.
+    let out = rt.run_ok([
+        "exec",
+        c.id(),
+        "sh",
+        "-c",
+        "test -x /bin/busybox && test -d /etc && echo inside",
+    ]);
+    assert_eq!(out.stdout_str().trim(), "inside");
+    c.kill("KILL");
+    assert!(c.wait_status("stopped", WAIT));
+    drop(c);
+    assert_eq!(bundle.leftover_mounts(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn no_mount_namespace_refuses_mounts_that_would_land_in_the_callers() {
+    let rt = runtime();
+    if rt.is_runc() {
+        // runc makes them in the caller's namespace and leaves them there (tests/RUNC_DIFFERENCES.md).
+        return;
+    }
+    let bundle = Bundle::new(&rt)
+        .args(["true"])
+        .remove_namespace("mount")
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths");
+    let id = unique_id("nomnt");
+    let _guard = rt.guard(&id);
+    let out = rt.run_fail([
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
+    let err = out.stderr_str();
+    assert!(
+        err.contains("mounts") && err.contains("mount namespace"),
+        "{err}"
+    );
+    assert!(rt.try_state(&id).is_none(), "state left behind");
+    assert_eq!(bundle.leftover_mounts(), Vec::<std::path::PathBuf>::new());
+}
+
+/// The mounts and namespaces `runc spec --rootless` (and oci-spec's Spec::rootless) write, with the caller's ids
+/// mapped to 0.
+fn rootless(bundle: Bundle) -> Bundle {
+    bundle.edit(|config| {
+        config["mounts"] = json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "none", "source": "/sys",
+             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ]);
+        config["linux"]["namespaces"] =
+            json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);
+        config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+        config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+    })
+}
+
+#[test]
+fn rootless_spec_binds_the_hosts_sys_with_masks_in_force() {
+    let rt = runtime();
+    let bundle = rootless(Bundle::new(&rt)).sh("test -d /sys/kernel/mm && echo sysfs; \
+         echo firmware: $(ls /sys/firmware | wc -l); touch /sys/x 2>/dev/null || echo ro");
+    let out = rt.run_bundle_ok(&bundle);
+    assert_eq!(out, "sysfs\nfirmware: 0\nro\n", "{out}");
+}
+
+#[test]
+fn binds_of_sysfs_elsewhere_stay_refused() {
+    let rt = runtime();
+    if rt.is_runc() {
+        return; // runc binds the host's /sys anywhere (tests/RUNC_DIFFERENCES.md)
+    }
+    let bundle =
+        Bundle::new(&rt)
+            .args(["true"])
+            .add_mount("/mnt/sys", "none", "/sys", &["rbind", "ro"]);
+    let out = rt.run_bundle(&bundle);
+    assert!(!out.status.success());
+    assert!(out.stderr_str().contains("sysfs"), "{}", out.describe());
+}
+
+#[test]
+fn readonly_path_on_a_device_the_device_cgroup_denies() {
+    let rt = runtime();
+    // /dev/loop-control exists in the container but the default device rules do not allow opening it.
+    let bundle = Bundle::new(&rt)
+        .add_device("/dev/loop-control", "c", 10, 237, 0o600, 0, 0)
+        .readonly_path("/dev/loop-control")
+        .sh("grep -c ' /dev/loop-control .*ro,' /proc/self/mountinfo");
+    let out = rt.run_bundle_ok(&bundle);
+    assert_eq!(out.trim(), "1");
+}
+
+#[test]
+fn read_only_dev_is_made_read_only_last() {
+    let rt = runtime();
+    let bundle = mount_options(
+        Bundle::new(&rt),
+        "/dev",
+        json!(["nosuid", "strictatime", "mode=755", "size=65536k", "ro"]),
+    )
+    .sh(
+        "test -c /dev/null && test -d /dev/pts && test -d /dev/shm && echo made; \
+         touch /dev/x 2>/dev/null || echo ro",
+    );
+    assert_eq!(rt.run_bundle_ok(&bundle), "made\nro\n");
+}
+
+#[test]
+fn cwd_the_user_cannot_enter_is_entered_before_dropping_privileges() {
+    let rt = runtime();
+    let bundle = Bundle::new(&rt)
+        .user(1000, 1000, &[])
+        .cwd("/secret")
+        .sh("pwd");
+    let dir = bundle.rootfs().join("secret");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    assert_eq!(rt.run_bundle_ok(&bundle), "/secret\n");
+}
+
+#[test]
+fn tmpfs_without_mode_keeps_the_mount_points_mode() {
+    let rt = runtime();
+    let bundle = Bundle::new(&rt)
+        .add_mount("/data", "tmpfs", "tmpfs", &["nosuid"])
+        .add_mount("/given", "tmpfs", "tmpfs", &["mode=700"])
+        .sh("stat -c %a /data /given");
+    for name in ["data", "given"] {
+        let dir = bundle.rootfs().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        // chmod(2) itself, so that the set-id and sticky bits are kept.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o7777))
+            .unwrap();
+    }
+    // runc 1.1.5 gives the mount point's mode even over an explicit mode= (tests/RUNC_DIFFERENCES.md).
+    let given = if rt.is_runc() { "7777" } else { "700" };
+    assert_eq!(rt.run_bundle_ok(&bundle), format!("7777\n{given}\n"));
+}
+
+#[test]
+fn tmpcopyup_copies_the_directory_into_the_tmpfs() {
+    let rt = runtime();
+    let bundle = Bundle::new(&rt)
+        .add_mount("/etc", "tmpfs", "tmpfs", &["tmpcopyup", "nosuid"])
+        .sh(
+            "grep -c '^root:' /etc/passwd; ls -l /etc/sub/link | grep -c -- '-> ../passwd'; \
+             stat -c '%a %u' /etc/sub/file; grep -c ' /etc tmpfs' /proc/self/mounts; \
+             echo new > /etc/written && cat /etc/written",
+        );
+    let etc = bundle.rootfs().join("etc");
+    std::fs::create_dir(etc.join("sub")).unwrap();
+    std::os::unix::fs::symlink("../passwd", etc.join("sub/link")).unwrap();
+    std::fs::write(etc.join("sub/file"), "x").unwrap();
+    std::fs::set_permissions(
+        etc.join("sub/file"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(etc.join("sub/file"), Some(7), None).unwrap();
+    assert_eq!(rt.run_bundle_ok(&bundle), "1\n1\n640 7\n1\nnew\n");
+    // The copy went to the tmpfs, not into the image.
+    assert!(!etc.join("written").exists());
+}
+
+#[test]
+fn symlinked_proc_or_sys_in_the_rootfs_is_refused_clearly() {
+    let rt = runtime();
+    for dir in ["proc", "sys"] {
+        let bundle = Bundle::new(&rt).args(["true"]);
+        let path = bundle.rootfs().join(dir);
+        std::fs::remove_dir_all(&path).unwrap();
+        std::os::unix::fs::symlink("/tmp", &path).unwrap();
+        let out = rt.run_bundle(&bundle);
+        assert!(!out.status.success(), "/{dir}: {}", out.describe());
+        assert!(
+            out.stderr_str()
+                .contains("must be mounted on ordinary directory"),
+            "/{dir}: {}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn hooks_get_runc_env_and_cwd() {
+    let rt = runtime();
+    let bundle = Bundle::new(&rt)
+        .with_shared_dir()
+        .add_env("FROM_PROCESS=yes")
+        .args(["true"]);
+    let host_script = bundle.path().join("cwd-hook.sh");
+    let out = bundle.shared_dir().join("cwd");
+    husk_testing::write_script(&host_script, &format!("pwd > {}", out.display()));
+    let inside = bundle.rootfs_script("env-hook.sh", "env > /shared/env");
+    let host_script = host_script.to_string_lossy().into_owned();
+    let bundle = bundle
+        .add_hook(HookKind::CreateContainer, &host_script, &[], &[], None)
+        .add_hook(HookKind::StartContainer, &inside, &[], &[], None);
+    rt.run_bundle_ok(&bundle);
+    let rootfs = std::fs::canonicalize(bundle.rootfs()).unwrap();
+    assert_eq!(
+        bundle.read_shared("cwd").unwrap().trim(),
+        rootfs.to_str().unwrap()
+    );
+    let env = bundle.read_shared("env").unwrap();
+    assert!(env.lines().any(|l| l == "FROM_PROCESS=yes"), "{env}");
+}

@@ -211,8 +211,9 @@ pub(crate) fn prepare(
         .namespaces
         .iter()
         .any(|ns| ns.kind == NamespaceKind::Cgroup);
+    let mut read_only_later = Vec::new();
     for (index, m) in boot.mounts.iter().enumerate() {
-        mount_one(
+        let later = mount_one(
             &root,
             procfs,
             m,
@@ -220,11 +221,17 @@ pub(crate) fn prepare(
             new_cgroupns,
             bind_sources.get(index),
         )?;
+        read_only_later.extend(later);
     }
     create_devices(&root, &boot.devices)?;
     create_dev_symlinks(&root)?;
     // Like runc: a missing cwd is created, while the root is still writable.
     root.mkdir_all(&boot.process.cwd)?;
+    // Read-only tmpfs mounts (a read-only /dev) become so only now: devices, /dev/pts and
+    // the mounts below them had to be made in them first.
+    for dest in &read_only_later {
+        remount_bind(&root, dest, MsFlags::MS_RDONLY, MsFlags::empty())?;
+    }
     Ok(Prepared { root, dev_null })
 }
 
@@ -326,8 +333,9 @@ fn mount_one(
     boot: &Bootstrap,
     new_cgroupns: bool,
     taken_source: Option<BorrowedFd<'_>>,
-) -> Result<(), InitFailure> {
+) -> Result<Option<PathBuf>, InitFailure> {
     let dest = &m.destination;
+    let mut read_only_later = None;
     let describe = |what: &str| {
         format!(
             "mount {} on {}{}",
@@ -384,15 +392,44 @@ fn mount_one(
             }
         }
         MountKind::Filesystem => {
+            let kernel_fs = matches!(m.fstype.as_deref(), Some("proc" | "sysfs"));
+            if kernel_fs {
+                refuse_symlinked_destination(root, dest, m.fstype.as_deref().unwrap_or(""))?;
+            }
             let mut target = root.ensure(dest, false)?;
-            if matches!(m.fstype.as_deref(), Some("proc" | "sysfs")) {
+            if kernel_fs {
                 // A procfs or sysfs goes on a real directory, never through a symlink the
                 // image planted (which could aim it at a path the container should not shadow).
                 target = crate::sys::open_in_root_no_symlinks(root.fd.as_fd(), dest, libc::O_PATH)
                     .step(|| describe(": destination must not be a symlink"))?;
             }
             check_destination(root, procfs, dest, target.as_fd())?;
-            let data = (!m.data.is_empty()).then_some(m.data.as_str());
+            let is_tmpfs = m.fstype.as_deref() == Some("tmpfs");
+            let mut options: Vec<&str> = m.data.split(',').filter(|o| !o.is_empty()).collect();
+            let copy_up = is_tmpfs && options.contains(&"tmpcopyup");
+            options.retain(|o| *o != "tmpcopyup");
+            let keep_mode = is_tmpfs && !options.iter().any(|o| o.starts_with("mode="));
+            let data = options.join(",");
+            let data = (!data.is_empty()).then_some(data.as_str());
+            // What was there before the tmpfs hides it: its mode, and with tmpcopyup its files.
+            let old_mode = if keep_mode {
+                Some(nix::sys::stat::fstat(target.as_raw_fd()).step(|| describe(": stat"))?)
+            } else {
+                None
+            };
+            let old_dir = if copy_up {
+                Some(
+                    open_in_root(root.fd.as_fd(), dest, libc::O_RDONLY | libc::O_DIRECTORY)
+                        .step(|| describe(": open for tmpcopyup"))?,
+                )
+            } else {
+                None
+            };
+            let mut mount_flags = flags;
+            if is_tmpfs && flags.contains(MsFlags::MS_RDONLY) {
+                mount_flags.remove(MsFlags::MS_RDONLY);
+                read_only_later = Some(dest.clone());
+            }
             let source = m
                 .source
                 .clone()
@@ -401,10 +438,29 @@ fn mount_one(
                 source.as_deref(),
                 &fd_path(target.as_fd()),
                 m.fstype.as_deref(),
-                flags,
+                mount_flags,
                 data,
             )
             .step(|| describe(""))?;
+            if old_mode.is_some() || old_dir.is_some() {
+                let mounted = root.open_path(dest).step(|| describe(": reopen"))?;
+                if let Some(st) = old_mode {
+                    let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+                    nix::sys::stat::fchmodat(
+                        None,
+                        &fd_path(mounted.as_fd()),
+                        mode,
+                        nix::sys::stat::FchmodatFlags::FollowSymlink,
+                    )
+                    .step(|| describe(": keep the mode of the mount point"))?;
+                }
+                if let Some(old_dir) = old_dir {
+                    let new_dir =
+                        open_in_root(root.fd.as_fd(), dest, libc::O_RDONLY | libc::O_DIRECTORY)
+                            .step(|| describe(": open the tmpfs"))?;
+                    copy_tree(old_dir, new_dir.as_fd()).step(|| describe(": tmpcopyup"))?;
+                }
+            }
         }
         MountKind::Cgroup => {
             let target = root.ensure(dest, false)?;
@@ -432,6 +488,137 @@ fn mount_one(
                 NONE,
             )
             .step(|| describe(": set propagation"))?;
+        }
+    }
+    Ok(read_only_later)
+}
+
+/// A procfs or sysfs whose destination in the image is a symlink: refused with runc's words
+/// (a symlink could aim the mount at a place the container should not shadow).
+fn refuse_symlinked_destination(root: &Root, dest: &Path, fstype: &str) -> Result<(), InitFailure> {
+    let (parent, name) = split(dest)?;
+    let Ok(parent_fd) = root.open_path(parent) else {
+        return Ok(()); // created by ensure, as a directory
+    };
+    match nix::sys::stat::fstatat(
+        Some(parent_fd.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => Err(failure(
+            format!("mount {fstype} on {}", dest.display()),
+            format!(
+                "filesystem {fstype:?} must be mounted on ordinary directory, and {} is a symlink",
+                dest.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Copies the tree below `from` into `to` (tmpcopyup): directories, regular files, symlinks and
+/// special files, with their modes and owners. Nothing is followed: every entry is opened
+/// relative to its directory's descriptor, with O_NOFOLLOW.
+fn copy_tree(from: OwnedFd, to: BorrowedFd<'_>) -> std::io::Result<()> {
+    use nix::fcntl::AtFlags;
+    let mut dir = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(from))?;
+    let from_fd = dir.as_raw_fd();
+    let names: Vec<std::ffi::CString> = dir
+        .iter()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for name in names {
+        let st =
+            nix::sys::stat::fstatat(Some(from_fd), name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        let owner = (
+            Some(Uid::from_raw(st.st_uid)),
+            Some(Gid::from_raw(st.st_gid)),
+        );
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                mkdirat(Some(to.as_raw_fd()), name.as_c_str(), mode)?;
+                let sub_from = nix::fcntl::openat(
+                    Some(from_fd),
+                    name.as_c_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let sub_to = nix::fcntl::openat(
+                    Some(to.as_raw_fd()),
+                    name.as_c_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+                // SAFETY: openat returned new descriptors that we own.
+                let (sub_from, sub_to) = unsafe {
+                    (
+                        <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sub_from),
+                        <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sub_to),
+                    )
+                };
+                copy_tree(sub_from, sub_to.as_fd())?;
+                nix::sys::stat::fchmod(sub_to.as_raw_fd(), mode)?;
+                nix::unistd::fchown(sub_to.as_raw_fd(), owner.0, owner.1)?;
+            }
+            libc::S_IFREG => {
+                let src = nix::fcntl::openat(
+                    Some(from_fd),
+                    name.as_c_str(),
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let dst = nix::fcntl::openat(
+                    Some(to.as_raw_fd()),
+                    name.as_c_str(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    mode,
+                )?;
+                // SAFETY: openat returned new descriptors that we own.
+                let (mut src, mut dst) = unsafe {
+                    (
+                        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(src),
+                        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(dst),
+                    )
+                };
+                std::io::copy(&mut src, &mut dst)?;
+                nix::sys::stat::fchmod(dst.as_raw_fd(), mode)?;
+                nix::unistd::fchown(dst.as_raw_fd(), owner.0, owner.1)?;
+            }
+            libc::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(Some(from_fd), name.as_c_str())?;
+                symlinkat(target.as_os_str(), Some(to.as_raw_fd()), name.as_c_str())?;
+                fchownat(
+                    Some(to.as_raw_fd()),
+                    name.as_c_str(),
+                    owner.0,
+                    owner.1,
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )?;
+            }
+            kind => {
+                let kind = SFlag::from_bits_truncate(kind);
+                mknodat(
+                    Some(to.as_raw_fd()),
+                    name.as_c_str(),
+                    kind,
+                    mode,
+                    st.st_rdev,
+                )?;
+                fchownat(
+                    Some(to.as_raw_fd()),
+                    name.as_c_str(),
+                    owner.0,
+                    owner.1,
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )?;
+            }
         }
     }
     Ok(())

@@ -29,6 +29,15 @@ pub(crate) fn run(
             .step(|| format!("set oom_score_adj to {adj}"))?;
     }
     let state = if boot.exec {
+        if !boot
+            .namespaces
+            .iter()
+            .any(|ns| ns.kind == NamespaceKind::Mount)
+        {
+            // The container shares the caller's mount namespace and is only chrooted.
+            nix::unistd::chroot(&boot.rootfs)
+                .step(|| format!("chroot {}", boot.rootfs.display()))?;
+        }
         String::new()
     } else {
         set_up_container(channel, boot, procfs, bind_sources)?
@@ -102,6 +111,9 @@ pub(crate) fn run(
     }
     // Written while still root: /proc/self of a non-dumpable process belongs to root.
     apply_exec_labels(process, procfs)?;
+    // The cwd is entered while still privileged, then again as the user (whose permissions
+    // then apply; where the user may not search it, the first chdir stands, as in runc).
+    nix::unistd::chdir(&process.cwd).step(|| format!("chdir to cwd {}", process.cwd.display()))?;
     change_user(process)?;
     if let Some(caps) = &caps {
         security::apply_after_user_change(caps)
@@ -113,7 +125,10 @@ pub(crate) fn run(
         .map(|u| Mode::from_bits_truncate(u as _))
         .unwrap_or(inherited_umask);
     nix::sys::stat::umask(umask);
-    nix::unistd::chdir(&process.cwd).step(|| format!("chdir to cwd {}", process.cwd.display()))?;
+    match nix::unistd::chdir(&process.cwd) {
+        Ok(()) | Err(nix::errno::Errno::EACCES) => {}
+        Err(e) => return Err(e).step(|| format!("chdir to cwd {}", process.cwd.display())),
+    }
     // A cwd reached through a descriptor that points outside the root (CVE-2024-21626) shows
     // up as an unreachable path: refuse it.
     let cwd = nix::unistd::getcwd().step(|| "getcwd".into())?;
@@ -179,8 +194,19 @@ fn start_process(
     if let Some(f) = late_filter {
         load_filter(channel, f)?;
     }
-    run_hooks(&boot.start_container_hooks, state)
-        .map_err(|e| hook_failure("startContainer", &e))?;
+    // A startContainer hook without env of its own gets the container process's, as in runc.
+    let hooks: Vec<_> = boot
+        .start_container_hooks
+        .iter()
+        .cloned()
+        .map(|mut hook| {
+            if hook.env.is_empty() {
+                hook.env = process.env.clone();
+            }
+            hook
+        })
+        .collect();
+    run_hooks(&hooks, state).map_err(|e| hook_failure("startContainer", &e))?;
     exec_process(executable, process)
 }
 
@@ -247,6 +273,10 @@ fn set_up_container(
             ToInit::HooksDone { state: s } => state = s,
             other => return Err(failure("wait for runtime hooks", format!("got {other:?}"))),
         }
+    }
+    if !boot.create_container_hooks.is_empty() {
+        // As in runc, createContainer hooks start in the container's root directory.
+        nix::unistd::chdir(&boot.rootfs).step(|| format!("chdir {}", boot.rootfs.display()))?;
     }
     run_hooks(&boot.create_container_hooks, &state)
         .map_err(|e| hook_failure("createContainer", &e))?;
