@@ -28,6 +28,15 @@ pub enum Op {
     DropMount(&'static str),
     /// Adds an option to every mount whose destination is the given one.
     MountOption(&'static str, &'static str),
+    /// Takes `linux` and `mounts` from `runc spec --rootless` (see [`set_rootless_base`]).
+    Rootless,
+}
+
+static ROOTLESS_BASE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+
+/// Records `runc spec --rootless` output for [`Op::Rootless`].
+pub fn set_rootless_base(spec: Value) {
+    let _ = ROOTLESS_BASE.set(spec);
 }
 
 /// Host state a feature needs, created fresh before each runtime's run.
@@ -39,6 +48,10 @@ pub enum Fixture {
     File(String),
     /// A directory in the container's root filesystem (the overlay's upper layer), with mode and owner.
     RootfsDir(String, u32, u32),
+    /// A directory of the image replaced by a symlink to another path (e.g. `/proc` -> `/tmp`).
+    RootfsSymlink(String, String),
+    /// A cgroup (`linux.cgroupsPath`, placeholders filled in) that exists and is frozen before `create`.
+    FrozenCgroup(String),
 }
 
 #[derive(Clone, Debug)]
@@ -246,6 +259,9 @@ impl Case {
     }
 }
 
+/// Parent cgroups that `linux.cgroupsPath`s of the catalogue create (removed when the tool ends).
+pub const CGROUP_PARENTS: [&str; 3] = ["hdiff", "hdiff-rel", "hdiff-frozen"];
+
 /// Printed by the main process after its report.
 pub const END_MARKER: &str = "@@END@@";
 
@@ -291,6 +307,12 @@ fn apply(config: &mut Value, op: &Op) {
             let list = namespaces(config);
             if !list.iter().any(|n| n["type"] == *kind) {
                 list.push(json!({ "type": kind }));
+            }
+        }
+        Op::Rootless => {
+            if let Some(rootless) = ROOTLESS_BASE.get() {
+                config["linux"] = rootless["linux"].clone();
+                config["mounts"] = rootless["mounts"].clone();
             }
         }
         Op::DropMount(dest) => {
@@ -400,6 +422,10 @@ fn namespaces_features(rng: &mut Rng, out: &mut Vec<Feature>) {
     if rng.chance(2) {
         out.push(Feature::new("ns-new:time").op(Op::AddNamespace("time")));
     }
+    if rng.chance(4) {
+        // First, so that later features edit the rootless spec's namespaces and mounts.
+        out.insert(0, Feature::new("rootless-spec").op(Op::Rootless));
+    }
 }
 
 fn process_features(rng: &mut Rng, out: &mut Vec<Feature>) {
@@ -495,6 +521,17 @@ fn process_features(rng: &mut Rng, out: &mut Vec<Feature>) {
         }
         out.push(f);
     }
+    if rng.chance(3) {
+        // About 1 MB of environment (Kubernetes service links): the config no longer fits a socket message.
+        let mut f = Feature::new("env:1MB");
+        for i in 0..2000 {
+            f = f.push(
+                "/process/env",
+                json!(format!("SVC_{i}_PORT={}", "x".repeat(500))),
+            );
+        }
+        out.push(f);
+    }
     if rng.chance(12) {
         let name = *rng.pick(&["box", "a.b-c"]);
         out.push(Feature::new(format!("hostname:{name}")).set("/hostname", json!(name)));
@@ -563,6 +600,13 @@ fn mount_features(rng: &mut Rng, out: &mut Vec<Feature>) {
     }
     if rng.chance(10) {
         out.push(Feature::new("root-readonly").set("/root/readonly", json!(true)));
+    }
+    if rng.chance(3) {
+        let dir = *rng.pick(&["/proc", "/sys"]);
+        out.push(
+            Feature::new(format!("rootfs-symlink:{dir}"))
+                .fixture(Fixture::RootfsSymlink(dir.into(), "/tmp".into())),
+        );
     }
     if rng.chance(8) {
         let prop = *rng.pick(&[
@@ -775,6 +819,14 @@ fn linux_features(rng: &mut Rng, out: &mut Vec<Feature>) {
     if rng.chance(4) {
         out.push(Feature::new("annotations").set("/annotations", json!({ "org.example": "x" })));
     }
+    if rng.chance(2) {
+        let path = "/hdiff-frozen/@ID@";
+        out.push(
+            Feature::new("cgroup:pre-existing-frozen")
+                .set("/linux/cgroupsPath", json!(path))
+                .fixture(Fixture::FrozenCgroup(path.into())),
+        );
+    }
 }
 
 /// Options of the command line that creates the container.
@@ -884,6 +936,14 @@ fn hooks_feature(rng: &mut Rng) -> Feature {
         f = f.push(&format!("/hooks/{kind}"), hook);
     }
     if rng.chance(20) {
+        // A hook that exits without reading the state from its stdin.
+        f = f.push(
+            "/hooks/createRuntime",
+            json!({ "path": "/bin/true", "args": ["true"] }),
+        );
+        f.tag.push_str(":no-stdin");
+    }
+    if rng.chance(20) {
         // runs inside the container; its path resolves in the rootfs.
         f = f.push(
             "/hooks/startContainer",
@@ -925,12 +985,13 @@ fn steps(rng: &mut Rng) -> (Vec<Step>, Option<u8>) {
                 pid_file: rng.chance(30),
             });
             for _ in 0..rng.below(3) {
-                steps.push(match rng.below(6) {
-                    0 => Step::State,
-                    1 => Step::Pause,
-                    2 => Step::Resume,
-                    3 => exec_step(rng),
-                    4 => Step::Kill {
+                // Deleting the created container ends the case early: rarely.
+                steps.push(match rng.below(21) {
+                    0..=4 => Step::State,
+                    5..=8 => Step::Pause,
+                    9..=12 => Step::Resume,
+                    13..=16 => exec_step(rng),
+                    17..=19 => Step::Kill {
                         signal: "0".into(),
                         all: false,
                     },
@@ -982,7 +1043,7 @@ fn steps(rng: &mut Rng) -> (Vec<Step>, Option<u8>) {
 
 fn exec_step(rng: &mut Rng) -> Step {
     let probe = || vec!["probe".to_string(), "report".to_string()];
-    let (flags, args, process): (Vec<&str>, Vec<String>, Option<Value>) = match rng.below(14) {
+    let (flags, args, process): (Vec<&str>, Vec<String>, Option<Value>) = match rng.below(15) {
         0 => (vec![], probe(), None),
         1 => (vec!["--user", "1000:1000"], probe(), None),
         2 => (vec!["--user", "65534"], probe(), None),
@@ -1004,6 +1065,8 @@ fn exec_step(rng: &mut Rng) -> Step {
         // runc refuses a short and a long form of one flag in one command line.
         12 => (vec!["-e", "A=1", "--env", "B=2"], probe(), None),
         13 => (vec!["--user", "1000:1000", "--cwd", "/root"], probe(), None),
+        // A sub-cgroup that does not exist: runc refuses it.
+        14 => (vec!["--cgroup", "nosuch"], probe(), None),
         10 => (
             vec!["--process", "@PROCESS@"],
             // No `user`: runc defaults to 0:0.
@@ -1027,7 +1090,7 @@ fn exec_step(rng: &mut Rng) -> Step {
 }
 
 fn update_step(rng: &mut Rng) -> Step {
-    let (flags, resources): (Vec<&str>, Option<Value>) = match rng.below(8) {
+    let (flags, resources): (Vec<&str>, Option<Value>) = match rng.below(9) {
         0 => (vec!["--pids-limit", "50"], None),
         1 => (vec!["--memory", "64M"], None),
         2 => (vec!["--memory", "64M", "--memory-swap", "128M"], None),
@@ -1035,6 +1098,12 @@ fn update_step(rng: &mut Rng) -> Step {
         4 => (vec!["--cpu-quota", "20000", "--cpu-period", "100000"], None),
         5 => (vec!["--cpu-period", "5000"], None),
         6 => (vec!["--memory", "12x"], None),
+        7 => (
+            vec!["-r", "@RESOURCES@"],
+            Some(
+                json!({ "devices": [{ "allow": false, "access": "rwa" }], "pids": { "limit": 90 } }),
+            ),
+        ),
         _ => (
             vec!["-r", "@RESOURCES@"],
             Some(json!({ "pids": { "limit": 77 }, "memory": { "limit": 100 << 20 } })),

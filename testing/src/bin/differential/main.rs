@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! differential [--cases N] [--seed S] [--husk BIN] [--reference BIN] [--rootfs DIR] [--known FILE]
-//!              [--out DIR] [--replay CASE_SEED [--features I,J,..]] [--no-minimize] [--verbose]
+//!              [--out DIR] [--replay CASE_SEED [--features I,J,..]] [--no-minimize] [--verbose] [--show]
 //! ```
 //!
 //! Each case is drawn from its own seed (derived from `--seed` and its index), so a failing case is replayed alone
@@ -60,6 +60,8 @@ struct Options {
     features: Option<Vec<usize>>,
     minimize: bool,
     verbose: bool,
+    /// Print every observation of both runtimes (with `--replay`, to see what a case does).
+    show: bool,
 }
 
 fn workspace() -> PathBuf {
@@ -96,6 +98,7 @@ fn parse_options() -> Result<Options, String> {
         features: None,
         minimize: true,
         verbose: false,
+        show: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -120,6 +123,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--no-minimize" => o.minimize = false,
             "--verbose" | "-v" => o.verbose = true,
+            "--show" => o.show = true,
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -140,7 +144,7 @@ fn parse_options() -> Result<Options, String> {
 
 const USAGE: &str =
     "usage: differential [--cases N] [--seed S] [--husk BIN] [--reference BIN] [--rootfs DIR] \
-[--known FILE] [--out DIR] [--replay CASE_SEED [--features I,J,..]] [--no-minimize] [--verbose]";
+[--known FILE] [--out DIR] [--replay CASE_SEED [--features I,J,..]] [--no-minimize] [--verbose] [--show]";
 
 /// One entry of the known-differences list: a case tag pattern, an observation key pattern, optionally a pattern
 /// of husk's value (`KEY-GLOB = VALUE-GLOB`), and the reason.
@@ -328,6 +332,16 @@ impl Tool {
         let h = runner::run_case(&self.env, &self.husk, case);
         let t1 = Instant::now();
         let r = runner::run_case(&self.env, &self.reference, case);
+        if self.options.show {
+            for (name, obs) in [("husk", &h), ("reference", &r)] {
+                for (key, value) in obs {
+                    println!(
+                        "  {name} {key} = {}",
+                        value.chars().take(400).collect::<String>()
+                    );
+                }
+            }
+        }
         if self.options.verbose {
             println!(
                 "    time: husk {:.2} s, reference {:.2} s",
@@ -483,8 +497,15 @@ fn main() -> ExitCode {
         std::fs::create_dir_all(&root).expect("create state root");
         roots.push(root);
     }
-    let base = match base_spec(&options.reference, &scratch.join("spec")) {
-        Ok(b) => b,
+    let specs = base_spec(&options.reference, &scratch.join("spec"), false).and_then(|base| {
+        let rootless = base_spec(&options.reference, &scratch.join("spec-rootless"), true)?;
+        Ok((base, rootless))
+    });
+    let base = match specs {
+        Ok((base, rootless)) => {
+            catalogue::set_rootless_base(rootless);
+            base
+        }
         Err(message) => {
             eprintln!("differential: {message}");
             return ExitCode::from(2);
@@ -510,16 +531,18 @@ fn main() -> ExitCode {
     };
     let code = tool.main_loop();
     runner::remove_case_dir(&tool.env.case_dir());
+    runner::remove_parent_cgroups();
     drop(scratch);
     code
 }
 
 /// The reference runtime's `spec` output: the base every case edits.
-fn base_spec(reference: &Path, dir: &Path) -> Result<serde_json::Value, String> {
+fn base_spec(reference: &Path, dir: &Path, rootless: bool) -> Result<serde_json::Value, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     let status = std::process::Command::new(reference)
         .args(["spec", "--bundle"])
         .arg(dir)
+        .args(rootless.then_some("--rootless"))
         .status()
         .map_err(|e| format!("cannot run {}: {e}", reference.display()))?;
     if !status.success() {

@@ -18,7 +18,7 @@ use crate::catalogue::{Case, Fixture, Step, END_MARKER};
 use crate::normalise::{self, NsContext, Observations};
 
 /// Longest any single runtime command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Runtime {
     pub binary: PathBuf,
@@ -82,7 +82,9 @@ pub fn run_case(env: &Env, rt: &Runtime, case: &Case) -> Observations {
 
     let id = container_id(case);
     let case_str = case_dir.to_string_lossy().into_owned();
-    make_fixtures(case, &case_dir, &rootfs);
+    make_fixtures(case, &case_dir, &rootfs, &|text: &str| {
+        text.replace("@CASE@", &case_str).replace("@ID@", &id)
+    });
     let kinds = case.holder_kinds();
     let holder = (!kinds.is_empty()).then(|| NamespaceHolder::new(&kinds));
     let ns = NsContext {
@@ -504,7 +506,7 @@ fn run(rt: &Runtime, args: &[&str], stdout_file: Option<&Path>) -> Outcome {
     }
 }
 
-fn make_fixtures(case: &Case, case_dir: &Path, rootfs: &Path) {
+fn make_fixtures(case: &Case, case_dir: &Path, rootfs: &Path, fill: &dyn Fn(&str) -> String) {
     for fixture in case.features.iter().flat_map(|f| &f.fixtures) {
         match fixture {
             Fixture::Dir(name) => {
@@ -525,6 +527,18 @@ fn make_fixtures(case: &Case, case_dir: &Path, rootfs: &Path) {
                 std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode))
                     .expect("chmod rootfs dir");
                 std::os::unix::fs::chown(&dir, Some(*uid), Some(*uid)).expect("chown rootfs dir");
+            }
+            Fixture::RootfsSymlink(rel, target) => {
+                // Through the overlay: the lower (shared) rootfs is never touched.
+                let path = rootfs.join(rel.trim_start_matches('/'));
+                let _ = std::fs::remove_dir(&path);
+                std::os::unix::fs::symlink(target, &path).expect("rootfs symlink");
+            }
+            Fixture::FrozenCgroup(path) => {
+                let dir =
+                    Path::new("/sys/fs/cgroup/freezer").join(fill(path).trim_start_matches('/'));
+                std::fs::create_dir_all(&dir).expect("create frozen cgroup");
+                std::fs::write(dir.join("freezer.state"), "FROZEN").expect("freeze cgroup");
             }
         }
     }
@@ -593,6 +607,32 @@ fn remove_cgroup(dir: &Path) {
         || std::fs::remove_dir(dir).is_ok() || !dir.exists(),
         Duration::from_secs(2),
     );
+}
+
+/// Removes the (empty) parent cgroups that cases' `cgroupsPath`s created in every hierarchy.
+pub fn remove_parent_cgroups() {
+    let mut bases = vec![PathBuf::from("/")];
+    if let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") {
+        bases.extend(
+            own.lines()
+                .filter_map(|l| l.splitn(3, ':').nth(2))
+                .map(PathBuf::from),
+        );
+    }
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for hierarchy in hierarchies.flatten() {
+        for base in &bases {
+            for parent in crate::catalogue::CGROUP_PARENTS {
+                let dir = hierarchy
+                    .path()
+                    .join(base.strip_prefix("/").unwrap_or(base))
+                    .join(parent);
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
 }
 
 /// Removes the case directory after unmounting anything below it (the overlay, leftovers).
