@@ -7,7 +7,7 @@
 
 mod io_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use husk_testing::{wait_for, Bundle, ContainerGuard, OutputExt, Runtime, TempDir};
 use io_support::{cgroup_dirs, runtime, sleeper, WAIT};
@@ -442,4 +442,121 @@ fn foreground_terminal_output_has_plain_newlines() {
         text.contains(expected),
         "container terminal output is not {expected:?}: {text:?}"
     );
+}
+
+/// Mount points of the cgroup hierarchies (v1 and the hybrid cgroup2) mounted at their root.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fields: Vec<&str> = left.split(' ').collect();
+            let is_cgroup = right.starts_with("cgroup ") || right.starts_with("cgroup2 ");
+            (is_cgroup && fields.get(3) == Some(&"/")).then(|| PathBuf::from(fields[4]))
+        })
+        .collect()
+}
+
+/// Removes `path` (relative to each hierarchy root) and its parents up to the first component, in every
+/// hierarchy, when dropped (a runtime may leave parents of a nested `cgroupsPath` behind).
+struct CgroupTree(String);
+
+impl Drop for CgroupTree {
+    fn drop(&mut self) {
+        for mount in cgroup_mounts() {
+            let mut dir = mount.join(&self.0);
+            while dir != mount {
+                let _ = wait_for(|| std::fs::remove_dir(&dir).is_ok() || !dir.exists(), WAIT);
+                dir.pop();
+            }
+        }
+    }
+}
+
+#[test]
+fn update_to_a_smaller_period_and_quota_under_a_limited_parent() {
+    let rt = runtime();
+    let parent = husk_testing::unique_id("cpu-parent");
+    let _tree = CgroupTree(format!("{parent}/child"));
+    // The parent allows half a CPU: the child's quota/period may never exceed 1/2.
+    let parent_dir = Path::new("/sys/fs/cgroup/cpu").join(&parent);
+    std::fs::create_dir(&parent_dir).unwrap();
+    std::fs::write(parent_dir.join("cpu.cfs_period_us"), "100000").unwrap();
+    std::fs::write(parent_dir.join("cpu.cfs_quota_us"), "50000").unwrap();
+    let bundle = sleeper(&rt)
+        .set("/linux/cgroupsPath", json!(format!("/{parent}/child")))
+        .set(
+            "/linux/resources/cpu",
+            json!({"quota": 50000, "period": 100000}),
+        );
+    let c = running(&rt, &bundle);
+    // Period first would make 50000/50000 = 1 CPU for a moment: the kernel refuses that.
+    rt.run_ok([
+        "update",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        c.id(),
+    ]);
+    let child = parent_dir.join("child");
+    let read = |file: &str| {
+        std::fs::read_to_string(child.join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("cpu.cfs_period_us"), "50000");
+    assert_eq!(read("cpu.cfs_quota_us"), "25000");
+    // And back up: now period first is the order that works.
+    rt.run_ok([
+        "update",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "50000",
+        c.id(),
+    ]);
+    assert_eq!(read("cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpu.cfs_quota_us"), "50000");
+}
+
+#[test]
+fn update_ignores_unknown_letters_in_device_access() {
+    let rt = runtime();
+    let bundle = sleeper(&rt);
+    let c = running(&rt, &bundle);
+    let dir = TempDir::new("husk-test-parity");
+    let resources = dir.join("resources.json");
+    std::fs::write(
+        &resources,
+        json!({"devices": [
+            {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwa"}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    rt.run_ok(["update", "-r", resources.to_str().unwrap(), c.id()]);
+    let out = rt.run([
+        "exec",
+        c.id(),
+        "sh",
+        "-c",
+        "echo x > /dev/null && echo write-allowed",
+    ]);
+    if rt.is_runc() {
+        // runc 1.1.5's update takes no device rules from -r at all (RUNC_DIFFERENCES.md).
+        assert!(
+            out.stdout_str().contains("write-allowed"),
+            "{}",
+            out.describe()
+        );
+    } else {
+        assert!(
+            !out.stdout_str().contains("write-allowed"),
+            "the deny rule (rw of rwa) was not applied\n{}",
+            out.describe()
+        );
+    }
 }

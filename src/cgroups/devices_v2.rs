@@ -77,21 +77,13 @@ const R6: u8 = 6;
 /// complete.
 const SKIP: i16 = i16::MIN;
 
-fn access_bits(field: &str, access: Option<&str>) -> Result<i32, CgroupError> {
-    let access = access.unwrap_or("rwm");
-    let access = if access.is_empty() { "rwm" } else { access };
+fn access_bits(_field: &str, access: Option<&str>) -> Result<i32, CgroupError> {
     let mut bits = 0;
-    for c in access.chars() {
+    for c in super::device_access(access).chars() {
         bits |= match c {
             'r' => ACC_READ,
             'w' => ACC_WRITE,
-            'm' => ACC_MKNOD,
-            _ => {
-                return Err(CgroupError::InvalidValue {
-                    field: field.to_owned(),
-                    reason: format!("access {access:?} is not a combination of r, w and m"),
-                })
-            }
+            _ => ACC_MKNOD,
         };
     }
     Ok(bits)
@@ -318,11 +310,9 @@ mod tests {
     }
 
     #[test]
-    fn fifo_and_bad_access_are_rejected() {
+    fn fifo_is_rejected_and_unknown_access_letters_ignored() {
         assert!(assemble(&rules(serde_json::json!([{"allow": true, "type": "p"}]))).is_err());
-        assert!(assemble(&rules(serde_json::json!([
-            {"allow": true, "type": "c", "access": "rx"}
-        ])))
-        .is_err());
+        assert_eq!(access_bits("f", Some("rwa")).unwrap(), ACC_READ | ACC_WRITE);
+        assert_eq!(access_bits("f", Some("")).unwrap(), ACC_ALL);
     }
 }

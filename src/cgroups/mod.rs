@@ -727,6 +727,15 @@ impl CgroupManager {
     }
 }
 
+/// The r, w and m letters of a device rule's `access` (the spec's default "rwm" when it is
+/// missing or empty). Other letters are ignored, as runc does: tools write e.g. "rwa".
+pub(crate) fn device_access(access: Option<&str>) -> String {
+    match access {
+        None | Some("") => "rwm".into(),
+        Some(access) => access.chars().filter(|c| "rwm".contains(*c)).collect(),
+    }
+}
+
 /// `resources` without `memory.kernel` and `memory.kernelTCP`, with a warning if they were set.
 /// The spec deprecates both, kernels since 5.16 no longer enforce kmem limits, and runc ignores
 /// them at create (`update` still takes them, see `v1`).

@@ -339,17 +339,33 @@ impl V1<'_> {
                 });
             }
         }
-        // Period first: a quota is checked against the period in force.
-        if let Some(period) = cpu.period() {
+        // The kernel checks each write against the value of the other file in force (and the
+        // quota/period ratio against the parent's): period first suits a larger period, quota
+        // first a smaller one. Period first; on EINVAL, with a quota to write, the other order.
+        let set_period = |period| {
             controller
                 .set_cfs_period(period)
-                .map_err(lib("linux.resources.cpu.period", "cpu.cfs_period_us"))?;
-        }
-        if let Some(quota) = cpu.quota() {
+                .map_err(lib("linux.resources.cpu.period", "cpu.cfs_period_us"))
+        };
+        let set_quota = |quota: i64| {
             let quota = if quota > 0 { quota } else { -1 };
             controller
                 .set_cfs_quota(quota)
-                .map_err(lib("linux.resources.cpu.quota", "cpu.cfs_quota_us"))?;
+                .map_err(lib("linux.resources.cpu.quota", "cpu.cfs_quota_us"))
+        };
+        let period_after_quota = match (cpu.period(), cpu.quota()) {
+            (Some(period), quota) => match set_period(period) {
+                Ok(()) => None,
+                Err(e) if quota.is_some() && e.raw_os_error() == Some(libc::EINVAL) => Some(period),
+                Err(e) => return Err(e),
+            },
+            (None, _) => None,
+        };
+        if let Some(quota) = cpu.quota() {
+            set_quota(quota)?;
+        }
+        if let Some(period) = period_after_quota {
+            set_period(period)?;
         }
         if let Some(burst) = cpu.burst() {
             // Plain write: cgroups-rs has no burst setter.
@@ -531,10 +547,12 @@ impl V1<'_> {
                     })
                 }
             };
-            let access = rule.access().as_deref().unwrap_or("rwm");
-            let access = if access.is_empty() { "rwm" } else { access };
+            let access = super::device_access(rule.access().as_deref());
+            if access.is_empty() {
+                continue; // only unknown letters: a rule about no access at all
+            }
             let permissions =
-                DevicePermissions::from_str(access).map_err(|_| CgroupError::InvalidValue {
+                DevicePermissions::from_str(&access).map_err(|_| CgroupError::InvalidValue {
                     field: field.clone(),
                     reason: format!("access {access:?} is not a combination of r, w and m"),
                 })?;
