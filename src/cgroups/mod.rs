@@ -148,9 +148,11 @@ pub struct SavedHierarchy {
 /// What is needed to manage a container's cgroups again later; kept in the container's state.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SavedCgroup {
+    /// v1, hybrid or v2, as detected at create.
     pub mode: CgroupMode,
     /// See [`CgroupManager::path`].
     pub path: PathBuf,
+    /// Each hierarchy's directory, with what `create` made there.
     pub hierarchies: Vec<SavedHierarchy>,
 }
 
@@ -243,6 +245,7 @@ impl CgroupManager {
         }))
     }
 
+    /// The manager of a cgroup saved earlier with [`CgroupManager::saved`].
     pub fn from_saved(saved: &SavedCgroup) -> Self {
         let layout = saved
             .hierarchies
@@ -263,6 +266,7 @@ impl CgroupManager {
         }
     }
 
+    /// What to keep in the container's state to manage its cgroup again later.
     pub fn saved(&self) -> SavedCgroup {
         SavedCgroup {
             mode: self.inner.mode,

@@ -42,9 +42,11 @@ pub struct CgroupMount {
 /// One line of `/proc/<pid>/cgroup`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcCgroupEntry {
+    /// The hierarchy's id (0 for cgroup2).
     pub hierarchy_id: u32,
     /// Controllers of the hierarchy; empty for the cgroup2 line `0::`.
     pub controllers: Vec<String>,
+    /// The process's cgroup in that hierarchy, from its root.
     pub path: PathBuf,
 }
 

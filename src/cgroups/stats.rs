@@ -10,12 +10,17 @@ use super::{fsio, CgroupError};
 /// Usage of the container's cgroup. A section is `None` when its controller is not available.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupStats {
+    /// The memory controller's counters.
     pub memory: Option<MemoryStats>,
+    /// CPU time and throttling.
     pub cpu: Option<CpuStats>,
+    /// Process count and limit.
     pub pids: Option<PidsStats>,
+    /// Block I/O.
     pub blkio: Option<BlkioStats>,
     /// Keyed by page size as the kernel names it (`2MB`, `1GB`).
     pub hugetlb: BTreeMap<String, HugetlbStats>,
+    /// CPUs and memory nodes.
     pub cpuset: Option<CpusetStats>,
 }
 
@@ -35,14 +40,20 @@ pub struct CpusetStats {
 /// number, v2's `max` is reported as `u64::MAX`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryUsage {
+    /// Bytes in use.
     pub usage: u64,
+    /// The highest usage seen (v1 `max_usage_in_bytes`, v2 `peak`).
     pub max_usage: u64,
+    /// The limit in bytes.
     pub limit: u64,
+    /// How many times the limit was hit.
     pub failcnt: u64,
 }
 
+/// The memory controller's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryStats {
+    /// Memory (without swap).
     pub usage: MemoryUsage,
     /// v1: memory+swap counters (`memory.memsw.*`); v2: swap alone (`memory.swap.*`).
     pub swap: Option<MemoryUsage>,
@@ -61,8 +72,11 @@ pub struct MemoryStats {
 /// CPU time in nanoseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuStats {
+    /// All CPU time used.
     pub usage_total: u64,
+    /// CPU time in user mode.
     pub usage_user: u64,
+    /// CPU time in kernel mode.
     pub usage_system: u64,
     /// v1 only (`cpuacct.usage_percpu`).
     pub usage_per_cpu: Vec<u64>,
@@ -70,13 +84,18 @@ pub struct CpuStats {
     pub usage_per_cpu_system: Vec<u64>,
     /// v1 only (`cpuacct.usage_percpu_user`).
     pub usage_per_cpu_user: Vec<u64>,
+    /// CFS enforcement periods elapsed.
     pub periods: u64,
+    /// Periods in which the cgroup was throttled.
     pub throttled_periods: u64,
+    /// Time spent throttled.
     pub throttled_time: u64,
 }
 
+/// The pids controller's count and limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PidsStats {
+    /// Tasks in the cgroup now.
     pub current: u64,
     /// `None`: no limit.
     pub limit: Option<u64>,
@@ -85,24 +104,33 @@ pub struct PidsStats {
 /// One `major:minor op value` record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlkioEntry {
+    /// The device's major number.
     pub major: u64,
+    /// The device's minor number.
     pub minor: u64,
     /// `Read`, `Write`, ... as v1 names them (v2 values are mapped to `Read` / `Write`).
     pub op: String,
+    /// Bytes or operations.
     pub value: u64,
 }
 
+/// Block I/O, per device and operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlkioStats {
+    /// Bytes transferred.
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
+    /// Operations done.
     pub io_serviced_recursive: Vec<BlkioEntry>,
 }
 
+/// Huge pages of one size.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HugetlbStats {
+    /// Bytes in use.
     pub usage: u64,
     /// v1 only.
     pub max_usage: u64,
+    /// How many times the limit was hit.
     pub failcnt: u64,
 }
 
