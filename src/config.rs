@@ -123,6 +123,7 @@ pub const HOOKS: &[&str] = &[
 
 /// The runtime-spec versions this build understands.
 pub const OCI_VERSION_MIN: &str = "1.0.0";
+/// The newest runtime-spec version this build understands.
 pub const OCI_VERSION_MAX: &str = "1.2.1";
 
 /// Where a terminal's pty master goes.
@@ -137,8 +138,11 @@ pub enum ConsoleDest {
 /// Options chosen on the command line that shape the container.
 #[derive(Debug, Default)]
 pub struct CreateOptions {
+    /// `--no-pivot`: move the rootfs and chroot instead of `pivot_root` (for a ramfs root).
     pub no_pivot: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
+    /// `--preserve-fds N`: the caller's fds 3..3+N stay open in the container.
     pub preserve_fds: u32,
     /// Where the pty master goes when `process.terminal` is set (required then).
     pub console: Option<ConsoleDest>,
@@ -158,26 +162,42 @@ pub const NOTIFY_SOCKET_IN_CONTAINER: &str = "/run/notify/notify.sock";
 /// Hooks run by the host side.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct HostHooks {
+    /// `hooks.prestart` (deprecated by the spec, still run by runc).
     pub prestart: Vec<HookPlan>,
+    /// `hooks.createRuntime`.
     pub create_runtime: Vec<HookPlan>,
+    /// `hooks.poststart`.
     pub poststart: Vec<HookPlan>,
+    /// `hooks.poststop`.
     pub poststop: Vec<HookPlan>,
 }
 
 /// A bundle checked and resolved: ready to spawn.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
+    /// What the init needs, resolved.
     pub boot: Bootstrap,
+    /// The hooks the host runs.
     pub host_hooks: HostHooks,
+    /// Absolute path of the bundle.
     pub bundle: PathBuf,
+    /// Absolute path of the root filesystem.
     pub rootfs: PathBuf,
+    /// The config's `ociVersion`.
     pub oci_version: String,
+    /// The config's annotations.
     pub annotations: HashMap<String, String>,
+    /// `linux.uidMappings`, written by the host for a new user namespace.
     pub uid_mappings: Vec<LinuxIdMapping>,
+    /// `linux.gidMappings`.
     pub gid_mappings: Vec<LinuxIdMapping>,
+    /// `linux.cgroupsPath`.
     pub cgroups_path: Option<PathBuf>,
+    /// `linux.resources`.
     pub resources: Option<LinuxResources>,
+    /// `process.terminal`.
     pub terminal: bool,
+    /// The caller's `NOTIFY_SOCKET` (see [`CreateOptions::notify_socket`]).
     pub notify_socket: Option<PathBuf>,
 }
 

@@ -16,8 +16,6 @@
 pub mod cgroups;
 mod child;
 mod command;
-// Not yet documented item by item (issue 16): the config plan.
-#[allow(missing_docs)]
 pub mod config;
 mod container;
 mod error;
