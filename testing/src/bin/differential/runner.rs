@@ -289,10 +289,13 @@ impl StepContext<'_> {
                 let main_out = self.main_out.to_path_buf();
                 let rt = self.rt;
                 let mut text = String::new();
+                // The file is cheap to read; `state` is a process (and for runc some CPU): ask it every 100 ms.
+                let mut polls = 0u32;
                 husk_testing::wait_for(
                     || {
+                        polls += 1;
                         text = std::fs::read_to_string(&main_out).unwrap_or_default();
-                        text.contains(END_MARKER) || !is_running(rt, &id)
+                        text.contains(END_MARKER) || (polls % 10 == 0 && !is_running(rt, &id))
                     },
                     Duration::from_secs(10),
                 );
@@ -407,7 +410,10 @@ impl StepContext<'_> {
                     .as_deref()
                     .is_some_and(|s| FATAL.contains(&s));
                 let wait = if fatal { 3000 } else { 400 };
-                husk_testing::wait_for(|| !is_running(rt, &id), Duration::from_millis(wait));
+                let deadline = Instant::now() + Duration::from_millis(wait);
+                while is_running(rt, &id) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 let out = run(self.rt, &["state", &id], None);
                 self.obs.insert(
                     format!("{key}.out"),
