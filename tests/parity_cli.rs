@@ -560,3 +560,76 @@ fn update_ignores_unknown_letters_in_device_access() {
         );
     }
 }
+
+/// A cgroup made beforehand in every hierarchy and frozen (v1 freezer); thawed and removed on drop.
+struct FrozenCgroup {
+    path: String,
+    _tree: CgroupTree,
+}
+
+impl FrozenCgroup {
+    fn new() -> FrozenCgroup {
+        let path = husk_testing::unique_id("frozen");
+        let tree = CgroupTree(path.clone());
+        for mount in cgroup_mounts() {
+            let dir = mount.join(&path);
+            std::fs::create_dir(&dir).unwrap();
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(value) = std::fs::read_to_string(mount.join(file)) {
+                    std::fs::write(dir.join(file), value).unwrap();
+                }
+            }
+        }
+        let state = Path::new("/sys/fs/cgroup/freezer")
+            .join(&path)
+            .join("freezer.state");
+        std::fs::write(&state, "FROZEN").unwrap();
+        assert!(
+            wait_for(
+                || std::fs::read_to_string(&state).unwrap().trim() == "FROZEN",
+                WAIT
+            ),
+            "the test cgroup did not freeze"
+        );
+        FrozenCgroup { path, _tree: tree }
+    }
+}
+
+impl Drop for FrozenCgroup {
+    fn drop(&mut self) {
+        let state = Path::new("/sys/fs/cgroup/freezer")
+            .join(&self.path)
+            .join("freezer.state");
+        let _ = std::fs::write(state, "THAWED");
+    }
+}
+
+#[test]
+fn a_frozen_cgroup_fails_run_instead_of_hanging() {
+    let rt = runtime();
+    let frozen = FrozenCgroup::new();
+    let bundle = Bundle::new(&rt)
+        .args(["sleep", "1000"])
+        .set("/linux/cgroupsPath", json!(format!("/{}", frozen.path)));
+    let id = husk_testing::unique_id("frozen");
+    let guard = rt.guard(&id);
+    let mut cmd = rt.cmd(["run", "-d", "--bundle"]);
+    cmd.arg(bundle.path()).arg(&id);
+    let out = husk_testing::Spawned::start(&mut cmd).wait_or_kill(WAIT);
+    let out = match out {
+        Ok(out) => out,
+        Err(out) => panic!("run -d in a frozen cgroup hung\n{}", out.describe()),
+    };
+    assert!(
+        !out.status.success(),
+        "run -d succeeded\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr_str().contains("cgroup unexpectedly frozen"),
+        "the error does not say that the cgroup is frozen\n{}",
+        out.describe()
+    );
+    assert!(rt.list_ids().is_empty(), "a container was left behind");
+    drop(guard);
+}

@@ -36,6 +36,12 @@ pub enum CgroupError {
         /// What is wrong.
         reason: String,
     },
+    /// The container's cgroup (or a parent) is frozen before the container runs in it.
+    #[error("container's cgroup unexpectedly frozen: {path} (thaw it first)")]
+    Frozen {
+        /// The file or directory involved.
+        path: PathBuf,
+    },
     /// `exec --cgroup` named a sub-cgroup that does not exist.
     #[error("sub-cgroup {dir} does not exist (exec --cgroup joins an existing cgroup)")]
     NoSubCgroup {

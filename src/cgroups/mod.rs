@@ -369,6 +369,12 @@ impl CgroupManager {
         for index in 0..self.inner.layout.len() {
             self.create_in(index)?;
         }
+        // Processes put into a frozen cgroup stop at once: the init would never report back.
+        if self.is_frozen().unwrap_or(false) {
+            return Err(CgroupError::Frozen {
+                path: self.inner.path.clone(),
+            });
+        }
         if !self.created_leaf() {
             match self.pids() {
                 Ok(pids) if !pids.is_empty() => warn(&format!(
