@@ -212,7 +212,7 @@ fn start_process(
 
 /// Execs the process. Returns only on failure.
 fn exec_process(executable: &Path, process: &ProcessPlan) -> Result<Infallible, InitFailure> {
-    sys::default_sigpipe();
+    sys::reset_signal_state();
     if let Some(cpus) = &process.cpu_affinity_final {
         sys::set_cpu_affinity(cpus).step(|| "set final exec CPU affinity".into())?;
     }

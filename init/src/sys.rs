@@ -365,6 +365,49 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
+/// Gives every signal its default action and unblocks all of them. Ignored signals and the
+/// mask survive execve: whatever the caller ignored or blocked (`nohup`, a daemon, `husk run`
+/// forwarding signals, the Rust runtime's SIGPIPE) would reach the container's process.
+/// Errors are ignored: SIGKILL and SIGSTOP, and the signals glibc reserves, cannot be changed.
+pub fn reset_signal_state() {
+    /// The kernel's `struct sigaction` on x86_64 (glibc's wrapper refuses the signals it
+    /// reserves for itself, 32 and 33, which a caller may still have ignored).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: the action installs no handler code; the struct outlives the call and its
+        // size matches the 8-byte kernel sigset passed as the last argument.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
 /// Whether `signal` is pending for this thread or the process (blocked, so not yet delivered).
 pub fn signal_pending(signal: libc::c_int) -> bool {
     // SAFETY: sigset_t is plain old data; sigpending fills the one we own.
