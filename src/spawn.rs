@@ -475,7 +475,17 @@ fn send_to_seccomp_agent(boot: &Bootstrap, pid: i32, state: &OciState, fd: &Owne
     if !state.annotations.is_empty() {
         message["state"]["annotations"] = serde_json::json!(state.annotations);
     }
-    send_with_fd(&listener, message.to_string().as_bytes(), fd)
+    // runc's wording, which tools match on.
+    send_with_fd(&listener, message.to_string().as_bytes(), fd).map_err(|e| match e {
+        Error::Io { context, source } if context.starts_with("connect to ") => Error::Io {
+            context: format!(
+                "failed to connect with seccomp agent at {}",
+                listener.display()
+            ),
+            source,
+        },
+        e => e,
+    })
 }
 
 /// Sends the pty master over a unix socket, as runc does: the name as payload, the fd as

@@ -633,3 +633,55 @@ fn a_frozen_cgroup_fails_run_instead_of_hanging() {
     assert!(rt.list_ids().is_empty(), "a container was left behind");
     drop(guard);
 }
+
+#[test]
+fn error_messages_that_tools_match() {
+    let rt = runtime();
+    let dir = TempDir::new("husk-test-parity");
+
+    // cgroup v2 settings on this cgroup v1 host.
+    let bundle = Bundle::new(&rt).args(["sleep", "1000"]).set(
+        "/linux/resources/unified",
+        json!({"memory.high": "100000000"}),
+    );
+    let out = rt.run_bundle(&bundle);
+    assert!(!out.status.success(), "{}", out.describe());
+    assert!(
+        out.stderr_str().contains("invalid configuration"),
+        "{}",
+        out.describe()
+    );
+
+    // A seccomp agent that is not listening.
+    let bundle = Bundle::new(&rt).args(["sleep", "1000"]).set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": dir.join("no-agent.sock"),
+            "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    let out = rt.run_bundle(&bundle);
+    assert!(!out.status.success(), "{}", out.describe());
+    assert!(
+        out.stderr_str()
+            .contains("failed to connect with seccomp agent"),
+        "{}",
+        out.describe()
+    );
+    assert!(rt.list_ids().is_empty(), "a container was left behind");
+
+    // exec into a paused container.
+    let bundle = sleeper(&rt);
+    let c = running(&rt, &bundle);
+    rt.run_ok(["pause", c.id()]);
+    let out = rt.run(["exec", c.id(), "sh", "-c", "exit 0"]);
+    assert!(!out.status.success(), "{}", out.describe());
+    assert!(
+        out.stderr_str()
+            .contains("cannot exec in a paused container"),
+        "{}",
+        out.describe()
+    );
+    rt.run_ok(["resume", c.id()]);
+}

@@ -60,8 +60,11 @@ impl V1<'_> {
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         if let Some(unified) = resources.unified() {
             if !unified.is_empty() {
+                // "invalid configuration" is runc's wording, which tools match on.
                 return Err(CgroupError::Unsupported(
-                    "linux.resources.unified needs cgroup v2; this host uses cgroup v1".into(),
+                    "invalid configuration: linux.resources.unified needs cgroup v2; this host \
+                     uses cgroup v1"
+                        .into(),
                 ));
             }
         }

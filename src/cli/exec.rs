@@ -153,6 +153,10 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
 
 pub fn run(root: &Path, a: ExecArgs) -> CmdResult {
     let container = runtime(root).load(&a.id)?;
+    if !a.ignore_paused && container.status() == husk::Status::Paused {
+        // runc's wording, which tools match on.
+        return Err("cannot exec in a paused container (use --ignore-paused to override)".into());
+    }
     let mut process = build_process(&a, &container)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && a.console_socket.is_none() && !a.detach && process.console_size().is_none() {
