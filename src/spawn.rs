@@ -59,7 +59,10 @@ pub(crate) fn create(
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             }
             if let Some(cg) = cgroup {
-                kill_all(&cg);
+                // A joined cgroup may hold others' processes (issue 16, bug 6).
+                if cg.created_leaf() {
+                    kill_all(&cg);
+                }
                 let _ = cg.destroy();
             }
             let _ = dir.remove();

@@ -685,3 +685,25 @@ fn error_messages_that_tools_match() {
     );
     rt.run_ok(["resume", c.id()]);
 }
+
+#[test]
+fn a_failed_create_spares_processes_of_a_cgroup_it_did_not_create() {
+    let rt = runtime();
+    let dir = TempDir::new("husk-test-parity");
+    let mut foreign = ForeignCgroup::new();
+    // Fails once the init runs in the cgroup: no seccomp agent listens.
+    let bundle = Bundle::new(&rt)
+        .args(["sleep", "1000"])
+        .set("/linux/cgroupsPath", json!(foreign.path))
+        .set(
+            "/linux/seccomp",
+            json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": dir.join("no-agent.sock"),
+                "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+            }),
+        );
+    let out = rt.run_bundle(&bundle);
+    assert!(!out.status.success(), "{}", out.describe());
+    foreign.assert_untouched("a failed create");
+}
