@@ -40,4 +40,4 @@ trap 'rm -f "$lane_script"' EXIT
     echo 'if [ -n "$failed" ]; then echo "vm lane: failed:$failed"; exit 1; fi'
     echo 'echo "vm lane: all test binaries passed"'
 } >"$lane_script"
-exec vm/run.sh "$image" "$lane_script" "${VM_TEST_TIMEOUT:-1500}"
+vm/run.sh "$image" "$lane_script" "${VM_TEST_TIMEOUT:-1500}"

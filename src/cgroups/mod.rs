@@ -768,8 +768,11 @@ fn without_kernel_memory(resources: &LinuxResources) -> std::borrow::Cow<'_, Lin
 
 /// Enables every controller the hierarchy offers in `cgroup.subtree_control` of each ancestor of
 /// `leaf` (root included), so the leaf gets the controllers' files. Failures are ignored here: a
-/// parent may refuse (it has processes, or a controller is threaded-only), and the resource that
-/// needs the controller then fails with an error naming itself.
+/// parent may refuse (a controller is threaded-only, say), and the resource that needs the
+/// controller then fails with an error naming itself. An ancestor below the root that holds
+/// processes is left alone: the kernel would refuse its domain controllers but accept the
+/// threaded ones (cpu, cpuset, pids), which would make it a thread root and every new child an
+/// invalid domain that cannot take the container's process (EOPNOTSUPP).
 fn enable_v2_controllers(mount_point: &Path, leaf: &Path) {
     let Ok(below) = leaf.strip_prefix(mount_point) else {
         return;
@@ -777,6 +780,13 @@ fn enable_v2_controllers(mount_point: &Path, leaf: &Path) {
     let mut dir = mount_point.to_path_buf();
     let components: Vec<_> = below.components().collect();
     for component in components {
+        let holds_processes = dir != mount_point
+            && std::fs::read_to_string(dir.join("cgroup.procs"))
+                .is_ok_and(|procs| !procs.trim().is_empty());
+        if holds_processes {
+            dir.push(component);
+            continue;
+        }
         let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
         let enabled =
             std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();

@@ -216,7 +216,8 @@ fn own_cgroup<'a>(mount: &CgroupMount, own: &'a [ProcCgroupEntry]) -> Option<&'a
 ///
 /// * absolute path: taken relative to each hierarchy's root;
 /// * relative path (including the default, the container id): taken relative to the cgroup the
-///   runtime itself is in, looked up per hierarchy in `/proc/self/cgroup`.
+///   runtime itself is in, looked up per hierarchy in `/proc/self/cgroup`; on a pure v2 host,
+///   relative to that cgroup's parent.
 ///
 /// This is what runc 1.1's cgroupfs driver does (checked against runc 1.1.5 on a v1 hybrid host:
 /// with no `cgroupsPath` the container landed in `/<id>` in every hierarchy where runc sat at the
@@ -251,7 +252,15 @@ pub fn resolve(
                     what: format!("relative cgroupsPath {requested:?}"),
                     hierarchy: hierarchy_name(mount),
                 })?;
-            join_relative(own_path, requested)
+            // On a pure v2 host the runtime's own cgroup nearly always holds processes (its
+            // session scope or service), and the no-internal-process rule leaves a child of such a
+            // cgroup without domain controllers. As runc does there, start from its parent.
+            let base = if mode == CgroupMode::Unified {
+                own_path.parent().unwrap_or(own_path)
+            } else {
+                own_path
+            };
+            join_relative(base, requested)
         };
         let below_root = path
             .strip_prefix(&mount.root)
@@ -430,6 +439,19 @@ mod tests {
         let unified = resolve(Path::new("/x"), CgroupMode::Unified, &mounts, &own).unwrap();
         assert_eq!(unified.len(), 1);
         assert!(unified[0].unified);
+    }
+
+    #[test]
+    fn unified_relative_path_starts_from_the_parent_of_own_cgroup() {
+        let mounts = parse_mountinfo(
+            "30 25 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+        );
+        let own = parse_proc_cgroup("0::/system.slice/lane.service\n");
+        let h = resolve(Path::new("c1"), CgroupMode::Unified, &mounts, &own).unwrap();
+        assert_eq!(h[0].path, Path::new("/system.slice/c1"));
+        let at_root = parse_proc_cgroup("0::/\n");
+        let h = resolve(Path::new("c1"), CgroupMode::Unified, &mounts, &at_root).unwrap();
+        assert_eq!(h[0].path, Path::new("/c1"));
     }
 
     #[test]
