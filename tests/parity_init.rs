@@ -521,3 +521,86 @@ fn ignored_and_blocked_signals_do_not_reach_the_container() {
     let out = run_with_timeout(&mut exec, DEFAULT_TIMEOUT);
     assert_clean_signal_state(&rt, "exec", &out);
 }
+
+// ---- hostile files in the image (issue 16, bug 7) ----
+
+/// Runs `echo $HOME` (HOME unset in the config, so the runtime picks it from /etc/passwd) in a bundle whose
+/// /etc/passwd `prepare` replaced; returns the container's output and how long `run` took.
+fn home_with_passwd(rt: &Runtime, prepare: impl FnOnce(&std::path::Path)) -> (String, Duration) {
+    let (out, took) = try_home_with_passwd(rt, prepare);
+    assert!(
+        out.status.success(),
+        "container run failed\n{}",
+        out.describe()
+    );
+    (out.stdout_str(), took)
+}
+
+/// Like [`home_with_passwd`], whatever the exit status.
+fn try_home_with_passwd(
+    rt: &Runtime,
+    prepare: impl FnOnce(&std::path::Path),
+) -> (Output, Duration) {
+    let bundle = Bundle::new(&rt)
+        .edit(|config| {
+            let env = config["process"]["env"].as_array_mut().unwrap();
+            env.retain(|kv| !kv.as_str().unwrap_or("").starts_with("HOME="));
+        })
+        .sh("echo $HOME");
+    let passwd = bundle.rootfs().join("etc/passwd");
+    std::fs::remove_file(&passwd).unwrap();
+    prepare(&passwd);
+    let started = std::time::Instant::now();
+    let out = rt.run_bundle(&bundle);
+    (out, started.elapsed())
+}
+
+#[test]
+fn passwd_that_is_no_regular_file_or_too_large_gives_home_slash() {
+    let rt = runtime();
+    let (home, _) = home_with_passwd(&rt, |p| {
+        std::fs::write(p, "root:x:0:0:root:/root:/bin/sh\n").unwrap()
+    });
+    assert_eq!(home, "/root\n", "an ordinary passwd is read");
+
+    let (out, took) =
+        try_home_with_passwd(&rt, |p| std::os::unix::fs::symlink("/dev/zero", p).unwrap());
+    assert!(
+        took < Duration::from_secs(20),
+        "a link to /dev/zero took {took:?}"
+    );
+    if rt.is_runc() {
+        // runc reads lines of at most 64 KiB and fails (tests/RUNC_DIFFERENCES.md).
+        assert!(
+            out.stderr_str().contains("token too long"),
+            "{}",
+            out.describe()
+        );
+    } else {
+        assert!(
+            out.status.success(),
+            "a link to /dev/zero\n{}",
+            out.describe()
+        );
+        assert_eq!(out.stdout_str(), "/\n", "a link to /dev/zero");
+    }
+
+    // 5 MiB of comments, then root's entry: past the bound, so not read.
+    let (home, _) = home_with_passwd(&rt, |p| {
+        let mut text = "#\n".repeat(5 << 19);
+        text.push_str("root:x:0:0:root:/root:/bin/sh\n");
+        std::fs::write(p, text).unwrap()
+    });
+    // runc 1.1.5 reads it all and yet leaves HOME empty here (tests/RUNC_DIFFERENCES.md).
+    let expected = if rt.is_runc() { "\n" } else { "/\n" };
+    assert_eq!(home, expected, "a 5 MiB passwd");
+
+    if rt.is_runc() {
+        return; // runc 1.1.5 blocks on the FIFO (tests/RUNC_DIFFERENCES.md)
+    }
+    let (home, took) = home_with_passwd(&rt, |p| {
+        nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap()
+    });
+    assert_eq!(home, "/\n", "a FIFO");
+    assert!(took < Duration::from_secs(20), "a FIFO took {took:?}");
+}

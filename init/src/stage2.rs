@@ -397,16 +397,60 @@ fn change_user(process: &ProcessPlan) -> Result<(), InitFailure> {
     Ok(())
 }
 
-/// The home directory of `uid` in the container's /etc/passwd, or `/`.
+/// The most husk reads of a file from the image (/etc/passwd): real ones are a few KiB.
+const MAX_IMAGE_FILE_BYTES: u64 = 4 << 20;
+
+/// The home directory of `uid` in the container's /etc/passwd, or `/` (also when the file is
+/// no regular file or too large: see [`read_image_file`]).
 fn home_dir(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
+    let passwd = read_image_file(Path::new("/etc/passwd")).unwrap_or_default();
+    String::from_utf8_lossy(&passwd)
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
         .map(|f| f[5].to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "/".to_string())
+}
+
+/// Reads a file of the image (the current root is the container's): hostile input, which may
+/// be a symlink (to /dev/zero, a host path through /proc), a FIFO that blocks, a device or
+/// endless. Resolved inside the root without magic links, not following a final symlink,
+/// opened non-blocking, required to be a regular file, and read up to
+/// [`MAX_IMAGE_FILE_BYTES`]; anything else is an error.
+fn read_image_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: open returned a new descriptor that we own.
+    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
+    let fd = sys::open_in_root(
+        root.as_fd(),
+        path,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
+    )?;
+    let file = std::fs::File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    let mut data = Vec::new();
+    file.take(MAX_IMAGE_FILE_BYTES + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_IMAGE_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} is larger than {MAX_IMAGE_FILE_BYTES} bytes",
+                path.display()
+            ),
+        ));
+    }
+    Ok(data)
 }
 
 /// Resolves `args[0]` the way execvp would, with the container's PATH, so that a missing
