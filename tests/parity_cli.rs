@@ -101,6 +101,24 @@ fn exec_into_a_sub_cgroup_that_does_not_exist_is_refused() {
         "exec'd process is not in the sub-cgroup\n{}",
         out.describe()
     );
+    // runc's controller:path form: the sub-cgroup in the memory hierarchy only.
+    let out = rt.run_ok([
+        "exec",
+        "--cgroup",
+        "memory:sub",
+        c.id(),
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    let text = out.stdout_str();
+    let line = |controller: &str| {
+        text.lines()
+            .find(|l| l.split(':').nth(1) == Some(controller))
+            .unwrap_or_else(|| panic!("no {controller} line in\n{text}"))
+            .to_string()
+    };
+    assert!(line("memory").ends_with("/sub"), "{text}");
+    assert!(!line("pids").ends_with("/sub"), "{text}");
     for sub in &sub_dirs {
         let _ = wait_for(|| std::fs::remove_dir(sub).is_ok() || !sub.exists(), WAIT);
     }

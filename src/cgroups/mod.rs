@@ -338,8 +338,14 @@ impl CgroupManager {
 
     /// An existing child cgroup `name` of this one (for `exec --cgroup`). A missing one is an
     /// error, as in runc: creating it would make a directory nobody asked to exist, and a typo
-    /// would silently put the process somewhere unlimited.
+    /// would silently put the process somewhere unlimited. As in runc, `controller[,...]:name`
+    /// picks the sub-cgroup in those controllers' hierarchies only (the others keep the
+    /// container's cgroup).
     pub fn sub_cgroup(&self, name: &str) -> Result<CgroupManager, CgroupError> {
+        let (controllers, name) = match name.split_once(':') {
+            Some((controllers, name)) => (Some(controllers.split(',').collect::<Vec<_>>()), name),
+            None => (None, name),
+        };
         let name = Path::new(name.trim_start_matches('/'));
         if name
             .components()
@@ -351,11 +357,28 @@ impl CgroupManager {
             });
         }
         let mut saved = self.saved();
-        saved.path = saved.path.join(name);
+        let chosen = |h: &SavedHierarchy| {
+            controllers
+                .as_ref()
+                .is_none_or(|wanted| h.controllers.iter().any(|c| wanted.contains(&c.as_str())))
+        };
+        if let Some(wanted) = &controllers {
+            if !saved.hierarchies.iter().any(chosen) {
+                return Err(CgroupError::ControllerMissing {
+                    field: "exec --cgroup".into(),
+                    controller: wanted.join(","),
+                });
+            }
+        } else {
+            saved.path = saved.path.join(name);
+        }
         for h in &mut saved.hierarchies {
+            h.created.clear();
+            if !chosen(h) {
+                continue;
+            }
             h.path = h.path.join(name);
             h.dir = h.dir.join(name);
-            h.created.clear();
             if !h.skipped && !h.dir.is_dir() {
                 return Err(CgroupError::NoSubCgroup { dir: h.dir.clone() });
             }
