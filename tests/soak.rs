@@ -8,8 +8,9 @@
 //! - `HUSK_SOAK_CONCURRENCY`: threads, each running one container at a time (default 20).
 //!
 //! Every 10th container runs until killed, after a process exec'd in it was dropped without a
-//! wait (it must still be reaped); every 25th is created and deleted without being started; the
-//! others run `exit 3` and must report exactly that.
+//! wait (it must still be reaped); every 25th is created and deleted without being started;
+//! every 50th (from the 5th) names a program that does not exist, so its create must fail
+//! cleanly; the others run `exit 3` and must report exactly that.
 
 // Test fixtures write into the tests' own temp dirs; the host-write lint guards husk itself.
 #![allow(clippy::disallowed_methods)]
@@ -47,10 +48,14 @@ enum Kind {
     Killed,
     /// Created and deleted, never started.
     NeverStarted,
+    /// Its program does not exist: create fails, leaving nothing.
+    CreateFails,
 }
 
 fn kind(i: usize) -> Kind {
-    if i % 25 == 0 {
+    if i % 50 == 5 {
+        Kind::CreateFails
+    } else if i % 25 == 0 {
         Kind::NeverStarted
     } else if i % 10 == 0 {
         Kind::Killed
@@ -63,20 +68,15 @@ fn soak(count: usize, concurrency: usize) {
     let cli = Runtime::from_env(env!("CARGO_BIN_EXE_husk"));
     let quick = Bundle::new(&cli).args(["sh", "-c", "exit 3"]);
     let forever = Bundle::new(&cli).args(["sleep", "100000"]);
+    let missing = Bundle::new(&cli).args(["/no/such/program"]);
     let root = cli.scratch_dir().join("soak-root");
     // The init is this binary (/proc/self/exe), entered through init_if_requested in main.
     let rt = husk::Runtime::new(&root);
     let prefix = format!("soak-{}", std::process::id());
 
     // One container first, so that whatever the library keeps open for good is counted in.
-    run_one(
-        &rt,
-        &format!("{prefix}-warmup"),
-        1,
-        quick.path(),
-        forever.path(),
-    )
-    .expect("warm-up container");
+    let bundles = [quick.path(), forever.path(), missing.path()];
+    run_one(&rt, &format!("{prefix}-warmup"), 1, bundles).expect("warm-up container");
     let fds_before = open_fds();
 
     let next = AtomicUsize::new(0);
@@ -90,7 +90,7 @@ fn soak(count: usize, concurrency: usize) {
                     break;
                 }
                 let id = format!("{prefix}-{i}");
-                if let Err(e) = run_one(&rt, &id, i, quick.path(), forever.path()) {
+                if let Err(e) = run_one(&rt, &id, i, bundles) {
                     failures.lock().unwrap().push(format!("{id}: {e}"));
                 }
             });
@@ -139,14 +139,19 @@ fn soak(count: usize, concurrency: usize) {
 }
 
 /// One container's life through the library; any surprise is an error naming it.
-fn run_one(
-    rt: &husk::Runtime,
-    id: &str,
-    i: usize,
-    quick: &Path,
-    forever: &Path,
-) -> Result<(), String> {
+fn run_one(rt: &husk::Runtime, id: &str, i: usize, bundles: [&Path; 3]) -> Result<(), String> {
+    let [quick, forever, missing] = bundles;
     let kind = kind(i);
+    if kind == Kind::CreateFails {
+        return match rt.create(id, missing, &Default::default()) {
+            Err(husk::Error::Init(_)) => Ok(()),
+            Err(e) => Err(format!("create of a missing program: {e}")),
+            Ok(c) => {
+                let _ = c.delete(true);
+                Err("create of a missing program succeeded".into())
+            }
+        };
+    }
     let bundle = if kind == Kind::Exits { quick } else { forever };
     let mut c = rt
         .create(id, bundle, &Default::default())
