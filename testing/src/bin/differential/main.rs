@@ -277,10 +277,16 @@ fn compare(
         .collect();
     // Once the runtimes disagreed on a command's outcome for a listed reason (one created the container, the other
     // refused), everything after it follows from that.
-    if let Some(first) = divergences
+    // The cause: the earliest step whose exit code differs (or whose process report is missing on one side); in one
+    // step the exit code comes first (`00.main.report` sorts before `00.run.exit`, but follows from it).
+    let step_of = |key: &str| key.split('.').next().unwrap_or_default().to_string();
+    let cause = divergences
         .iter()
-        .position(|d| d.key.ends_with(".exit") || d.key.ends_with(".report"))
-    {
+        .enumerate()
+        .filter(|(_, d)| d.key.ends_with(".exit") || d.key.ends_with(".report"))
+        .min_by_key(|(_, d)| (step_of(&d.key), !d.key.ends_with(".exit")))
+        .map(|(i, _)| i);
+    if let Some(first) = cause {
         if let Some(reason) = divergences[first].listed.clone() {
             let cause = divergences[first].key.clone();
             // The cause's own step (its error class sorts before its exit code) and everything after it.

@@ -29,7 +29,8 @@ pub fn error_class(stderr: &str) -> String {
     // Order matters: the first class with a matching phrase wins.
     let classes: [(&str, &[&str]); 7] = [
         ("timeout", &["timed out"]),
-        ("not-exist", &["does not exist"]),
+        // The container; a missing file or cgroup is `enoent`.
+        ("not-exist", &["container does not exist"]),
         (
             "state",
             &[
@@ -49,7 +50,10 @@ pub fn error_class(stderr: &str) -> String {
         ),
         ("seccomp", &["seccomp"]),
         ("eperm", &["permission denied", "operation not permitted"]),
-        ("enoent", &["no such file or directory", "not found"]),
+        (
+            "enoent",
+            &["no such file or directory", "not found", "does not exist"],
+        ),
         (
             "invalid",
             &[
@@ -67,6 +71,9 @@ pub fn error_class(stderr: &str) -> String {
                 "needs a",
                 "required",
                 "without a private",
+                "unmapped",
+                "not mapped",
+                "outside",
             ],
         ),
     ];
