@@ -234,9 +234,22 @@ impl ContainerConfig {
             .root()
             .as_ref()
             .ok_or_else(|| Error::config("root", "missing"))?;
-        let rootfs = bundle.join(root.path());
-        let rootfs = std::fs::canonicalize(&rootfs)
+        let rootfs = lexically_clean(&bundle.join(root.path()));
+        let resolved = std::fs::canonicalize(&rootfs)
             .map_err(|e| Error::config("root.path", format!("{}: {e}", rootfs.display())))?;
+        // Whoever can write the bundle (or a directory on the way) could aim a symlink at
+        // another tree before the next start: refused, as runc does.
+        if resolved != rootfs {
+            return Err(Error::config(
+                "root.path",
+                format!(
+                    "{} is or passes through a symlink (it resolves to {})",
+                    rootfs.display(),
+                    resolved.display()
+                ),
+            ));
+        }
+        let rootfs = resolved;
         if !rootfs.is_dir() {
             return Err(Error::config(
                 "root.path",
@@ -508,6 +521,21 @@ fn refuse_without_mount_namespace(
     Ok(())
 }
 
+/// `path` with `.` and `..` components resolved by name, without looking at the filesystem.
+fn lexically_clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn console_size(process: &oci_spec::runtime::Process) -> Option<(u16, u16)> {
     process.console_size().map(|b| {
         (
@@ -725,6 +753,15 @@ fn process_plan(
     let user = process.user();
     refuse_no_id("process.user.uid", user.uid())?;
     refuse_no_id("process.user.gid", user.gid())?;
+    // The kernel's NGROUPS_MAX: setgroups refuses more (and the bootstrap message would not fit).
+    const NGROUPS_MAX: usize = 65536;
+    let groups = user.additional_gids().as_ref().map_or(0, Vec::len);
+    if groups > NGROUPS_MAX {
+        return Err(Error::config(
+            "process.user.additionalGids",
+            format!("{groups} entries, more than the kernel allows (NGROUPS_MAX, {NGROUPS_MAX})"),
+        ));
+    }
     for (i, gid) in user.additional_gids().iter().flatten().enumerate() {
         refuse_no_id(&format!("process.user.additionalGids[{i}]"), *gid)?;
     }

@@ -541,7 +541,7 @@ fn try_home_with_passwd(
     rt: &Runtime,
     prepare: impl FnOnce(&std::path::Path),
 ) -> (Output, Duration) {
-    let bundle = Bundle::new(&rt)
+    let bundle = Bundle::new(rt)
         .edit(|config| {
             let env = config["process"]["env"].as_array_mut().unwrap();
             env.retain(|kv| !kv.as_str().unwrap_or("").starts_with("HOME="));
@@ -603,4 +603,60 @@ fn passwd_that_is_no_regular_file_or_too_large_gives_home_slash() {
     });
     assert_eq!(home, "/\n", "a FIFO");
     assert!(took < Duration::from_secs(20), "a FIFO took {took:?}");
+}
+
+// ---- validation (issue 16, bugs 8 and 9) ----
+
+/// `create` of `bundle` must fail, leave no container, and say `expect` (per runtime) in its error.
+fn assert_create_refused(rt: &Runtime, bundle: &Bundle, expect: &str) {
+    let id = unique_id("refused");
+    let _guard = rt.guard(&id);
+    let out = rt.run_fail([
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref() as &OsStr,
+    ]);
+    let err = out.stderr_str();
+    assert!(
+        err.contains(expect),
+        "expected {expect:?}\n{}",
+        out.describe()
+    );
+    assert!(rt.try_state(&id).is_none(), "state left behind");
+}
+
+#[test]
+fn symlinked_root_path_is_refused() {
+    let rt = runtime();
+    let bundle = Bundle::new(&rt).args(["true"]);
+    std::os::unix::fs::symlink("rootfs", bundle.path().join("rootlink")).unwrap();
+    let bundle = bundle.set("/root/path", json!("rootlink"));
+    let expect = if rt.is_runc() {
+        "not an absolute path, or a symlink"
+    } else {
+        "root.path"
+    };
+    assert_create_refused(&rt, &bundle, expect);
+    // An absolute root.path through a symlinked directory too.
+    let link = bundle.path().join("dirlink");
+    std::os::unix::fs::symlink(bundle.path(), &link).unwrap();
+    let bundle = bundle.set("/root/path", json!(link.join("rootfs").to_str().unwrap()));
+    assert_create_refused(&rt, &bundle, expect);
+}
+
+#[test]
+fn too_many_additional_gids_are_refused_naming_the_field() {
+    let rt = runtime();
+    let gids: Vec<u32> = (1..=70_000).collect();
+    let bundle = Bundle::new(&rt)
+        .args(["true"])
+        .set("/process/user/additionalGids", json!(gids));
+    // runc 1.1.5 finds out at setgroups, in its init (tests/RUNC_DIFFERENCES.md).
+    let expect = if rt.is_runc() {
+        "setgroups: invalid argument"
+    } else {
+        "additionalGids"
+    };
+    assert_create_refused(&rt, &bundle, expect);
 }
