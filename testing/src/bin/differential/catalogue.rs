@@ -205,7 +205,11 @@ impl Case {
             // PID 1 of a pid namespace ignores SIGTERM without a handler: the trap makes `kill` work either way.
             None => "trap 'exit 143' TERM; while :; do sleep 0.2; done".to_string(),
         };
-        format!("exec 2>&1; {probe}; echo; echo {END_MARKER}; {tail}")
+        // Signal dispositions and mask as the process got them (`grep` inherits the shell's, which inherits the
+        // runtime's init's): a runtime must not pass on what its caller ignored or blocked.
+        format!(
+            "exec 2>&1; grep -E '^Sig(Ign|Blk):' /proc/self/status; {probe}; echo; echo {END_MARKER}; {tail}"
+        )
     }
 
     /// The config: `base` (from `runc spec`) with the main process and every feature applied.

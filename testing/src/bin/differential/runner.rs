@@ -424,6 +424,14 @@ impl StepContext<'_> {
     }
 
     fn report(&mut self, prefix: &str, text: &str) {
+        for line in text.lines() {
+            if let Some((name, mask)) = line.split_once(':') {
+                if name == "SigIgn" || name == "SigBlk" {
+                    self.obs
+                        .insert(format!("{prefix}.{name}"), mask.trim().to_string());
+                }
+            }
+        }
         match normalise::parse_report(text) {
             Some(report) => normalise::report(prefix, &report, self.ns, self.obs),
             None => {
@@ -444,6 +452,29 @@ fn is_running(rt: &Runtime, id: &str) -> bool {
     serde_json::from_str::<Value>(&out.stdout)
         .ok()
         .is_some_and(|s| s["status"] != "stopped")
+}
+
+/// What a careless caller leaks into the runtime: SIGUSR2 ignored, SIGUSR1 blocked. A runtime must give the
+/// container's process default dispositions and an empty mask (the main process prints its SigIgn and SigBlk).
+trait LeakSignals {
+    fn pre_exec_leak(&mut self) -> &mut Self;
+}
+
+impl LeakSignals for Command {
+    fn pre_exec_leak(&mut self) -> &mut Self {
+        // SAFETY: between fork and exec only async-signal-safe calls are made (signal, sigemptyset, sigaddset,
+        // sigprocmask), on the child's own copy of its state.
+        unsafe {
+            self.pre_exec(|| {
+                libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR1);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            })
+        }
+    }
 }
 
 /// Runs the runtime with `--root` and `args`. Stdout goes to `stdout_file` when given (a detached container keeps
@@ -473,6 +504,7 @@ fn run(rt: &Runtime, args: &[&str], stdout_file: Option<&Path>) -> Outcome {
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0)
+        .pre_exec_leak()
         .spawn()
     {
         Ok(child) => child,
