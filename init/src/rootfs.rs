@@ -458,7 +458,7 @@ fn mount_one(
                     let new_dir =
                         open_in_root(root.fd.as_fd(), dest, libc::O_RDONLY | libc::O_DIRECTORY)
                             .step(|| describe(": open the tmpfs"))?;
-                    copy_tree(old_dir, new_dir.as_fd()).step(|| describe(": tmpcopyup"))?;
+                    copy_tree(old_dir, new_dir.as_fd(), 0).step(|| describe(": tmpcopyup"))?;
                 }
             }
         }
@@ -519,7 +519,14 @@ fn refuse_symlinked_destination(root: &Root, dest: &Path, fstype: &str) -> Resul
 /// Copies the tree below `from` into `to` (tmpcopyup): directories, regular files, symlinks and
 /// special files, with their modes and owners. Nothing is followed: every entry is opened
 /// relative to its directory's descriptor, with O_NOFOLLOW.
-fn copy_tree(from: OwnedFd, to: BorrowedFd<'_>) -> std::io::Result<()> {
+fn copy_tree(from: OwnedFd, to: BorrowedFd<'_>, depth: usize) -> std::io::Result<()> {
+    // An image could nest directories until the init's stack runs out.
+    const MAX_DEPTH: usize = 256;
+    if depth > MAX_DEPTH {
+        return Err(std::io::Error::other(format!(
+            "directories nested deeper than {MAX_DEPTH}"
+        )));
+    }
     use nix::fcntl::AtFlags;
     let mut dir = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(from))?;
     let from_fd = dir.as_raw_fd();
@@ -559,7 +566,7 @@ fn copy_tree(from: OwnedFd, to: BorrowedFd<'_>) -> std::io::Result<()> {
                         <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sub_to),
                     )
                 };
-                copy_tree(sub_from, sub_to.as_fd())?;
+                copy_tree(sub_from, sub_to.as_fd(), depth + 1)?;
                 nix::sys::stat::fchmod(sub_to.as_raw_fd(), mode)?;
                 nix::unistd::fchown(sub_to.as_raw_fd(), owner.0, owner.1)?;
             }
@@ -567,7 +574,8 @@ fn copy_tree(from: OwnedFd, to: BorrowedFd<'_>) -> std::io::Result<()> {
                 let src = nix::fcntl::openat(
                     Some(from_fd),
                     name.as_c_str(),
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    // Non-blocking: a file swapped for a FIFO since the fstatat must not hang.
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
                     Mode::empty(),
                 )?;
                 let dst = nix::fcntl::openat(
@@ -587,6 +595,11 @@ fn copy_tree(from: OwnedFd, to: BorrowedFd<'_>) -> std::io::Result<()> {
                         <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(dst),
                     )
                 };
+                if !src.metadata()?.is_file() {
+                    return Err(std::io::Error::other(format!(
+                        "{name:?} changed while being copied"
+                    )));
+                }
                 std::io::copy(&mut src, &mut dst)?;
                 nix::sys::stat::fchmod(dst.as_raw_fd(), mode)?;
                 nix::unistd::fchown(dst.as_raw_fd(), owner.0, owner.1)?;
