@@ -98,8 +98,10 @@ fn bootstrap(
     dir.save(record)?;
     *cgroup_out = Some(cgroup.clone());
     cgroup.create(config.resources.as_ref())?;
-    // Again, now with the directories create() made (delete removes exactly those).
+    // Again, now with the directories create() made (delete removes exactly those, so they are
+    // saved at once: `delete --force` after a crash must know them).
     record.cgroup = Some(cgroup.saved());
+    dir.save(record)?;
     let dirs = cgroup.hierarchies();
     for h in &mut config.boot.cgroup_hierarchies {
         h.container_dir = dirs

@@ -725,3 +725,63 @@ fn a_failed_create_spares_processes_of_a_cgroup_it_did_not_create() {
     assert!(!out.status.success(), "{}", out.describe());
     foreign.assert_untouched("a failed create");
 }
+
+/// The directories `create` makes must be in the saved state before the init is spawned: a
+/// `create` killed then leaves them for `delete --force` to remove (delete removes only what the
+/// state says husk created). strace holds `create` in its first clone after the cgroup exists.
+#[test]
+fn delete_force_after_create_killed_before_the_init_runs_removes_the_cgroup() {
+    let rt = runtime();
+    if rt.is_runc() {
+        // runc saves no state before its init runs (see crash::runtime_killed_during_*).
+        return;
+    }
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let id = husk_testing::unique_id("killed");
+    let path = format!("/{id}");
+    let _tree = CgroupTree(id.clone());
+    let bundle = Bundle::new(&rt)
+        .args(["sleep", "1000"])
+        .set("/linux/cgroupsPath", json!(path));
+    let guard = rt.guard(&id);
+    let create = rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let mut strace = std::process::Command::new("strace");
+    strace
+        .args(["-f", "-qq", "-o", "/dev/null"])
+        .args(["-e", "trace=clone,clone3,vfork,fork"])
+        .args(["-e", "inject=clone,clone3,vfork,fork:delay_enter=30000000"])
+        .arg(create.get_program())
+        .args(create.get_args())
+        .stdin(std::process::Stdio::null());
+    let traced = husk_testing::Spawned::start(&mut strace);
+    let pids_dir = Path::new("/sys/fs/cgroup/pids").join(&id);
+    assert!(
+        wait_for(|| pids_dir.is_dir(), WAIT),
+        "create did not make its cgroup"
+    );
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", traced.pid())).unwrap();
+    let husk: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(husk), nix::sys::signal::SIGKILL).unwrap();
+    traced.signal(libc::SIGKILL); // strace would sit out the injected delay
+    let _ = traced.wait_or_kill(WAIT);
+    assert!(
+        !husk_testing::existing_cgroups(&path).is_empty(),
+        "nothing left to clean up: the test did not catch create in time"
+    );
+    rt.run_ok(["delete", "--force", &id]);
+    assert!(
+        husk_testing::existing_cgroups(&path).is_empty(),
+        "delete --force left {:?}",
+        husk_testing::existing_cgroups(&path)
+    );
+    drop(guard);
+}
