@@ -762,14 +762,27 @@ fn delete_force_after_create_killed_before_the_init_runs_removes_the_cgroup() {
         .args(create.get_args())
         .stdin(std::process::Stdio::null());
     let traced = husk_testing::Spawned::start(&mut strace);
-    let pids_dir = Path::new("/sys/fs/cgroup/pids").join(&id);
+    let husk = || -> Option<i32> {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", traced.pid())).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    };
+    // Held at the entry of a clone (x86_64: fork 57, vfork 58, clone 56, clone3 435).
+    let in_clone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| {
+            matches!(
+                s.split_whitespace().next(),
+                Some("56" | "57" | "58" | "435")
+            )
+        })
+    };
     assert!(
-        wait_for(|| pids_dir.is_dir(), WAIT),
-        "create did not make its cgroup"
+        wait_for(|| husk().is_some_and(in_clone), WAIT),
+        "create did not reach its first clone"
     );
-    let children =
-        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", traced.pid())).unwrap();
-    let husk: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let husk = husk().unwrap();
+    let pids_dir = Path::new("/sys/fs/cgroup/pids").join(&id);
+    assert!(pids_dir.is_dir(), "the first clone came before the cgroup");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(husk), nix::sys::signal::SIGKILL).unwrap();
     traced.signal(libc::SIGKILL); // strace would sit out the injected delay
     let _ = traced.wait_or_kill(WAIT);
