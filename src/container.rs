@@ -625,6 +625,11 @@ impl Container {
             .context(|| format!("wait for {}", init.pid()))
     }
 
+    /// The init's status if it has exited (reaping it), `None` while it runs; never blocks.
+    pub fn try_wait(&self) -> Result<Option<ExitStatus>> {
+        self.wait_timeout(Duration::ZERO)
+    }
+
     /// A pidfd of the init when this handle created the container (readable once it exits).
     pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.init.as_ref().map(Child::pidfd)

@@ -245,6 +245,7 @@ fn a_dropped_exec_process_hangs_neither_wait_nor_delete() {
         .expect("exec");
     let exec_pid = p.pid();
     drop(p);
+    assert_eq!(c.try_wait().expect("try_wait"), None, "the init is running");
     c.kill(Signal::SIGKILL, false).expect("kill");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -255,6 +256,10 @@ fn a_dropped_exec_process_hangs_neither_wait_nor_delete() {
         .recv_timeout(WAIT)
         .expect("Container::wait hung after a dropped exec'd process");
     assert_eq!(status.expect("wait"), ExitStatus::Signaled(9));
+    assert_eq!(
+        c.try_wait().expect("try_wait"),
+        Some(ExitStatus::Signaled(9))
+    );
     c.delete(false).expect("delete");
     assert!(!is_child(init), "init {init} left as our zombie");
     assert!(!is_child(exec_pid), "exec'd {exec_pid} left as our zombie");
@@ -320,4 +325,54 @@ fn a_guard_force_deletes_and_reaps_on_drop() {
     let c = lib.load(&id).expect("into_inner kept the container");
     assert_eq!(c.status(), husk::Status::Created);
     c.delete(true).expect("delete");
+}
+
+/// `Process::try_wait`, `wait_timeout` and `pidfd`: a caller can wait on many processes
+/// without a thread each. `ExitStatus` says whether it succeeded and prints itself.
+#[test]
+fn processes_can_be_polled_through_their_pidfd() {
+    let rt = runtime();
+    let lib = engine(&rt);
+    let bundle = forever(&rt);
+    let mut c = lib
+        .create(&unique_id("poll"), bundle.path(), &Default::default())
+        .expect("create")
+        .guard();
+    c.start().expect("start");
+    let quick = husk::Command::new("sh")
+        .args(["-c", "exit 0"])
+        .spawn(&c)
+        .expect("exec");
+    let slow = husk::Command::new("sh")
+        .args(["-c", "sleep 0.3; exit 2"])
+        .spawn(&c)
+        .expect("exec");
+    assert_eq!(
+        slow.wait_timeout(Duration::from_millis(20)).expect("wait"),
+        None
+    );
+    // One poll over both pidfds until each has ended.
+    let mut pending = vec![&quick, &slow];
+    let deadline = std::time::Instant::now() + WAIT;
+    while !pending.is_empty() && std::time::Instant::now() < deadline {
+        let mut fds: Vec<libc::pollfd> = pending
+            .iter()
+            .map(|p| libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&p.pidfd().expect("pidfd")),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: fds is a valid array of pollfd for the duration of the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        pending.retain(|p| p.try_wait().expect("try_wait").is_none());
+    }
+    assert!(pending.is_empty(), "processes did not end");
+    let status = quick.try_wait().unwrap().unwrap();
+    assert!(status.success());
+    assert_eq!(status.to_string(), "exit code 0");
+    let status = slow.try_wait().unwrap().unwrap();
+    assert_eq!(status, ExitStatus::Exited(2));
+    assert!(!status.success());
+    assert_eq!(ExitStatus::Signaled(9).to_string(), "signal 9 (SIGKILL)");
 }
