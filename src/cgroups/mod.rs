@@ -769,21 +769,18 @@ pub(crate) fn device_access(access: Option<&str>) -> String {
     }
 }
 
-/// `resources` without `memory.kernel` and `memory.kernelTCP`, with a warning if they were set.
-/// The spec deprecates both, kernels since 5.16 no longer enforce kmem limits, and runc ignores
-/// them at create (`update` still takes them, see `v1`).
+/// `resources` without `memory.kernel`, with a warning if it was set: the spec deprecates it,
+/// kernels since 5.16 take the write but no longer enforce it, and runc ignores it at create.
+/// `memory.kernelTCP` stays: v1 still enforces `memory.kmem.tcp.limit_in_bytes` (runc 1.1 drops
+/// it too, a difference listed in tests/conformance/runc-differences.txt). `update` takes both,
+/// see `v1`.
 fn without_kernel_memory(resources: &LinuxResources) -> std::borrow::Cow<'_, LinuxResources> {
-    let Some(memory) = resources
-        .memory()
-        .as_ref()
-        .filter(|m| m.kernel().is_some() || m.kernel_tcp().is_some())
-    else {
+    let Some(memory) = resources.memory().as_ref().filter(|m| m.kernel().is_some()) else {
         return std::borrow::Cow::Borrowed(resources);
     };
     warn("Kernel memory settings are ignored and will be removed");
     let mut memory = *memory;
     memory.set_kernel(None);
-    memory.set_kernel_tcp(None);
     let mut resources = resources.clone();
     resources.set_memory(Some(memory));
     std::borrow::Cow::Owned(resources)
