@@ -33,6 +33,9 @@ use runner::{Env, Runtime};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// Failing cases shrunk per run (each shrink re-runs the case once per feature); the others are written whole.
+const MAX_MINIMIZED: usize = 10;
+
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed)
 }
@@ -568,6 +571,7 @@ impl Tool {
         };
         let (mut run, mut diverged, mut listed) = (0u64, 0u64, 0u64);
         let mut classes: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut minimized: Vec<String> = Vec::new();
         for (index, &seed) in seeds.iter().enumerate() {
             if stop_requested() {
                 break;
@@ -627,7 +631,16 @@ impl Tool {
             let key = unlisted[0].key.clone();
             let (first_husk, first_reference) =
                 (unlisted[0].husk.clone(), unlisted[0].reference.clone());
-            let (small, kept) = if o.minimize {
+            // Shrinking costs two runs per feature: do it once per kind of divergence (its key without the step
+            // number), for at most MAX_MINIMIZED cases a run.
+            let kind = key
+                .split_once('.')
+                .map_or(key.as_str(), |(_, rest)| rest)
+                .to_string();
+            let shrink =
+                o.minimize && minimized.len() < MAX_MINIMIZED && !minimized.contains(&kind);
+            let (small, kept) = if shrink {
+                minimized.push(kind);
                 self.minimize(&case, &key)
             } else {
                 (case.clone(), (0..case.features.len()).collect())
@@ -639,10 +652,11 @@ impl Tool {
             };
             let dir = self.write_failure(&small, &kept, &small_divergences, &small_details);
             println!(
-                "DIVERGENCE case {index} seed {seed:#x}: {key}: husk={} reference={}\n    minimal features: {:?}\n    \
+                "DIVERGENCE case {index} seed {seed:#x}: {key}: husk={} reference={}\n    features{}: {:?}\n    \
                  bundle and steps: {}\n    replay: differential --replay {seed:#x} --features {}",
                 first_husk,
                 first_reference,
+                if shrink { " (shrunk)" } else { "" },
                 small.tags(),
                 dir.display(),
                 kept.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
