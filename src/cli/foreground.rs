@@ -47,15 +47,30 @@ pub fn wait_forwarding(
                 })
             }
         }
-        let Ok(sig) = signals.wait() else {
+        let Some(sig) = wait_signal(signals) else {
             continue;
         };
         match (sig, relay) {
-            (Signal::SIGCHLD, _) => {}
-            (Signal::SIGWINCH, Some(r)) => r.resize(),
-            _ => {
-                let _ = nix::sys::signal::kill(pid, sig);
-            }
+            (libc::SIGCHLD, _) => {}
+            (libc::SIGWINCH, Some(r)) => r.resize(),
+            _ => forward(pid, sig),
         }
     }
+}
+
+/// Sends the raw signal number `sig` to `pid` (errors ignored: the process may have just exited).
+fn forward(pid: Pid, sig: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our unreaped child, so it
+    // cannot have been recycled for another process.
+    unsafe { libc::kill(pid.as_raw(), sig) };
+}
+
+/// sigwait(3) for any signal of `signals`, as a raw number. nix's `SigSet::wait` panics on a
+/// real-time signal (it has no `Signal` for it), which would kill `husk run` and orphan the
+/// container; those are forwarded like the others.
+fn wait_signal(signals: &SigSet) -> Option<i32> {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: both pointers are valid for the call; the set is an initialized sigset_t.
+    let rc = unsafe { libc::sigwait(signals.as_ref(), &mut sig) };
+    (rc == 0).then_some(sig)
 }
