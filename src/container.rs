@@ -77,6 +77,7 @@ impl Runtime {
             init_binary: self.init_binary.clone(),
             console: spawned.console,
             pipes: spawned.pipes,
+            creating_elsewhere: false,
         })
     }
 
@@ -91,10 +92,42 @@ impl Runtime {
             init_binary: self.init_binary.clone(),
             console: None,
             pipes: Pipes::default(),
+            creating_elsewhere: false,
         })
     }
 
-    /// Every container under the root, in id order.
+    /// Opens an existing container without waiting for its lock: a snapshot for readers
+    /// (`state`, `list`), which must never wait for a `create` or `delete` in progress. The state
+    /// file is only ever replaced whole (rename), so the snapshot is consistent; a container
+    /// still being created shows as [`Status::Creating`]. Operations on the handle take the lock.
+    pub fn peek(&self, id: &str) -> Result<Container> {
+        crate::state::validate_id(id).map_err(|_| Error::NotFound(id.to_string()))?;
+        let dir = self.root.join(id);
+        let path = dir.join(crate::state::STATE_FILE);
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()))
+            }
+            Err(e) => return Err(e).context(|| format!("read {}", path.display())),
+        };
+        let record: Record = serde_json::from_slice(&text).map_err(|e| Error::Io {
+            context: format!("parse {}", path.display()),
+            source: std::io::Error::other(e),
+        })?;
+        let creating_elsewhere = record.pid.is_none() && !record.init_ready && held_by_writer(&dir);
+        Ok(Container {
+            dir,
+            record,
+            init: None,
+            init_binary: self.init_binary.clone(),
+            console: None,
+            pipes: Pipes::default(),
+            creating_elsewhere,
+        })
+    }
+
+    /// Every container under the root, in id order (snapshots, as [`Runtime::peek`]).
     pub fn list(&self) -> Result<Vec<Container>> {
         let entries = match std::fs::read_dir(&self.root) {
             Ok(e) => e,
@@ -107,8 +140,22 @@ impl Runtime {
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         ids.sort();
-        Ok(ids.iter().filter_map(|id| self.load(id).ok()).collect())
+        Ok(ids.iter().filter_map(|id| self.peek(id).ok()).collect())
     }
+}
+
+/// Whether another process holds the lock of the container directory `dir` (a non-blocking
+/// probe: readers never wait for it).
+fn held_by_writer(dir: &Path) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = dir.join(crate::state::LOCK_FILE);
+    let Ok(file) = crate::hostfs::open(&path, std::fs::OpenOptions::new().read(true)) else {
+        return false;
+    };
+    matches!(
+        Flock::lock(file, FlockArg::LockSharedNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
 }
 
 /// How a container's process ended.
@@ -172,6 +219,9 @@ pub struct Container {
     console: Option<OwnedFd>,
     /// The caller's ends of the init's piped streams (see [`CreateOptions::stdio`]).
     pipes: Pipes,
+    /// Seen by [`Runtime::peek`] before its init's pid was known, with the lock held by another
+    /// process: a `create` in progress. (With the lock free, that create died: stopped.)
+    creating_elsewhere: bool,
 }
 
 /// Force-deletes its container when dropped: kills it if it runs, reaps its init, removes its
@@ -470,6 +520,9 @@ impl Container {
 
     /// The current status, derived from the live process.
     pub fn status(&self) -> Status {
+        if self.creating_elsewhere {
+            return Status::Creating;
+        }
         let cg = self.cgroup();
         self.record
             .status(&self.dir.join(crate::state::EXEC_FIFO), || {

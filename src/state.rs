@@ -20,7 +20,7 @@ use crate::error::{Context, Error, Result};
 pub const STATE_FILE: &str = "state.json";
 /// The fifo the init blocks on until `start` (present while the container is `created`).
 pub const EXEC_FIFO: &str = "exec.fifo";
-const LOCK_FILE: &str = "lock";
+pub(crate) const LOCK_FILE: &str = "lock";
 const MAX_ID_LEN: usize = 1024;
 /// The state root and each container's directory: only root may enter (runc's mode for its
 /// root). What they hold includes the config, whose env may carry secrets.

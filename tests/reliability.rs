@@ -1,11 +1,12 @@
-//! Reliability (issue 13): signals to a foreground `run`.
+//! Reliability (issue 13): signals to a foreground `run`, readers during a `create`.
 
 // Test fixtures write into the tests' own temp dirs; the host-write lint guards husk itself.
 #![allow(clippy::disallowed_methods)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use husk_testing::{unique_id, wait_for, Bundle, OutputExt, Runtime};
+use husk_testing::{unique_id, wait_for, Bundle, HookKind, OutputExt, Runtime, TempDir};
 
 fn runtime() -> Runtime {
     Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
@@ -48,4 +49,72 @@ fn real_time_signal_to_foreground_run_is_forwarded() {
     run.signal(libc::SIGTERM);
     let out = run.wait(WAIT);
     assert_eq!(out.status.code(), Some(42), "{}", out.describe());
+}
+
+/// Lets a hook waiting on `go` finish when dropped, so that a failing test does not leave
+/// `create` hanging.
+struct Release(PathBuf);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
+/// `state` and `list` answer while a `create` is held in a createRuntime hook, and show the
+/// container as `creating`: a reader never waits for the writer's lock.
+#[test]
+fn state_and_list_answer_during_a_create_and_show_creating() {
+    let rt = runtime();
+    let flags = TempDir::new("husk-rel-hook");
+    let entered = flags.join("entered");
+    let go = flags.join("go");
+    let script = format!(
+        "touch {entered}; while [ ! -e {go} ]; do sleep 0.05; done",
+        entered = entered.display(),
+        go = go.display()
+    );
+    let bundle = Bundle::new(&rt).args(["true"]).add_hook(
+        HookKind::CreateRuntime,
+        "/bin/sh",
+        &["sh", "-c", &script],
+        &[],
+        None,
+    );
+    let id = unique_id("held");
+    let _guard = rt.guard(&id);
+    let release = Release(go.clone());
+    let create = rt.spawn([
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        id.as_ref(),
+    ]);
+    assert!(
+        wait_for(|| entered.exists(), WAIT),
+        "createRuntime hook never ran"
+    );
+
+    // Bounded by a generous timeout only so that a blocked reader fails the test instead of
+    // hanging it; the assertion is that they answer while create is still held.
+    let state = rt.spawn(["state", id.as_str()]).wait_or_kill(WAIT);
+    let list = rt.spawn(["list", "-f", "json"]).wait_or_kill(WAIT);
+    let state = state.unwrap_or_else(|o| panic!("state blocked during create\n{}", o.describe()));
+    let list = list.unwrap_or_else(|o| panic!("list blocked during create\n{}", o.describe()));
+    assert!(!go.exists(), "the hook was released early");
+    assert!(state.status.success(), "{}", state.describe());
+    let state: serde_json::Value = serde_json::from_slice(&state.stdout).expect("state JSON");
+    assert_eq!(state["status"], "creating", "{state}");
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("list JSON");
+    let entry = list
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"] == id.as_str()))
+        .unwrap_or_else(|| panic!("{id} not listed: {list}"));
+    assert_eq!(entry["status"], "creating", "{list}");
+
+    drop(release);
+    let out = create.wait(WAIT);
+    assert!(out.status.success(), "{}", out.describe());
+    assert_eq!(rt.status(&id), "created");
+    rt.run_ok(["delete", id.as_str()]);
 }

@@ -12,7 +12,8 @@ pub struct StateArgs {
 }
 
 pub fn run(root: &Path, a: StateArgs) -> CmdResult {
-    let state = runtime(root).load(&a.id)?.state();
+    // A reader: never waits for a create or delete holding the container's lock.
+    let state = runtime(root).peek(&a.id)?.state();
     println!("{}", serde_json::to_string_pretty(&state)?);
     Ok(0)
 }
