@@ -318,7 +318,7 @@ impl ContainerConfig {
             .unwrap_or_default()
             .iter()
             .enumerate()
-            .map(|(i, m)| mount_plan(i, m, bundle))
+            .map(|(i, m)| mount_plan(i, m, bundle, new_userns))
             .collect::<Result<Vec<_>>>()?;
         let cgroup_hierarchies = if mounts.iter().any(|m| m.kind == MountKind::Cgroup) {
             host_cgroup_hierarchies()
@@ -518,6 +518,37 @@ fn refuse_without_mount_namespace(
     {
         return Err(Error::config("linux.rootfsPropagation", needs));
     }
+    let bounding = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().clone());
+    refuse_escape_capabilities_without_mount_namespace(
+        "process.capabilities.bounding",
+        bounding.as_ref(),
+    )
+}
+
+/// Without a mount namespace the container is only chrooted: CAP_SYS_CHROOT takes it out of the
+/// chroot to the caller's root (chroot into a subdirectory, then `..` past the old root), and
+/// CAP_SYS_ADMIN mounts over the caller's files. Neither may be within reach: in the bounding
+/// set, root regains it at the next execve.
+fn refuse_escape_capabilities_without_mount_namespace(
+    field: &str,
+    bounding: Option<&oci_spec::runtime::Capabilities>,
+) -> Result<()> {
+    use oci_spec::runtime::Capability;
+    for cap in [Capability::SysChroot, Capability::SysAdmin] {
+        if bounding.is_some_and(|set| set.contains(&cap)) {
+            return Err(Error::config(
+                field,
+                format!(
+                    "CAP_{cap} without a mount namespace would let the container leave its chroot \
+                     for the caller's filesystem: drop it or add a mount namespace"
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -575,6 +606,14 @@ pub fn exec_bootstrap(
     let rootfs = if namespaces.iter().any(|n| n.kind == NamespaceKind::Mount) {
         PathBuf::from("/")
     } else {
+        let bounding = process_plan
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.bounding().clone());
+        refuse_escape_capabilities_without_mount_namespace(
+            "exec process capabilities (bounding)",
+            bounding.as_ref(),
+        )?;
         PathBuf::from(format!("/proc/{init_pid}/root"))
     };
     Ok(Bootstrap {
@@ -990,7 +1029,12 @@ fn lsm_setting(
 }
 
 /// Parses one `mounts[]` entry; `index` names it in errors.
-fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan> {
+fn mount_plan(
+    index: usize,
+    m: &oci_spec::runtime::Mount,
+    bundle: &Path,
+    new_userns: bool,
+) -> Result<MountPlan> {
     let field = format!("mounts[{index}] ({})", m.destination().display());
     let dest = m.destination();
     if dest.as_os_str().is_empty() {
@@ -1043,7 +1087,14 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
             return Err(Error::config(field, "no type and not a bind mount"));
         }
     };
-    check_kernel_fs_mount(&field, &destination, &kind, m.source().as_deref(), bundle)?;
+    check_kernel_fs_mount(
+        &field,
+        &destination,
+        &kind,
+        m.source().as_deref(),
+        bundle,
+        new_userns,
+    )?;
     let source = match (&kind, m.source()) {
         (MountKind::Bind { .. }, None) => {
             return Err(Error::config(field, "bind mount without a source"));
@@ -1060,6 +1111,15 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
         }
         (_, src) => src.clone(),
     };
+    // The host's sysfs (see check_kernel_fs_mount) is read-only down the whole tree: an rbind
+    // brings the host's cgroup hierarchies along, and "ro" alone covers only the top mount.
+    if matches!(kind, MountKind::Bind { .. })
+        && source.as_deref().is_some_and(is_sysfs)
+        && destination == Path::new("/sys")
+    {
+        attr_set |= MOUNT_ATTR_RDONLY;
+        attr_clear &= !MOUNT_ATTR_RDONLY;
+    }
     Ok(MountPlan {
         destination,
         source,
@@ -1077,6 +1137,10 @@ fn mount_plan(index: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Resu
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 
+fn is_sysfs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).is_ok_and(|fs| fs.filesystem_type().0 == SYSFS_MAGIC)
+}
+
 /// Nothing mounted into /proc but a few harmless files, and no bind of the host's procfs or
 /// sysfs (which would show everything maskedPaths hides) except a sysfs onto /sys. (That a procfs or sysfs destination
 /// is no symlink is checked by the init, where the rootfs is resolved.)
@@ -1086,6 +1150,7 @@ fn check_kernel_fs_mount(
     kind: &MountKind,
     source: Option<&Path>,
     bundle: &Path,
+    new_userns: bool,
 ) -> Result<()> {
     let allowed_in_proc = husk_init::procfs::PROC_MOUNT_ALLOWED
         .iter()
@@ -1102,8 +1167,10 @@ fn check_kernel_fs_mount(
             let magic = fs.filesystem_type().0;
             // The host's sysfs bound onto /sys itself is what rootless specs (`runc spec
             // --rootless`, oci-spec's Spec::rootless) use where a user namespace cannot mount
-            // a sysfs: maskedPaths under /sys then cover it as they would a fresh one.
-            let sysfs_on_sys = magic == SYSFS_MAGIC && dest == Path::new("/sys");
+            // a sysfs: maskedPaths under /sys then cover it as they would a fresh one. Only in
+            // a new user namespace, though: an rbind brings the host's cgroup hierarchies
+            // along, writable by a container root that is the host's (a v1 release_agent).
+            let sysfs_on_sys = magic == SYSFS_MAGIC && dest == Path::new("/sys") && new_userns;
             if (magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC)
                 && !allowed_in_proc
                 && !sysfs_on_sys

@@ -117,8 +117,10 @@ fn host_victim(dir: &TempDir) -> (PathBuf, &'static str) {
 /// `exec --cap CAP_SYS_CHROOT` refused the same way. A user namespace does not help: mapped to
 /// 100000, the breakout still reads world-readable host files. `exec` into such a container
 /// whose init escaped lands in the host root (it chroots into /proc/<init>/root).
+///
+/// Fixed: husk refuses CAP_SYS_CHROOT and CAP_SYS_ADMIN in the bounding set of a container
+/// without a mount namespace, at create and at exec (`--cap`).
 #[test]
-#[ignore = "finding: chroot escape to the host root without a mount namespace (CAP_SYS_CHROOT)"]
 fn no_mount_namespace_cannot_be_escaped_with_cap_sys_chroot() {
     let rt = runtime();
     let dir = TempDir::new("husk-attack-nomnt");
@@ -163,7 +165,33 @@ fn no_mount_namespace_cannot_be_escaped_with_cap_sys_chroot() {
             "capabilities {caps}: the container wrote a host file after a chroot escape\n{}",
             out.describe()
         );
+        if !rt.is_runc() {
+            assert!(
+                !out.status.success() && out.stderr_str().contains("CAP_SYS_CHROOT"),
+                "capabilities {caps}: expected a refusal naming CAP_SYS_CHROOT\n{}",
+                out.describe()
+            );
+        }
     }
+    if rt.is_runc() {
+        return;
+    }
+    // exec --cap into a container that was allowed (no CAP_SYS_CHROOT) is refused as well.
+    let bundle = Bundle::new(&rt)
+        .remove_namespace("mount")
+        .set("/mounts", json!([]))
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths")
+        .readonly(false)
+        .args(["sleep", "1000"]);
+    let c = rt.create(&bundle);
+    c.start();
+    let out = rt.run(["exec", "--cap", "CAP_SYS_CHROOT", c.id(), "true"]);
+    assert!(
+        !out.status.success() && out.stderr_str().contains("CAP_SYS_CHROOT"),
+        "exec --cap CAP_SYS_CHROOT without a mount namespace was not refused\n{}",
+        out.describe()
+    );
 }
 
 /// Held: with pivot_root (and with `--no-pivot`, where the rootfs is moved over the old root)
@@ -247,21 +275,33 @@ fn host_cgroup_made_through_sys(rt: &Runtime, bundle: Bundle, pids_root: &Path) 
 /// makes cgroups in the host's root hierarchies, and can move itself to the root cgroup (out of
 /// its memory and pids limits) or freeze and limit other containers. Submounts of a read-only
 /// bind should be made read-only too (mount_setattr AT_RECURSIVE MOUNT_ATTR_RDONLY).
+///
+/// Fixed: husk accepts the host's sysfs on /sys only with a new user namespace, and binds it
+/// read-only down the whole tree; the identity-mapped user namespace (host root inside) is the
+/// case that reaches the mount.
 #[test]
-#[ignore = "finding: host /sys rbind leaves /sys/fs/cgroup/* writable (runc 1.1.5 too)"]
 fn host_sys_bind_leaves_no_host_cgroup_writable() {
     let rt = runtime();
     let Some(pids_root) = host_pids_root() else {
-        eprintln!("skipped: no cgroup v1 pids hierarchy at /sys/fs/cgroup/pids");
-        return;
+        panic!("no cgroup v1 pids hierarchy at /sys/fs/cgroup/pids: this attack needs one");
     };
-    let bundle = with_host_sys_bound(Bundle::new(&rt))
+    let plain = with_host_sys_bound(Bundle::new(&rt))
         .set("/process/capabilities", docker_default_capabilities());
-    let (made, out) = host_cgroup_made_through_sys(&rt, bundle, &pids_root);
-    assert!(
-        !made,
-        "the container made a cgroup in the host's root pids hierarchy\n{out}"
-    );
+    let identity_mapped = with_host_sys_bound(Bundle::new(&rt))
+        .set("/process/capabilities", docker_default_capabilities())
+        .add_namespace("user", None)
+        .uid_mapping(0, 0, 65536)
+        .gid_mapping(0, 0, 65536);
+    for (case, bundle) in [
+        ("no user namespace", plain),
+        ("uid 0 mapped to 0", identity_mapped),
+    ] {
+        let (made, out) = host_cgroup_made_through_sys(&rt, bundle, &pids_root);
+        assert!(
+            !made,
+            "{case}: the container made a cgroup in the host's root pids hierarchy\n{out}"
+        );
+    }
 }
 
 /// Held: with a user namespace mapped to unprivileged host ids, the same bind gives nothing:
