@@ -53,6 +53,42 @@ fn exec_process_file_without_user_runs_as_root() {
     assert_eq!(out.stdout_str().trim(), "0:0", "{}", out.describe());
 }
 
+/// A process.json without `capabilities` (or noNewPrivileges, rlimits) must not run with every
+/// capability of the runtime: it gets the container's, as in runc.
+#[test]
+fn exec_process_file_without_capabilities_gets_the_containers() {
+    let rt = runtime();
+    let bundle = sleeper(&rt)
+        .set(
+            "/process/capabilities",
+            json!({"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}),
+        )
+        .no_new_privileges(true);
+    let c = running(&rt, &bundle);
+    let dir = TempDir::new("husk-test-parity");
+    let process = dir.join("process.json");
+    std::fs::write(
+        &process,
+        json!({"args": ["/bin/sh", "-c", "grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status"], "cwd": "/"})
+            .to_string(),
+    )
+    .unwrap();
+    let out = rt.run_ok(["exec", "--process", process.to_str().unwrap(), c.id()]);
+    let stdout = out.stdout_str();
+    // CAP_KILL is bit 5. runc 1.1.5 does not carry noNewPrivileges over (RUNC_DIFFERENCES).
+    let mut expected = vec!["CapBnd:\t0000000000000020", "CapEff:\t0000000000000020"];
+    if !rt.is_runc() {
+        expected.push("NoNewPrivs:\t1");
+    }
+    for expected in expected {
+        assert!(
+            stdout.contains(expected),
+            "no {expected:?}\n{}",
+            out.describe()
+        );
+    }
+}
+
 #[test]
 fn exec_into_a_sub_cgroup_that_does_not_exist_is_refused() {
     let rt = runtime();

@@ -70,6 +70,15 @@ fn bad(field: &str, reason: impl Into<String>) -> husk::Error {
     }
 }
 
+/// Fields of `process` that a process.json without them takes from the container's config.
+const INHERITED_FROM_CONTAINER: &[&str] = &[
+    "capabilities",
+    "noNewPrivileges",
+    "apparmorProfile",
+    "selinuxLabel",
+    "rlimits",
+];
+
 /// The process to run: process.json as given, or the container's process with the flags on top.
 fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Process> {
     if let Some(path) = &a.process {
@@ -83,6 +92,19 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
             fields
                 .entry("user")
                 .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+            // What process.json leaves out of the process's confinement comes from the
+            // container, as in runc: without this, no `capabilities` would mean every
+            // capability of the runtime (the full bounding set).
+            let container_process = container.spec()?.process().clone().unwrap_or_default();
+            let container_process = serde_json::to_value(container_process)
+                .map_err(|e| bad("--process", format!("container's process: {e}")))?;
+            for key in INHERITED_FROM_CONTAINER {
+                if let (false, Some(inherited)) =
+                    (fields.contains_key(*key), container_process.get(*key))
+                {
+                    fields.insert((*key).to_string(), inherited.clone());
+                }
+            }
         }
         return serde_json::from_value(value)
             .map_err(|e| bad("--process", format!("{}: {e}", path.display())));
