@@ -3,7 +3,7 @@
 // Test fixtures write into the tests' own temp dirs; the host-write lint guards husk itself.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use husk_testing::{unique_id, wait_for, Bundle, HookKind, OutputExt, Runtime, TempDir};
@@ -117,4 +117,46 @@ fn state_and_list_answer_during_a_create_and_show_creating() {
     assert!(out.status.success(), "{}", out.describe());
     assert_eq!(rt.status(&id), "created");
     rt.run_ok(["delete", id.as_str()]);
+}
+
+/// Before the init's pid is known (here: the clone that starts it delayed by strace), `state` and
+/// `list` show a container whose create holds the lock as `creating`, and answer at once.
+#[test]
+fn state_shows_creating_before_the_init_pid_is_known() {
+    if !Path::new("/usr/bin/strace").exists() {
+        eprintln!("skipped: /usr/bin/strace is not installed");
+        return;
+    }
+    let rt = runtime();
+    let bundle = Bundle::new(&rt).args(["true"]);
+    let id = unique_id("early");
+    let _guard = rt.guard(&id);
+    // Only the create process is traced (no -f): its clone of the init returns 8 s late, far
+    // longer than `state` takes even on a loaded machine.
+    let mut cmd = std::process::Command::new("/usr/bin/strace");
+    cmd.args(["-o", "/dev/null", "-e", "trace=clone,clone3"])
+        .args(["-e", "inject=clone,clone3:delay_exit=8000000"])
+        .arg(rt.binary())
+        .arg("--root")
+        .arg(rt.root())
+        .args(["create", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id);
+    let create = husk_testing::Spawned::start(&mut cmd);
+    assert!(
+        wait_for(|| rt.root().join(&id).join("state.json").exists(), WAIT),
+        "create never saved its state"
+    );
+    let state = rt.spawn(["state", id.as_str()]).wait_or_kill(WAIT);
+    let state = state.unwrap_or_else(|o| panic!("state blocked during create\n{}", o.describe()));
+    assert!(state.status.success(), "{}", state.describe());
+    let state: serde_json::Value = serde_json::from_slice(&state.stdout).expect("state JSON");
+    let out = create.wait(WAIT);
+    assert!(out.status.success(), "{}", out.describe());
+    assert_eq!(
+        state["pid"], 0,
+        "create got past the delayed clone: {state}"
+    );
+    assert_eq!(state["status"], "creating", "{state}");
+    assert_eq!(rt.status(&id), "created");
 }
