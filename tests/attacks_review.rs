@@ -389,8 +389,10 @@ const RACE_RUNS: usize = 60;
 /// as root, with their owners and modes, into that other directory, on the rootfs itself (they
 /// outlive the container). Seen in 5 of 60 runs. The copy should go into the tmpfs through the
 /// descriptor the mount was made on (or a detached fsmount), never through a second lookup.
+///
+/// Fixed: the tmpfs is made detached (fsmount), filled through its own descriptor from the
+/// destination's descriptor, and moved onto the destination's descriptor.
 #[test]
-#[ignore = "finding: tmpcopyup copy redirected by a racing rename in a shared volume"]
 fn tmpcopyup_cannot_be_redirected_by_a_racing_volume() {
     let rt = runtime();
     let volume = TempDir::new("husk-attack-volume");

@@ -356,7 +356,9 @@ fn tmpfs_without_mode_keeps_the_mount_points_mode() {
     let bundle = Bundle::new(&rt)
         .add_mount("/data", "tmpfs", "tmpfs", &["nosuid"])
         .add_mount("/given", "tmpfs", "tmpfs", &["mode=700"])
-        .sh("stat -c %a /data /given");
+        // A mount point the image lacks gets tmpfs's own default, as with runc.
+        .add_mount("/made/here", "tmpfs", "tmpfs", &["nosuid"])
+        .sh("stat -c %a /data /given /made/here");
     for name in ["data", "given"] {
         let dir = bundle.rootfs().join(name);
         std::fs::create_dir(&dir).unwrap();
@@ -366,7 +368,7 @@ fn tmpfs_without_mode_keeps_the_mount_points_mode() {
     }
     // runc 1.1.5 gives the mount point's mode even over an explicit mode= (tests/RUNC_DIFFERENCES.md).
     let given = if rt.is_runc() { "7777" } else { "700" };
-    assert_eq!(rt.run_bundle_ok(&bundle), format!("7777\n{given}\n"));
+    assert_eq!(rt.run_bundle_ok(&bundle), format!("7777\n{given}\n1777\n"));
 }
 
 #[test]

@@ -396,6 +396,8 @@ fn mount_one(
             if kernel_fs {
                 refuse_symlinked_destination(root, dest, m.fstype.as_deref().unwrap_or(""))?;
             }
+            // runc keeps the mode of a mount point the image has, not of one it makes.
+            let dest_existed = root.open_path(dest).is_ok();
             let mut target = root.ensure(dest, false)?;
             if kernel_fs {
                 // A procfs or sysfs goes on a real directory, never through a symlink the
@@ -408,10 +410,12 @@ fn mount_one(
             let mut options: Vec<&str> = m.data.split(',').filter(|o| !o.is_empty()).collect();
             let copy_up = is_tmpfs && options.contains(&"tmpcopyup");
             options.retain(|o| *o != "tmpcopyup");
-            let keep_mode = is_tmpfs && !options.iter().any(|o| o.starts_with("mode="));
+            let keep_mode =
+                is_tmpfs && dest_existed && !options.iter().any(|o| o.starts_with("mode="));
             let data = options.join(",");
             let data = (!data.is_empty()).then_some(data.as_str());
             // What was there before the tmpfs hides it: its mode, and with tmpcopyup its files.
+            // Both are read from the destination's descriptor, never looked up again by path.
             let old_mode = if keep_mode {
                 Some(nix::sys::stat::fstat(target.as_raw_fd()).step(|| describe(": stat"))?)
             } else {
@@ -419,8 +423,17 @@ fn mount_one(
             };
             let old_dir = if copy_up {
                 Some(
-                    open_in_root(root.fd.as_fd(), dest, libc::O_RDONLY | libc::O_DIRECTORY)
-                        .step(|| describe(": open for tmpcopyup"))?,
+                    nix::fcntl::openat(
+                        Some(target.as_raw_fd()),
+                        ".",
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map(|fd| {
+                        // SAFETY: openat returned a new descriptor that we own.
+                        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+                    })
+                    .step(|| describe(": open for tmpcopyup"))?,
                 )
             } else {
                 None
@@ -430,36 +443,37 @@ fn mount_one(
                 mount_flags.remove(MsFlags::MS_RDONLY);
                 read_only_later = Some(dest.clone());
             }
-            let source = m
-                .source
-                .clone()
-                .or_else(|| m.fstype.clone().map(PathBuf::from));
-            mount(
-                source.as_deref(),
-                &fd_path(target.as_fd()),
-                m.fstype.as_deref(),
-                mount_flags,
-                data,
-            )
-            .step(|| describe(""))?;
             if old_mode.is_some() || old_dir.is_some() {
-                let mounted = root.open_path(dest).step(|| describe(": reopen"))?;
-                if let Some(st) = old_mode {
-                    let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
-                    nix::sys::stat::fchmodat(
-                        None,
-                        &fd_path(mounted.as_fd()),
-                        mode,
-                        nix::sys::stat::FchmodatFlags::FollowSymlink,
+                let attrs = tmpfs_mount_attrs(mount_flags).ok_or_else(|| {
+                    failure(
+                        describe(""),
+                        "a mount flag the new mount API cannot express, with tmpcopyup or a \
+                         tmpfs that keeps its mount point's mode",
                     )
-                    .step(|| describe(": keep the mode of the mount point"))?;
-                }
+                })?;
+                // Made detached, filled through its own descriptor, then moved onto the
+                // destination's: a rename racing in a shared volume cannot send the mode or
+                // the copy anywhere else.
+                let mode = old_mode.map(|st| st.st_mode & 0o7777);
+                let tmpfs = detached_tmpfs(&options, mode, attrs).step(|| describe(""))?;
                 if let Some(old_dir) = old_dir {
-                    let new_dir =
-                        open_in_root(root.fd.as_fd(), dest, libc::O_RDONLY | libc::O_DIRECTORY)
-                            .step(|| describe(": open the tmpfs"))?;
-                    copy_tree(old_dir, new_dir.as_fd(), 0).step(|| describe(": tmpcopyup"))?;
+                    copy_tree(old_dir, tmpfs.as_fd(), 0).step(|| describe(": tmpcopyup"))?;
                 }
+                crate::sys::move_mount_fd(tmpfs.as_fd(), target.as_fd())
+                    .step(|| describe(": move the tmpfs into place"))?;
+            } else {
+                let source = m
+                    .source
+                    .clone()
+                    .or_else(|| m.fstype.clone().map(PathBuf::from));
+                mount(
+                    source.as_deref(),
+                    &fd_path(target.as_fd()),
+                    m.fstype.as_deref(),
+                    mount_flags,
+                    data,
+                )
+                .step(|| describe(""))?;
             }
         }
         MountKind::Cgroup => {
@@ -514,6 +528,52 @@ fn refuse_symlinked_destination(root: &Root, dest: &Path, fstype: &str) -> Resul
         )),
         _ => Ok(()),
     }
+}
+
+/// The `MOUNT_ATTR_*` equivalent of a tmpfs's mount flags, or None when a flag has none.
+fn tmpfs_mount_attrs(flags: MsFlags) -> Option<u64> {
+    let known = [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NOATIME, libc::MOUNT_ATTR_NOATIME),
+        (MsFlags::MS_STRICTATIME, libc::MOUNT_ATTR_STRICTATIME),
+        (MsFlags::MS_NODIRATIME, libc::MOUNT_ATTR_NODIRATIME),
+        (MsFlags::MS_RELATIME, libc::MOUNT_ATTR_RELATIME),
+    ];
+    let mut rest = flags;
+    let mut attrs = 0u64;
+    for (flag, attr) in known {
+        if flags.contains(flag) {
+            rest.remove(flag);
+            attrs |= attr;
+        }
+    }
+    // MS_SILENT changes nothing but the kernel's log.
+    rest.remove(MsFlags::MS_SILENT);
+    rest.is_empty().then_some(attrs)
+}
+
+/// A detached tmpfs with the mount's filesystem options, and `mode` unless they set one.
+fn detached_tmpfs(options: &[&str], mode: Option<u32>, attrs: u64) -> std::io::Result<OwnedFd> {
+    use crate::sys::{fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen};
+    let cstring = |s: &str| {
+        std::ffi::CString::new(s)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let fs = fsopen(c"tmpfs")?;
+    for option in options {
+        match option.split_once('=') {
+            Some((key, value)) => fsconfig_set_string(fs.as_fd(), &cstring(key)?, value)?,
+            None => fsconfig_set_flag(fs.as_fd(), &cstring(option)?)?,
+        }
+    }
+    if let Some(mode) = mode {
+        fsconfig_set_string(fs.as_fd(), c"mode", &format!("{mode:o}"))?;
+    }
+    fsconfig_create(fs.as_fd())?;
+    fsmount(fs.as_fd(), attrs)
 }
 
 /// Copies the tree below `from` into `to` (tmpcopyup): directories, regular files, symlinks and

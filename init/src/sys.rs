@@ -518,6 +518,22 @@ pub fn fsconfig_set_string(
     check(ret).map(drop)
 }
 
+/// `fsconfig(FSCONFIG_SET_FLAG, key)` on a filesystem context: an option without a value.
+pub fn fsconfig_set_flag(fs: BorrowedFd<'_>, key: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: key is a valid C string for the duration of the call; the value must be null.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    check(ret).map(drop)
+}
+
 /// `fsconfig(FSCONFIG_CMD_CREATE)`: makes the context's superblock.
 pub fn fsconfig_create(fs: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: the create command takes no pointers.
