@@ -18,7 +18,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// A container with this id exists already.
-    #[error("container with id exists: {0}")]
+    #[error("container with given ID already exists: {0}")]
     Exists(String),
     /// No container has this id.
     #[error("container does not exist: {0}")]

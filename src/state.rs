@@ -164,7 +164,7 @@ impl StateDir {
             }
             Err(e) => return Err(e).context(|| format!("create {}", dir.display())),
         }
-        let lock = lock(&dir)?;
+        let lock = lock(&dir, true)?;
         Ok(StateDir { dir, _lock: lock })
     }
 
@@ -175,8 +175,12 @@ impl StateDir {
         if !dir.join(STATE_FILE).exists() && !dir.is_dir() {
             return Err(Error::NotFound(id.to_string()));
         }
-        let lock = lock(&dir)?;
-        if !dir.is_dir() {
+        use std::os::unix::fs::MetadataExt;
+        // Never creates the lock file: recreated in a directory that `delete` is removing, it
+        // would make that removal fail and leave the directory behind.
+        let lock = lock(&dir, false)?;
+        let unlinked = lock.metadata().is_ok_and(|m| m.nlink() == 0);
+        if unlinked || !dir.is_dir() {
             // Deleted while we waited for the lock.
             return Err(Error::NotFound(id.to_string()));
         }
@@ -245,12 +249,12 @@ fn tighten_root(root: &Path) -> Result<()> {
         .context(|| format!("chmod {}", root.display()))
 }
 
-fn lock(dir: &Path) -> Result<Flock<File>> {
+fn lock(dir: &Path, create: bool) -> Result<Flock<File>> {
     let path = dir.join(LOCK_FILE);
     let file = crate::hostfs::open(
         &path,
         std::fs::OpenOptions::new()
-            .create(true)
+            .create(create)
             .truncate(false)
             .write(true)
             .mode(0o600),
