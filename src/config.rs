@@ -440,6 +440,12 @@ impl ContainerConfig {
             namespaces,
             time_offsets,
             rootfs: rootfs.clone(),
+            rootfs_identity: std::fs::metadata(&rootfs).ok().map(|m| {
+                (
+                    std::os::unix::fs::MetadataExt::dev(&m),
+                    std::os::unix::fs::MetadataExt::ino(&m),
+                )
+            }),
             rootfs_readonly: root.readonly().unwrap_or(false),
             rootfs_propagation,
             rootfs_propagation_explicit: linux
@@ -621,6 +627,7 @@ pub fn exec_bootstrap(
         namespaces,
         time_offsets: Vec::new(),
         rootfs,
+        rootfs_identity: None,
         rootfs_readonly: false,
         rootfs_propagation: 0,
         rootfs_propagation_explicit: false,

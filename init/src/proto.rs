@@ -228,6 +228,9 @@ pub struct Bootstrap {
     pub time_offsets: Vec<String>,
     /// Absolute host path of the root filesystem.
     pub rootfs: PathBuf,
+    /// Device and inode of `rootfs` as `create` validated it (a directory reached through no
+    /// symlink); the init opens it again only if it is still that directory. None for exec.
+    pub rootfs_identity: Option<(u64, u64)>,
     pub rootfs_readonly: bool,
     /// Propagation applied to the container's view of `/` (`MS_SLAVE|MS_REC` by default).
     pub rootfs_propagation: u64,

@@ -35,21 +35,6 @@ pub(crate) struct Root {
 }
 
 impl Root {
-    fn open(path: &Path) -> Result<Root, InitFailure> {
-        let fd = nix::fcntl::open(
-            path,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .step(|| format!("open rootfs {}", path.display()))?;
-        // SAFETY: open returned a new descriptor that we own.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        Ok(Root {
-            fd,
-            host_path: path.to_path_buf(),
-        })
-    }
-
     fn open_path(&self, path: &Path) -> std::io::Result<OwnedFd> {
         open_in_root(self.fd.as_fd(), path, libc::O_PATH)
     }
@@ -148,6 +133,13 @@ pub(crate) struct Prepared {
     dev_null: OwnedFd,
 }
 
+impl Prepared {
+    /// Changes directory to the rootfs's own mount, by descriptor.
+    pub(crate) fn chdir_to_root(&self) -> nix::Result<()> {
+        nix::unistd::fchdir(self.root.fd.as_raw_fd())
+    }
+}
+
 /// Bind-mount sources taken as detached copies (`open_tree`) by stage 1, before it enters a
 /// new user namespace, one per entry of `Bootstrap::mounts` (None where not taken). Once the
 /// init is the container's root, a source behind a directory the host's root alone may enter
@@ -198,15 +190,17 @@ pub(crate) fn prepare(
     // pivot_root refuses a new root whose parent mount is shared, whatever propagation the
     // spec asked for (a non-recursive one leaves the bundle's mount as it was).
     make_parent_mount_private(&boot.rootfs)?;
-    mount(
-        Some(&boot.rootfs),
-        &boot.rootfs,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    )
-    .step(|| format!("bind mount rootfs {}", boot.rootfs.display()))?;
-    let root = Root::open(&boot.rootfs)?;
+    // The rootfs's own mount, made from the directory create validated and kept by its
+    // descriptor: a rename in the bundle after the check (a symlink swapped in) changes nothing.
+    let rootfs_dir = open_validated_rootfs(boot)?;
+    let tree = crate::sys::open_tree_clone(rootfs_dir.as_fd(), Path::new(""), true)
+        .step(|| format!("bind mount rootfs {}", boot.rootfs.display()))?;
+    crate::sys::move_mount_fd(tree.as_fd(), rootfs_dir.as_fd())
+        .step(|| format!("bind mount rootfs {}", boot.rootfs.display()))?;
+    let root = Root {
+        fd: tree,
+        host_path: boot.rootfs.clone(),
+    };
     let new_cgroupns = boot
         .namespaces
         .iter()
@@ -309,6 +303,31 @@ fn check_destination(
             inside.display()
         ),
     ))
+}
+
+/// The rootfs directory, reached through no symlink and checked to be the one `create`
+/// validated (device and inode), so that a bundle writer cannot swap it in between.
+pub(crate) fn open_validated_rootfs(boot: &Bootstrap) -> Result<OwnedFd, InitFailure> {
+    let step = || format!("open rootfs {}", boot.rootfs.display());
+    // SAFETY: AT_FDCWD is a valid dirfd argument for the *at calls (the path is absolute).
+    let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+    let fd = crate::sys::openat2_resolve(
+        cwd,
+        &boot.rootfs,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        crate::sys::RESOLVE_NO_SYMLINKS,
+    )
+    .step(step)?;
+    if let Some((dev, ino)) = boot.rootfs_identity {
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).step(step)?;
+        if (st.st_dev, st.st_ino) != (dev, ino) {
+            return Err(failure(
+                step(),
+                "it is no longer the directory create validated (replaced meanwhile)",
+            ));
+        }
+    }
+    Ok(fd)
 }
 
 /// pivot_root needs the rootfs's parent mount not to be shared.
@@ -893,7 +912,8 @@ pub(crate) fn enter(boot: &Bootstrap, prepared: &Prepared) -> Result<(), InitFai
     for path in &boot.readonly_paths {
         make_readonly(&prepared.root, path)?;
     }
-    nix::unistd::chdir(&boot.rootfs).step(|| format!("chdir {}", boot.rootfs.display()))?;
+    nix::unistd::fchdir(prepared.root.fd.as_raw_fd())
+        .step(|| format!("chdir {}", boot.rootfs.display()))?;
     if boot.no_pivot {
         detach_kernel_filesystems_outside(&boot.rootfs)?;
         mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).step(|| "move rootfs to /".into())?;

@@ -276,7 +276,11 @@ fn set_up_container(
     }
     if !boot.create_container_hooks.is_empty() {
         // As in runc, createContainer hooks start in the container's root directory.
-        nix::unistd::chdir(&boot.rootfs).step(|| format!("chdir {}", boot.rootfs.display()))?;
+        match &prepared {
+            Some(prepared) => prepared.chdir_to_root(),
+            None => nix::unistd::chdir(&boot.rootfs),
+        }
+        .step(|| format!("chdir {}", boot.rootfs.display()))?;
     }
     run_hooks(&boot.create_container_hooks, &state)
         .map_err(|e| hook_failure("createContainer", &e))?;
@@ -286,7 +290,10 @@ fn set_up_container(
         rootfs::apply_sysctl(procfs, &boot.sysctl)?;
         rootfs::finish(boot)?;
     } else {
-        nix::unistd::chroot(&boot.rootfs).step(|| format!("chroot {}", boot.rootfs.display()))?;
+        let root = rootfs::open_validated_rootfs(boot)?;
+        nix::unistd::fchdir(root.as_raw_fd())
+            .and_then(|()| nix::unistd::chroot("."))
+            .step(|| format!("chroot {}", boot.rootfs.display()))?;
         rootfs::apply_sysctl(procfs, &boot.sysctl)?;
     }
     Ok(state)
