@@ -119,8 +119,24 @@ impl Child {
     }
 }
 
+/// Whether a child whose handle is dropped is still reaped by this process (the library's
+/// default); see [`leave_dropped_children_to_the_parent`].
+static REAP_DROPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// For a program that exits right after it started a process and dropped its handle (the
+/// runc-compatible CLI: `exec -d`, `create`): such children are left alone, for the caller's
+/// subreaper (containerd's shim, conmon) to collect. Reaping one that had already ended would
+/// take its exit status from them: podman's exec then failed with 255 and a containerd exec
+/// never saw its process end.
+pub fn leave_dropped_children_to_the_parent() {
+    REAP_DROPPED.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
+        if !REAP_DROPPED.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let status = *self.status.lock().unwrap_or_else(|e| e.into_inner());
         let status = match status {
             Some(s) => Some(s),

@@ -15,6 +15,7 @@
 
 pub mod cgroups;
 mod child;
+pub use child::leave_dropped_children_to_the_parent;
 mod command;
 pub mod config;
 mod container;

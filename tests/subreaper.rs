@@ -315,3 +315,52 @@ fn start_container<'rt>(rt: &'rt Runtime, bundle: &Bundle) -> husk_testing::Cont
     );
     c
 }
+
+/// A process that `exec -d` started and that ended before the runtime exited: its exit status is
+/// the subreaper's (containerd's shim, conmon), never taken by the runtime on its way out. strace
+/// holds the runtime's pid-file rename for 300 ms, so the process has ended by then. Before the
+/// fix the runtime reaped it when it dropped the process's handle: podman's exec failed with 255
+/// and a containerd exec never saw its process end.
+#[test]
+fn detached_exec_of_a_quick_process_leaves_its_exit_status_to_the_subreaper() {
+    let _turn = serialize();
+    let rt = runtime();
+    assert!(
+        std::process::Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "strace is needed to hold the runtime (make deps installs it)"
+    );
+    let bundle = sleeper(&rt);
+    let c = start_container(&rt, &bundle);
+    let init = c.pid();
+    reap_in_background(init);
+    let dir = TempDir::new("husk-test-pid");
+    let pid_file = dir.join("exec.pid");
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args([
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=rename,renameat,renameat2",
+    ])
+    .args(["-e", "inject=rename,renameat,renameat2:delay_enter=300000"])
+    .arg(rt.binary())
+    .arg("--root")
+    .arg(rt.root())
+    .args(["exec", "-d", "--pid-file"])
+    .arg(&pid_file)
+    .args([c.id(), "sh", "-c", "exit 7"]);
+    let out = Spawned::start(&mut cmd).wait(WAIT);
+    assert!(out.status.success(), "exec -d failed: {out:?}");
+    let process = read_pid_file(&pid_file);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(process), None);
+    assert!(
+        matches!(status, Ok(nix::sys::wait::WaitStatus::Exited(_, 7))),
+        "the subreaper did not get the exec'd process's exit status: {status:?}"
+    );
+    rt.run_ok(["kill", c.id(), "KILL"]);
+    assert!(wait_for(|| is_gone(init), WAIT));
+}
