@@ -6,13 +6,13 @@
 // Test fixtures write into the tests' own temp dirs; the host-write lint guards husk itself.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
+
+mod io_support;
 
 use husk::oci_spec::runtime::{Arch, LinuxSeccomp};
 use husk_testing::{require_root, unique_id, Bundle, HookKind, OutputExt, Runtime, TempDir};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use io_support::seccomp_agent;
 use serde_json::{json, Value};
 
 fn runtime() -> Runtime {
@@ -293,71 +293,6 @@ fn notify_on_the_runtimes_own_syscalls_is_refused_at_create() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// `struct seccomp_notif` and `struct seccomp_notif_resp` of linux/seccomp.h.
-#[repr(C)]
-#[derive(Default)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
-}
-
-#[repr(C)]
-struct NotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-
-/// A seccomp agent: takes one connection and its listener fd, then answers every notification with `errno`;
-/// returns how many it answered once the container is gone.
-fn agent(listener: UnixListener, errno: i32) -> u32 {
-    let (stream, _) = listener.accept().unwrap();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut fd = None;
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: a descriptor received through SCM_RIGHTS is ours.
-            fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-        }
-    }
-    let fd = fd.expect("no notify fd from the runtime");
-    let mut answered = 0;
-    loop {
-        let mut req = Notif::default();
-        // SAFETY: SECCOMP_IOCTL_NOTIF_RECV fills a seccomp_notif we own.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, &mut req) } < 0 {
-            return answered;
-        }
-        let resp = NotifResp {
-            id: req.id,
-            val: 0,
-            error: -errno,
-            flags: 0,
-        };
-        // SAFETY: SECCOMP_IOCTL_NOTIF_SEND reads the response we own.
-        unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &resp) };
-        answered += 1;
-    }
-}
-
 /// Without no_new_privs the filter is loaded early (before capabilities are dropped) and its listener is handed
 /// over at once: the agent answers the container's notified syscalls, and the init's own later work goes on.
 #[test]
@@ -366,7 +301,7 @@ fn notify_filter_loaded_early_reaches_the_agent() {
     let dir = TempDir::new("husk-test-agent-early");
     let socket = dir.join("agent.sock");
     let listener = UnixListener::bind(&socket).unwrap();
-    let agent = std::thread::spawn(move || agent(listener, libc::EXDEV));
+    let agent = std::thread::spawn(move || seccomp_agent(listener, libc::EXDEV).1);
     let bundle = Bundle::new(&rt)
         .no_new_privileges(false)
         .set(
