@@ -553,6 +553,7 @@ impl Container {
             Some(_) => Some(bind_notify_socket(&dir.notify_dir())?),
             None => None,
         };
+        crate::fault::point("start.locked");
         let fifo = dir.fifo_path();
         release_init(&fifo).map_err(|e| match e {
             ReleaseError::NoInit => self.wrong_state("start", Status::Stopped),
@@ -562,6 +563,7 @@ impl Container {
                 source: e,
             },
         })?;
+        crate::fault::point("start.released");
         if let (Some(socket), Some(host)) = (notify, &self.record.notify_socket) {
             self.forward_ready(&socket, host)?;
         }
@@ -798,7 +800,9 @@ impl Container {
             }
             reap_killed(init.as_ref());
             self.wait_gone(whole_cgroup.then_some(&cg));
+            crate::fault::point("delete.killed");
             cg.destroy()?;
+            crate::fault::point("delete.cgroup-removed");
         }
         reap_killed(init.as_ref());
         if let Some(init) = init {

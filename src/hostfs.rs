@@ -124,6 +124,7 @@ fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
                 .custom_flags(libc::O_CLOEXEC),
         )?;
         f.write_all(bytes)?;
+        crate::fault::point("state.temp-written");
         std::fs::rename(&tmp, path)
     };
     write().inspect_err(|_| {

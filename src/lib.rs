@@ -21,6 +21,7 @@ pub mod config;
 mod container;
 mod error;
 mod exe_guard;
+mod fault;
 pub mod hostfs;
 pub mod profile;
 mod resources;

@@ -5,6 +5,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::time::Duration;
 
 use husk_init::hooks::run_hooks;
 use husk_init::proto::{Bootstrap, Channel, InitFailure, ToInit, ToParent, INIT_ARG};
@@ -96,12 +97,14 @@ fn bootstrap(
     record.cgroup = Some(cgroup.saved());
     // Saved before anything runs, so that `delete --force` can clean up after a crash.
     dir.save(record)?;
+    crate::fault::point("create.state-saved");
     *cgroup_out = Some(cgroup.clone());
     cgroup.create(config.resources.as_ref())?;
     // Again, now with the directories create() made (delete removes exactly those, so they are
     // saved at once: `delete --force` after a crash must know them).
     record.cgroup = Some(cgroup.saved());
     dir.save(record)?;
+    crate::fault::point("create.cgroup-made");
     let dirs = cgroup.hierarchies();
     for h in &mut config.boot.cgroup_hierarchies {
         h.container_dir = dirs
@@ -153,6 +156,7 @@ fn bootstrap(
     )
     .context(|| format!("open {}", fifo_path.display()))?
     .into();
+    crate::fault::point("create.fifo-made");
 
     crate::hostfs::copy(&config.bundle.join("config.json"), &dir.dir.join(SPEC_COPY))
         .context(|| format!("copy config.json to {}", dir.dir.display()))?;
@@ -207,6 +211,8 @@ trait Requests {
     fn keeps_status(&self) -> bool {
         false
     }
+    /// The command this exchange belongs to, as fault points name it (`create`, `exec`).
+    fn command(&self) -> &'static str;
 }
 
 fn unexpected(what: &str) -> Error {
@@ -234,7 +240,9 @@ impl Requests for CreateRequests<'_> {
     fn container_pid(&mut self, pid: i32) -> Result<()> {
         self.record.pid = Some(pid);
         self.record.pid_start_time = process_start_time(pid);
-        self.dir.save(self.record)
+        self.dir.save(self.record)?;
+        crate::fault::init_point("create.pid-saved", pid);
+        Ok(())
     }
     fn runtime_hooks(&mut self) -> Result<String> {
         let state = state_json(self.record, Status::Creating);
@@ -245,6 +253,7 @@ impl Requests for CreateRequests<'_> {
     fn ready(&mut self) -> Result<bool> {
         self.record.init_ready = true;
         self.dir.save(self.record)?;
+        crate::fault::point("create.ready-saved");
         Ok(true)
     }
     fn container_state(&self) -> OciState {
@@ -252,6 +261,9 @@ impl Requests for CreateRequests<'_> {
     }
     fn keeps_status(&self) -> bool {
         true
+    }
+    fn command(&self) -> &'static str {
+        "create"
     }
 }
 
@@ -262,6 +274,9 @@ struct ExecRequests<'a> {
 impl Requests for ExecRequests<'_> {
     fn container_state(&self) -> OciState {
         oci_state(self.record, Status::Running)
+    }
+    fn command(&self) -> &'static str {
+        "exec"
     }
 }
 
@@ -294,6 +309,35 @@ pub(crate) fn exec(
         io,
         &mut ExecRequests { record },
     )
+}
+
+/// How long the host waits for the init's next message before it gives up on a wedged init
+/// (a mount that hangs, a stopped process): `HUSK_BOOTSTRAP_TIMEOUT` seconds, 60 by default,
+/// 0 for no limit.
+const BOOTSTRAP_TIMEOUT_VARIABLE: &str = "HUSK_BOOTSTRAP_TIMEOUT";
+const DEFAULT_BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest silence allowed from the init during `boot`'s exchange, or `None` for no limit.
+/// The createContainer hooks run in the init before it reports ready, so their timeouts are
+/// added; a hook without a timeout may run forever (as the spec lets it), and then so may the
+/// wait.
+fn silence_limit(boot: &Bootstrap) -> Option<Duration> {
+    let base = match std::env::var(BOOTSTRAP_TIMEOUT_VARIABLE) {
+        Ok(secs) => Duration::from_secs(
+            secs.trim()
+                .parse()
+                .unwrap_or(DEFAULT_BOOTSTRAP_TIMEOUT.as_secs()),
+        ),
+        Err(_) => DEFAULT_BOOTSTRAP_TIMEOUT,
+    };
+    if base.is_zero() {
+        return None;
+    }
+    let mut hooks = Duration::ZERO;
+    for hook in &boot.create_container_hooks {
+        hooks += Duration::from_secs(hook.timeout_secs?);
+    }
+    Some(base + hooks)
 }
 
 /// Starts the init from `init` (see [`spawn_init`]), hands it the bootstrap and serves it
@@ -371,6 +415,21 @@ impl Session<'_> {
             return Err(e).context(|| "send bootstrap to init".into());
         }
         drop(fifo);
+        let limit = silence_limit(boot);
+        if let Some(limit) = limit {
+            let timeout = nix::sys::time::TimeVal::new(limit.as_secs() as libc::time_t, 0);
+            nix::sys::socket::setsockopt(
+                self.channel,
+                nix::sys::socket::sockopt::ReceiveTimeout,
+                &timeout,
+            )
+            .map_err(std::io::Error::from)
+            .context(|| "set the bootstrap socket's receive timeout".into())?;
+        }
+        crate::fault::init_point(
+            &format!("{}.bootstrap-sent", requests.command()),
+            self.stage1.id() as i32,
+        );
         let mut ready = false;
         loop {
             let (msg, mut fds) = match self.channel.recv::<ToParent>() {
@@ -379,6 +438,9 @@ impl Session<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && ready => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return Err(self.vanished());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(self.silent(limit.unwrap_or_default(), ready));
                 }
                 Err(e) => return Err(e).context(|| "read from init".into()),
             };
@@ -439,6 +501,23 @@ impl Session<'_> {
         self.channel
             .send(&msg, &[])
             .context(|| "answer init".into())
+    }
+
+    /// The init said nothing for `limit`: name the step it was expected to finish.
+    fn silent(&self, limit: Duration, ready: bool) -> Error {
+        let step = match (self.pid, ready) {
+            (None, _) => "reporting the container's pid".to_string(),
+            (Some(pid), false) => format!("setting up the container (init pid {pid})"),
+            (Some(pid), true) => format!("starting the process (pid {pid})"),
+        };
+        Error::Init(InitFailure {
+            step: "bootstrap".into(),
+            errno: Some(libc::ETIMEDOUT),
+            detail: Some(format!(
+                "the init was silent for {}s while {step} ({BOOTSTRAP_TIMEOUT_VARIABLE} sets the limit)",
+                limit.as_secs()
+            )),
+        })
     }
 
     /// The init closed the socket without a word: say how it ended.

@@ -200,7 +200,18 @@ impl StateDir {
     /// Reads the container's record.
     pub fn load(&self) -> Result<Record> {
         let path = self.dir.join(STATE_FILE);
-        let text = std::fs::read(&path).context(|| format!("read {}", path.display()))?;
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            // We hold the lock, so no `create` is in progress: its caller died before the first
+            // save (issue 13, fault point `state.temp-written`), when nothing existed yet but
+            // this directory. It is removed, and the container never existed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = self.dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return Err(Error::NotFound(id));
+            }
+            Err(e) => return Err(e).context(|| format!("read {}", path.display())),
+        };
         serde_json::from_slice(&text).map_err(|e| Error::Io {
             context: format!("parse {}", path.display()),
             source: std::io::Error::other(e),
