@@ -18,7 +18,7 @@ SHARED_TOOLS := $(CURDIR)/../shared/tools
 # target/release/husk to the binary there: the path the README, the yardsticks and RUNTIME use.
 BUILD_DIR := target/x86_64-unknown-linux-gnu/release
 ROOTFS_DIR := $(CURDIR)/rootfs/out/busybox
-DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace hyperfine util-linux bsdutils
+DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace hyperfine util-linux bsdutils docker-registry skopeo apache2-utils
 DEMO_SCRIPT := echo "Hello from a container started by $(notdir $(RUNTIME))"; id; hostname; ls /
 
 # rustup's default install location, for shells that have not sourced ~/.cargo/env.
