@@ -70,6 +70,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The image store failed.
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
 }
 
 impl Error {

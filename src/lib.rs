@@ -23,6 +23,7 @@ mod error;
 mod exe_guard;
 mod fault;
 pub mod hostfs;
+pub mod image;
 pub mod profile;
 mod resources;
 mod spawn;
@@ -33,6 +34,7 @@ pub use command::Command;
 pub use config::{ConsoleDest, CreateOptions};
 pub use container::{Container, ContainerGuard, ExecOptions, ExitStatus, Process, Runtime};
 pub use error::{Error, Result};
+pub use image::{Image, ImageError, ImageSource, ImageStore, InstallOptions};
 /// The signals of [`Container::kill`] and [`Process::signal`] (re-exported from `nix`, so that
 /// callers need no `nix` dependency of their own).
 pub use nix::sys::signal::Signal;

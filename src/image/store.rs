@@ -1,0 +1,979 @@
+//! The image store: its directory layout, locking, index, installs, usage and removal.
+//!
+//! ```text
+//! <root>/                 mode 0711
+//!   lock                  flock: shared to read the index, exclusive to change it (short)
+//!   gc.lock               flock: shared by each install for its whole run, exclusive by prune
+//!   index.json            names -> image digest, the images' records, users -> image digest
+//!   blobs/sha256/<hex>    image configs
+//!   layers/<hex>/fs/      an extracted layer, keyed by its diff id (uncompressed digest)
+//!   layers/<hex>/info.json  its size and whether it has whiteouts
+//!   rootfs/<hex>/         the flattened tree of a multi-layer image, keyed by the image digest
+//!   tmp/                  work in progress: each directory is flocked by its installer
+//! ```
+//!
+//! Everything appears in `layers/`, `rootfs/` and `blobs/` by a rename of a finished temporary
+//! directory or file, and `index.json` is replaced by a rename too, so a killed install leaves at
+//! most an unlocked directory in `tmp/`, which the next [`ImageStore::open`] (or
+//! [`ImageStore::prune`]) removes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oci_spec::image::ImageConfiguration;
+use serde::{Deserialize, Serialize};
+
+use super::error::IoContext;
+use super::extract::{self, Hashing, Kind};
+use super::{ImageError, Reference};
+
+/// The largest index, manifest or config the store reads.
+pub(crate) const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// Where an image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ImageSource {
+    /// An OCI image layout: a directory (with `oci-layout`, `index.json` and `blobs/`), or a tar
+    /// of one.
+    OciLayout(PathBuf),
+    /// A `docker save` archive (a tar with `manifest.json`), or a directory it was unpacked into.
+    DockerArchive(PathBuf),
+    /// A root filesystem as a tar, optionally gzip- or zstd-compressed: a one-layer image with
+    /// a minimal config (`PATH` only, no command).
+    RootfsTar(PathBuf),
+    /// Any of the above, told by looking: a directory with `manifest.json` is a docker archive,
+    /// one with `oci-layout` an OCI layout; a tar likewise by its members; anything else a
+    /// root filesystem tar.
+    Auto(PathBuf),
+}
+
+/// How to install.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct InstallOptions {
+    /// Replace the image already installed under the name (atomically; the old version stays
+    /// until no container uses it). Without it, installing over a name fails.
+    pub update: bool,
+}
+
+impl InstallOptions {
+    /// Options with `update` set as given.
+    pub fn update(update: bool) -> InstallOptions {
+        InstallOptions { update }
+    }
+}
+
+/// An installed image.
+///
+/// Its file system is kept as one read-only tree per layer, shared between images
+/// (content-addressed by the layer's uncompressed digest): [`Image::layers`], bottom first, are
+/// ready to be overlayfs lower directories (`lowerdir=` takes them top first), with whiteouts
+/// already in overlayfs's form (a 0/0 character device; an opaque directory has
+/// `trusted.overlay.opaque=y`). [`Image::rootfs`] is the same file system as one flattened tree
+/// (for a runtime without overlayfs, to copy): for a one-layer image without whiteouts it is
+/// that layer's tree itself; otherwise a tree made at install from hard links into the layers.
+/// Neither may be written to: a container needs its own writable layer or copy.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Image {
+    /// The normalised name (`docker.io/library/busybox:latest`).
+    pub name: String,
+    /// The image's digest: its manifest's when it came with one (OCI layout, registry), else
+    /// its config's (`sha256:...`).
+    pub digest: String,
+    /// The config's digest.
+    pub config_digest: String,
+    /// Bytes of file content in all its layers.
+    pub size: u64,
+    /// When the image was made, as its config says (RFC 3339).
+    pub created: Option<String>,
+    /// The image config (Entrypoint, Cmd, Env, WorkingDir, User, ...).
+    pub config: ImageConfiguration,
+    /// The flattened read-only tree (see the type's docs).
+    pub rootfs: PathBuf,
+    /// The extracted layer trees, bottom first (see the type's docs).
+    pub layers: Vec<PathBuf>,
+}
+
+/// What [`ImageStore::prune`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Layers no image uses any more (their diff ids).
+    pub layers: Vec<String>,
+    /// Config blobs no image uses any more.
+    pub blobs: usize,
+    /// Flattened trees of images no longer installed.
+    pub rootfs: usize,
+    /// Leftovers of installs that were killed.
+    pub temp: usize,
+}
+
+/// A local image store under one root directory. Cheap to open; safe to use from several
+/// processes (and threads, with a store each) at once.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+}
+
+/// One installed version of an image, as the index keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Record {
+    config_digest: String,
+    /// Diff ids, bottom first.
+    layers: Vec<String>,
+    size: u64,
+    created: Option<String>,
+    /// The flattened tree, relative to the store root.
+    rootfs: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    /// Normalised name -> image digest.
+    #[serde(default)]
+    names: BTreeMap<String, String>,
+    /// Image digest -> record.
+    #[serde(default)]
+    images: BTreeMap<String, Record>,
+    /// User (container id) -> image digest.
+    #[serde(default)]
+    users: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LayerInfo {
+    size: u64,
+    whiteouts: bool,
+}
+
+/// An image ready to be installed: verified manifest and config, and its layers' streams.
+pub(crate) struct Staged {
+    /// The name the source gives the image, if any.
+    pub name_hint: Option<String>,
+    pub manifest_digest: Option<String>,
+    /// The config's bytes, already checked against `config_digest`.
+    pub config: Vec<u8>,
+    pub config_digest: String,
+    pub layers: Vec<StagedLayer>,
+    /// Temporary directories the layers' streams read from.
+    pub keep: Vec<TempDir>,
+}
+
+/// One layer of a [`Staged`] image.
+pub(crate) struct StagedLayer {
+    /// The blob's digest and size from its descriptor, checked against what is read; None
+    /// where there is no descriptor (a root filesystem tar, an old `docker save` layer, whose
+    /// content is checked against the diff id alone).
+    pub digest: Option<String>,
+    pub size: Option<u64>,
+    /// The uncompressed content's digest, from the (verified) config.
+    pub diff_id: String,
+    /// Opens the blob (compressed or not).
+    pub open: Box<dyn Fn() -> Result<Box<dyn Read>, ImageError>>,
+}
+
+/// `<hex>` of a `sha256:<64 lowercase hex>` digest; anything else is refused (the hex names
+/// files, so it must be exactly that).
+pub(crate) fn sha256_hex(digest: &str) -> Result<&str, ImageError> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Ok(hex)
+        }
+        _ if digest.contains(':') && !digest.starts_with("sha256:") => Err(ImageError::blob(
+            digest,
+            "unsupported digest algorithm (only sha256)",
+        )),
+        _ => Err(ImageError::blob(digest, "malformed digest")),
+    }
+}
+
+/// A temporary directory in the store's `tmp/`, flocked while this value lives (so a cleaner
+/// knows it is in use) and removed on drop unless placed.
+pub(crate) struct TempDir {
+    path: PathBuf,
+    fd: OwnedFd,
+    placed: bool,
+}
+
+impl TempDir {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Renames the directory to `dest` unless something is there already. Returns whether it
+    /// was placed (false: another install got there first, and this one is dropped).
+    fn place(&mut self, dest: &Path) -> Result<bool, ImageError> {
+        match nix::fcntl::renameat2(
+            None,
+            &self.path,
+            None,
+            dest,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => {
+                self.placed = true;
+                Ok(true)
+            }
+            Err(nix::errno::Errno::EEXIST) | Err(nix::errno::Errno::ENOTEMPTY) => Ok(false),
+            Err(e) => Err(e).ctx(|| format!("rename {} to {}", self.path.display(), dest.display())),
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// `flock` on a descriptor; `Ok(false)` when `nonblock` and someone else holds it.
+fn flock(fd: std::os::fd::BorrowedFd<'_>, op: libc::c_int, nonblock: bool) -> io::Result<bool> {
+    let op = if nonblock { op | libc::LOCK_NB } else { op };
+    loop {
+        // SAFETY: flock on a descriptor we hold; no memory is passed.
+        if unsafe { libc::flock(fd.as_raw_fd(), op) } == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if nonblock => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// A held store lock (released on drop, when the file closes).
+struct Lock(#[allow(dead_code)] File);
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The name prefixes of what the store itself makes in `tmp/`.
+const TEMP_KINDS: &[&str] = &["layer-", "rootfs-", "archive-", "trash-", ".write-"];
+
+fn older_than_a_day(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
+}
+
+impl ImageStore {
+    /// Opens the store at `root`, creating it if needed, and removes what killed installs left
+    /// in `tmp/` (unless another process holds the store's lock just now).
+    pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
+        let root = root.into();
+        let root = std::path::absolute(&root).unwrap_or(root);
+        let store = ImageStore { root };
+        for (dir, mode) in [
+            ("", 0o711),
+            ("blobs", 0o700),
+            ("blobs/sha256", 0o700),
+            ("layers", 0o711),
+            ("rootfs", 0o711),
+            ("tmp", 0o700),
+        ] {
+            let path = store.root.join(dir);
+            match std::fs::DirBuilder::new().mode(mode).create(&path) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(e).ctx(|| format!("create the image store {}", path.display()))
+                }
+                _ => {}
+            }
+        }
+        if let Some(_lock) = store.try_lock_exclusive()? {
+            store.clean_temp()?;
+        }
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock_file(&self, name: &str) -> Result<File, ImageError> {
+        let path = self.root.join(name);
+        crate::hostfs::open(
+            &path,
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW),
+        )
+        .ctx(|| format!("open {}", path.display()))
+    }
+
+    fn lock_named(&self, name: &str, op: libc::c_int) -> Result<Lock, ImageError> {
+        let file = self.lock_file(name)?;
+        flock(file.as_fd(), op, false).ctx(|| format!("lock {}", self.root.join(name).display()))?;
+        Ok(Lock(file))
+    }
+
+    fn lock_shared(&self) -> Result<Lock, ImageError> {
+        self.lock_named("lock", libc::LOCK_SH)
+    }
+
+    fn lock_exclusive(&self) -> Result<Lock, ImageError> {
+        self.lock_named("lock", libc::LOCK_EX)
+    }
+
+    fn try_lock_exclusive(&self) -> Result<Option<Lock>, ImageError> {
+        let file = self.lock_file("lock")?;
+        Ok(flock(file.as_fd(), libc::LOCK_EX, true)
+            .ctx(|| format!("lock {}", self.root.join("lock").display()))?
+            .then_some(Lock(file)))
+    }
+
+    /// Removes the unlocked directories (and any files) in `tmp/`. Call with the store lock
+    /// held exclusively, so that no index write is in progress.
+    fn clean_temp(&self) -> Result<usize, ImageError> {
+        let tmp = self.root.join("tmp");
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&tmp).ctx(|| format!("read {}", tmp.display()))? {
+            let entry = entry.ctx(|| format!("read {}", tmp.display()))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = TEMP_KINDS.iter().any(|k| name.starts_with(k));
+            if !ours && !older_than_a_day(&path) {
+                continue; // someone else's (a pull downloading), maybe in progress
+            }
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir {
+                let Ok(fd) = extract::open_beneath(
+                    extract::open_dir(&tmp)
+                        .ctx(|| format!("open {}", tmp.display()))?
+                        .as_fd(),
+                    Path::new(&entry.file_name()),
+                    nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_NOFOLLOW,
+                ) else {
+                    continue;
+                };
+                if !flock(fd.as_fd(), libc::LOCK_EX, true).unwrap_or(false) {
+                    continue; // an install in progress
+                }
+                std::fs::remove_dir_all(&path).ctx(|| format!("remove {}", path.display()))?;
+            } else {
+                std::fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// A new locked temporary directory in `tmp/` (mode 0700).
+    pub(crate) fn new_temp(&self, kind: &str) -> Result<TempDir, ImageError> {
+        // Under the shared lock, so that a cleaner (exclusive) cannot take it between the
+        // mkdir and the flock.
+        let _lock = self.lock_shared()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = self.root.join("tmp").join(format!(
+            "{kind}-{}-{}-{nanos}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .ctx(|| format!("create {}", path.display()))?;
+        let fd = extract::open_dir(&path).ctx(|| format!("open {}", path.display()))?;
+        flock(fd.as_fd(), libc::LOCK_EX, true).ctx(|| format!("lock {}", path.display()))?;
+        Ok(TempDir {
+            path,
+            fd,
+            placed: false,
+        })
+    }
+
+    fn load_index(&self) -> Result<Index, ImageError> {
+        let path = self.root.join("index.json");
+        match crate::hostfs::read_regular(&path, MAX_JSON_BYTES) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ImageError::format(path.display().to_string(), e.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(e).ctx(|| format!("read {}", path.display())),
+        }
+    }
+
+    /// Writes `bytes` to `dest` atomically: a temporary file in `tmp/`, synced, renamed.
+    fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+        let tmp = self.root.join("tmp").join(format!(
+            ".write-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let write = || -> io::Result<()> {
+            let mut f = crate::hostfs::open(
+                &tmp,
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_CLOEXEC),
+            )?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dest)
+        };
+        write()
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+            .ctx(|| format!("write {}", dest.display()))
+    }
+
+    fn save_index(&self, index: &Index) -> Result<(), ImageError> {
+        let bytes = serde_json::to_vec_pretty(index).map_err(|e| ImageError::Io {
+            context: "serialize the image index".into(),
+            source: io::Error::other(e),
+        })?;
+        self.write_atomic(&self.root.join("index.json"), &bytes)
+    }
+
+    fn key(name: &str) -> Result<String, ImageError> {
+        Ok(Reference::parse(name)?.normalized())
+    }
+
+    fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
+        Ok(self.root.join("layers").join(sha256_hex(diff_id)?))
+    }
+
+    fn layer_info(&self, diff_id: &str) -> Result<Option<LayerInfo>, ImageError> {
+        let path = self.layer_dir(diff_id)?.join("info.json");
+        match crate::hostfs::read_regular(&path, 4096) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).ctx(|| format!("read {}", path.display())),
+        }
+    }
+
+    fn image_from(&self, name: &str, digest: &str, rec: &Record) -> Result<Image, ImageError> {
+        let path = self
+            .root
+            .join("blobs/sha256")
+            .join(sha256_hex(&rec.config_digest)?);
+        let bytes = crate::hostfs::read_regular(&path, MAX_JSON_BYTES)
+            .ctx(|| format!("read the config of {name} ({})", path.display()))?;
+        let config = serde_json::from_slice(&bytes)
+            .map_err(|e| ImageError::format(format!("config of {name}"), e.to_string()))?;
+        let layers = rec
+            .layers
+            .iter()
+            .map(|d| Ok(self.layer_dir(d)?.join("fs")))
+            .collect::<Result<Vec<_>, ImageError>>()?;
+        Ok(Image {
+            name: name.to_string(),
+            digest: digest.to_string(),
+            config_digest: rec.config_digest.clone(),
+            size: rec.size,
+            created: rec.created.clone(),
+            config,
+            rootfs: self.root.join(&rec.rootfs),
+            layers,
+        })
+    }
+
+    /// Installs an image from `source` under `name` (as the user wrote it; normalised here).
+    /// An empty `name` takes the one the source gives (an OCI layout's
+    /// `io.containerd.image.name` or `org.opencontainers.image.ref.name` annotation, a docker
+    /// archive's first RepoTag); a root filesystem tar has none.
+    pub fn install(
+        &self,
+        source: ImageSource,
+        name: &str,
+        opts: &InstallOptions,
+    ) -> Result<Image, ImageError> {
+        let given = if name.is_empty() {
+            None
+        } else {
+            Some(Self::key(name)?)
+        };
+        if let Some(key) = &given {
+            self.refuse_existing(key, opts)?;
+        }
+        let staged = super::archive::stage(self, source, given.as_deref())?;
+        let key = match given {
+            Some(key) => key,
+            None => {
+                let hint = staged.name_hint.clone().ok_or_else(|| {
+                    ImageError::format("install", "the source names no image: give a name")
+                })?;
+                let key = Self::key(&hint)?;
+                self.refuse_existing(&key, opts)?;
+                key
+            }
+        };
+        self.install_staged(&key, staged, opts)
+    }
+
+    /// Fails early (before any extraction) when `key` is taken and no update was asked for.
+    fn refuse_existing(&self, key: &str, opts: &InstallOptions) -> Result<(), ImageError> {
+        if !opts.update {
+            let _lock = self.lock_shared()?;
+            if self.load_index()?.names.contains_key(key) {
+                return Err(ImageError::Exists(key.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs a staged image under the normalised name `key`.
+    pub(crate) fn install_staged(
+        &self,
+        key: &str,
+        staged: Staged,
+        opts: &InstallOptions,
+    ) -> Result<Image, ImageError> {
+        // Prune waits for this install to finish, so the layers it finds stay.
+        let _gc = self.lock_named("gc.lock", libc::LOCK_SH)?;
+        let config: ImageConfiguration = serde_json::from_slice(&staged.config).map_err(|e| {
+            ImageError::format(format!("config {}", staged.config_digest), e.to_string())
+        })?;
+        let diff_ids = config.rootfs().diff_ids();
+        if diff_ids.len() != staged.layers.len() {
+            return Err(ImageError::format(
+                format!("config {}", staged.config_digest),
+                format!(
+                    "{} diff ids for {} layers",
+                    diff_ids.len(),
+                    staged.layers.len()
+                ),
+            ));
+        }
+        let digest = staged
+            .manifest_digest
+            .clone()
+            .unwrap_or_else(|| staged.config_digest.clone());
+        let mut size = 0;
+        let mut whiteouts = false;
+        let mut lowers: Vec<OwnedFd> = Vec::new();
+        for (i, layer) in staged.layers.iter().enumerate() {
+            let what = format!(
+                "layer {} of {} ({})",
+                i + 1,
+                staged.layers.len(),
+                layer.digest.as_deref().unwrap_or(&layer.diff_id)
+            );
+            let info = self.ensure_layer(layer, &lowers, &what)?;
+            size += info.size;
+            whiteouts |= info.whiteouts;
+            let fs = self.layer_dir(&layer.diff_id)?.join("fs");
+            lowers.push(extract::open_dir(&fs).ctx(|| format!("open {}", fs.display()))?);
+        }
+        let config_path = self
+            .root
+            .join("blobs/sha256")
+            .join(sha256_hex(&staged.config_digest)?);
+        if !config_path.exists() {
+            self.write_atomic(&config_path, &staged.config)?;
+        }
+        let rootfs = if staged.layers.len() == 1 && !whiteouts {
+            format!("layers/{}/fs", sha256_hex(&staged.layers[0].diff_id)?)
+        } else {
+            let rel = format!("rootfs/{}", sha256_hex(&digest)?);
+            let dest = self.root.join(&rel);
+            if !dest.exists() {
+                let mut tmp = self.new_temp("rootfs")?;
+                for l in &lowers {
+                    extract::apply_layer(l.as_fd(), tmp.fd())
+                        .ctx(|| format!("flatten the layers of {key}"))?;
+                }
+                if let Some(top) = lowers.last() {
+                    extract::copy_root_meta(top.as_fd(), tmp.fd())
+                        .ctx(|| format!("flatten the layers of {key}"))?;
+                }
+                tmp.place(&dest)?;
+            }
+            rel
+        };
+        let record = Record {
+            config_digest: staged.config_digest.clone(),
+            layers: staged.layers.iter().map(|l| l.diff_id.clone()).collect(),
+            size,
+            created: config.created().clone(),
+            rootfs,
+        };
+        let trash = {
+            let _lock = self.lock_exclusive()?;
+            let mut index = self.load_index()?;
+            // What this install found in place must still be there (rm or release may have
+            // removed a flattened tree meanwhile).
+            if !self.root.join(&record.rootfs).is_dir() {
+                return Err(ImageError::format(
+                    format!("install {key}"),
+                    "the flattened tree was removed by a concurrent rm; try again",
+                ));
+            }
+            match index.names.get(key) {
+                Some(old) if old == &digest => {}
+                Some(_) if !opts.update => return Err(ImageError::Exists(key.to_string())),
+                _ => {}
+            }
+            index.names.insert(key.to_string(), digest.clone());
+            index.images.insert(digest.clone(), record.clone());
+            let trash = self.collect(&mut index)?;
+            self.save_index(&index)?;
+            trash
+        };
+        drop(trash);
+        self.image_from(key, &digest, &record)
+    }
+
+    /// The layer `layer` in the store: found there (its blob still verified against its
+    /// descriptor), or extracted into a temporary directory, verified, and renamed into place.
+    fn ensure_layer(
+        &self,
+        layer: &StagedLayer,
+        lowers: &[OwnedFd],
+        what: &str,
+    ) -> Result<LayerInfo, ImageError> {
+        let dest = self.layer_dir(&layer.diff_id)?;
+        if let Some(info) = self.layer_info(&layer.diff_id)? {
+            if let Some(digest) = &layer.digest {
+                let mut blob = Hashing::new((layer.open)()?);
+                extract::drain(&mut blob).ctx(|| format!("read {what}"))?;
+                check_blob(digest, layer.size, &blob)?;
+            }
+            return Ok(info);
+        }
+        let tmp = self.new_temp("layer")?;
+        let fs = tmp.path().join("fs");
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&fs)
+            .ctx(|| format!("create {}", fs.display()))?;
+        let fs_fd = extract::open_dir(&fs).ctx(|| format!("open {}", fs.display()))?;
+        let mut blob = Hashing::new((layer.open)()?);
+        let (summary, diff_id) = {
+            let buf = BufReader::with_capacity(256 << 10, &mut blob);
+            let stream = extract::decompress(buf).ctx(|| format!("read {what}"))?;
+            let mut tar = Hashing::new(stream);
+            let summary = extract::extract(fs_fd.as_fd(), &mut tar, what, Kind::Layer, lowers);
+            // A wrong blob is reported as such rather than as whatever its content broke.
+            if summary.is_ok() {
+                extract::drain(&mut tar).map_err(|e| {
+                    ImageError::format(what, format!("corrupt compressed stream: {e}"))
+                })?;
+            }
+            (summary, tar.digest())
+        };
+        let drained = extract::drain(&mut blob);
+        if let Some(digest) = &layer.digest {
+            check_blob(digest, layer.size, &blob)?;
+        }
+        let summary = summary?;
+        drained.ctx(|| format!("read {what}"))?;
+        if diff_id != layer.diff_id {
+            return Err(ImageError::blob(
+                layer.digest.as_deref().unwrap_or(&layer.diff_id),
+                format!(
+                    "uncompressed content has digest {diff_id}, the image config says {}",
+                    layer.diff_id
+                ),
+            ));
+        }
+        let info = LayerInfo {
+            size: summary.size,
+            whiteouts: summary.whiteouts,
+        };
+        let bytes = serde_json::to_vec(&info).map_err(|e| ImageError::Io {
+            context: "serialize layer info".into(),
+            source: io::Error::other(e),
+        })?;
+        self.write_atomic(&tmp.path().join("info.json"), &bytes)?;
+        let mut tmp = tmp;
+        // Another install may have placed the same layer meanwhile: then this copy goes.
+        tmp.place(&dest)?;
+        Ok(info)
+    }
+
+    /// Removes unreferenced image records from `index`, and moves their flattened trees to
+    /// `tmp/` (the returned value removes them when dropped, after the lock is released).
+    fn collect(&self, index: &mut Index) -> Result<Vec<TempDir>, ImageError> {
+        let used: BTreeSet<String> = index
+            .names
+            .values()
+            .chain(index.users.values())
+            .cloned()
+            .collect();
+        let gone: Vec<String> = index
+            .images
+            .keys()
+            .filter(|d| !used.contains(*d))
+            .cloned()
+            .collect();
+        let mut trash = Vec::new();
+        for digest in gone {
+            let Some(rec) = index.images.remove(&digest) else {
+                continue;
+            };
+            if rec.rootfs.starts_with("rootfs/") {
+                trash.extend(self.to_trash(&self.root.join(&rec.rootfs))?);
+            }
+        }
+        Ok(trash)
+    }
+
+    /// Moves a directory into `tmp/` as an unlocked temporary, to be removed outside the lock.
+    fn to_trash(&self, path: &Path) -> Result<Option<TempDir>, ImageError> {
+        let name = format!(
+            "trash-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let dest = self.root.join("tmp").join(name);
+        match std::fs::rename(path, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx(|| format!("move {} away", path.display())),
+        }
+        let fd = extract::open_dir(&dest).ctx(|| format!("open {}", dest.display()))?;
+        Ok(Some(TempDir {
+            path: dest,
+            fd,
+            placed: false,
+        }))
+    }
+
+    /// All installed images, by name.
+    pub fn images(&self) -> Result<Vec<Image>, ImageError> {
+        let index = {
+            let _lock = self.lock_shared()?;
+            self.load_index()?
+        };
+        index
+            .names
+            .iter()
+            .map(|(name, digest)| {
+                let rec = index.images.get(digest).ok_or_else(|| {
+                    ImageError::format("image index", format!("no record for {name}"))
+                })?;
+                self.image_from(name, digest, rec)
+            })
+            .collect()
+    }
+
+    /// The image installed under `name` (as the user wrote it: `busybox` finds
+    /// `docker.io/library/busybox:latest`).
+    pub fn image(&self, name: &str) -> Result<Image, ImageError> {
+        let key = Self::key(name)?;
+        let index = {
+            let _lock = self.lock_shared()?;
+            self.load_index()?
+        };
+        let digest = index
+            .names
+            .get(&key)
+            .ok_or_else(|| ImageError::NotFound(key.clone()))?;
+        let rec = index
+            .images
+            .get(digest)
+            .ok_or_else(|| ImageError::format("image index", format!("no record for {key}")))?;
+        self.image_from(&key, digest, rec)
+    }
+
+    /// Removes the name `name`. Refused while a container uses that image (see
+    /// [`ImageStore::acquire`]), unless `force`: then the name goes at once and the image's
+    /// files when the last user releases it. Layers stay until [`ImageStore::prune`].
+    pub fn remove(&self, name: &str, force: bool) -> Result<(), ImageError> {
+        let key = Self::key(name)?;
+        let trash = {
+            let _lock = self.lock_exclusive()?;
+            let mut index = self.load_index()?;
+            let digest = index
+                .names
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| ImageError::NotFound(key.clone()))?;
+            let other_names = index
+                .names
+                .iter()
+                .any(|(n, d)| *d == digest && *n != key);
+            let users: Vec<&str> = index
+                .users
+                .iter()
+                .filter(|(_, d)| **d == digest)
+                .map(|(u, _)| u.as_str())
+                .collect();
+            if !users.is_empty() && !other_names && !force {
+                return Err(ImageError::InUse {
+                    name: key,
+                    users: users.join(", "),
+                });
+            }
+            index.names.remove(&key);
+            let trash = self.collect(&mut index)?;
+            self.save_index(&index)?;
+            trash
+        };
+        drop(trash);
+        Ok(())
+    }
+
+    /// Records that `user` (a container id, or any token) uses the image now installed as
+    /// `name`, and returns it. That version is kept while the user holds it, even if the name
+    /// is updated to another version or removed with force. A user holds one image at a time:
+    /// acquiring again replaces the previous one.
+    pub fn acquire(&self, name: &str, user: &str) -> Result<Image, ImageError> {
+        if user.is_empty() {
+            return Err(ImageError::format("acquire", "empty user"));
+        }
+        let key = Self::key(name)?;
+        let (image, trash) = {
+            let _lock = self.lock_exclusive()?;
+            let mut index = self.load_index()?;
+            let digest = index
+                .names
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| ImageError::NotFound(key.clone()))?;
+            let rec = index.images.get(&digest).cloned().ok_or_else(|| {
+                ImageError::format("image index", format!("no record for {key}"))
+            })?;
+            let image = self.image_from(&key, &digest, &rec)?;
+            index.users.insert(user.to_string(), digest);
+            let trash = self.collect(&mut index)?;
+            self.save_index(&index)?;
+            (image, trash)
+        };
+        drop(trash);
+        Ok(image)
+    }
+
+    /// Ends `user`'s use of its image; a version no name points to any more is removed then.
+    /// Releasing a user that holds nothing is not an error.
+    pub fn release(&self, user: &str) -> Result<(), ImageError> {
+        let trash = {
+            let _lock = self.lock_exclusive()?;
+            let mut index = self.load_index()?;
+            if index.users.remove(user).is_none() {
+                return Ok(());
+            }
+            let trash = self.collect(&mut index)?;
+            self.save_index(&index)?;
+            trash
+        };
+        drop(trash);
+        Ok(())
+    }
+
+    /// The users (container ids) holding the image installed as `name`.
+    pub fn users(&self, name: &str) -> Result<Vec<String>, ImageError> {
+        let key = Self::key(name)?;
+        let _lock = self.lock_shared()?;
+        let index = self.load_index()?;
+        let digest = index
+            .names
+            .get(&key)
+            .ok_or_else(|| ImageError::NotFound(key.clone()))?;
+        Ok(index
+            .users
+            .iter()
+            .filter(|(_, d)| *d == digest)
+            .map(|(u, _)| u.clone())
+            .collect())
+    }
+
+    /// Removes layers, configs and flattened trees that no installed image (or image still in
+    /// use) needs, and the leftovers of killed installs. Waits for installs in progress.
+    pub fn prune(&self) -> Result<PruneReport, ImageError> {
+        let _gc = self.lock_named("gc.lock", libc::LOCK_EX)?;
+        let mut report = PruneReport::default();
+        let trash = {
+            let _lock = self.lock_exclusive()?;
+            report.temp = self.clean_temp()?;
+            let index = self.load_index()?;
+            let mut layers = BTreeSet::new();
+            let mut blobs = BTreeSet::new();
+            let mut trees = BTreeSet::new();
+            for rec in index.images.values() {
+                for l in &rec.layers {
+                    layers.insert(sha256_hex(l)?.to_string());
+                }
+                blobs.insert(sha256_hex(&rec.config_digest)?.to_string());
+                trees.insert(rec.rootfs.clone());
+            }
+            let mut trash = Vec::new();
+            for name in self.dir_names("layers")? {
+                if !layers.contains(&name) {
+                    trash.extend(self.to_trash(&self.root.join("layers").join(&name))?);
+                    report.layers.push(format!("sha256:{name}"));
+                }
+            }
+            for name in self.dir_names("rootfs")? {
+                if !trees.contains(&format!("rootfs/{name}")) {
+                    trash.extend(self.to_trash(&self.root.join("rootfs").join(&name))?);
+                    report.rootfs += 1;
+                }
+            }
+            for name in self.dir_names("blobs/sha256")? {
+                if !blobs.contains(&name) {
+                    let path = self.root.join("blobs/sha256").join(&name);
+                    std::fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
+                    report.blobs += 1;
+                }
+            }
+            trash
+        };
+        drop(trash);
+        Ok(report)
+    }
+
+    fn dir_names(&self, dir: &str) -> Result<Vec<String>, ImageError> {
+        let path = self.root.join(dir);
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(&path).ctx(|| format!("read {}", path.display()))? {
+            let e = e.ctx(|| format!("read {}", path.display()))?;
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        Ok(names)
+    }
+}
+
+/// Checks a blob's digest and size against its descriptor.
+pub(crate) fn check_blob<R: Read>(
+    digest: &str,
+    size: Option<u64>,
+    read: &Hashing<R>,
+) -> Result<(), ImageError> {
+    let actual = read.digest();
+    if actual != digest {
+        return Err(ImageError::blob(
+            digest,
+            format!("content has digest {actual}: the blob is corrupt or was replaced"),
+        ));
+    }
+    if let Some(size) = size {
+        if read.len() != size {
+            return Err(ImageError::blob(
+                digest,
+                format!("{} bytes where the descriptor says {size}", read.len()),
+            ));
+        }
+    }
+    Ok(())
+}
