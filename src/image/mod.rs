@@ -56,8 +56,12 @@ mod archive;
 mod error;
 mod extract;
 pub mod reference;
+#[cfg(feature = "registry")]
+mod registry;
 mod store;
 
 pub use error::ImageError;
 pub use reference::Reference;
+#[cfg(feature = "registry")]
+pub use registry::{Credentials, PullOptions};
 pub use store::{Image, ImageSource, ImageStore, InstallOptions, PruneReport};
