@@ -6,6 +6,7 @@ mod events;
 mod exec;
 mod features;
 mod foreground;
+mod image;
 mod kill;
 mod list;
 mod log;
@@ -33,6 +34,9 @@ pub struct Cli {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/husk")]
     pub root: PathBuf,
+    /// Image store directory (`husk image`, `run --image`).
+    #[arg(long, global = true, env = "HUSK_STORE", default_value = "/var/lib/husk")]
+    pub store: PathBuf,
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -91,6 +95,8 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Print a container's stats and OOM events as JSON lines.
     Events(events::EventsArgs),
+    /// Manage the local image store (install, list, inspect, rm, prune).
+    Image(image::ImageArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -156,6 +162,7 @@ pub fn main() -> i32 {
         Command::Update(a) => update::run(&cli.root, a),
         Command::Ps(a) => ps::run(&cli.root, a),
         Command::Events(a) => events::run(&cli.root, a),
+        Command::Image(a) => image::run(&cli.store, a),
     };
     match result {
         Ok(code) => {
