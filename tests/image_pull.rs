@@ -669,6 +669,31 @@ fn basic_auth_is_required_and_credentials_come_from_flags_stdin_or_docker_config
     let _ = pushed.layers;
 }
 
+/// Pulls `reference` and checks that it fails naming `blob`, and that nothing of the image is in
+/// the store: no image listed, no extracted tree, no blob named after the image's digests, no
+/// file named `evil`.
+fn assert_refused_naming(rt: &Runtime, reference: &str, blob: &str, pushed: &Pushed) {
+    let store = Store::new();
+    let out = store.run(rt, ["pull", reference]);
+    assert_fails_with(&out, &[blob]);
+    assert!(store.list(rt).is_empty(), "an image was installed");
+    let left: Vec<PathBuf> = store
+        .files()
+        .into_iter()
+        .filter(|p| {
+            p.ends_with("bin/busybox")
+                || p.ends_with("etc/husk-arch")
+                || p.ends_with("etc/evil")
+                || p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    pushed.layers.iter().any(|l| l.ends_with(n.as_ref()))
+                        || pushed.manifest.ends_with(n.as_ref())
+                })
+        })
+        .collect();
+    assert!(left.is_empty(), "the failed pull left files: {left:?}");
+}
+
 #[test]
 fn a_tampered_blob_is_refused_naming_it_and_nothing_is_installed() {
     let rt = runtime();
@@ -676,33 +701,38 @@ fn a_tampered_blob_is_refused_naming_it_and_nothing_is_installed() {
     let mut layout = Layout::new();
     let pushed = layout.add_image(host_arch());
     registry.push(layout.finish("1"), "1", "test/busybox", false);
+    let reference = format!("{}/test/busybox:1", registry.host());
 
-    // The attack: the registry's copy of the rootfs layer is changed after the push (same size).
+    // Attack 1: the registry's copy of the second layer is replaced, after the push, by another
+    // well-formed layer (a different tar, gzip like the original) that plants etc/evil.
+    let marker = &pushed.layers[1];
+    let file = registry.blob_file(marker);
+    let original = std::fs::read(&file).unwrap();
+    let mut evil = tar::Builder::new(Vec::new());
+    for (path, body) in [("etc/husk-arch", "evil"), ("etc/evil", "planted")] {
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        header.set_size(body.len() as u64);
+        evil.append_data(&mut header, path, body.as_bytes())
+            .unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&evil.into_inner().unwrap()).unwrap();
+    std::fs::write(&file, gz.finish().unwrap()).unwrap();
+    assert_refused_naming(&rt, &reference, marker, &pushed);
+    std::fs::write(&file, &original).unwrap();
+
+    // Attack 2: one byte of the rootfs layer flipped in the registry's storage (same size).
     let layer = &pushed.layers[0];
     let file = registry.blob_file(layer);
     let mut bytes = std::fs::read(&file).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&file, &bytes).unwrap();
-
-    let store = Store::new();
-    let reference = format!("{}/test/busybox:1", registry.host());
-    let out = store.run(&rt, ["pull", &reference]);
-    assert_fails_with(&out, &[layer.as_str()]);
-    assert!(store.list(&rt).is_empty(), "an image was installed");
-    let left: Vec<PathBuf> = store
-        .files()
-        .into_iter()
-        .filter(|p| {
-            p.ends_with("bin/busybox")
-                || p.ends_with("etc/husk-arch")
-                || p.file_name().is_some_and(|n| {
-                    let n = n.to_string_lossy();
-                    layer.ends_with(n.as_ref()) || pushed.manifest.ends_with(n.as_ref())
-                })
-        })
-        .collect();
-    assert!(left.is_empty(), "the failed pull left files: {left:?}");
+    assert_refused_naming(&rt, &reference, layer, &pushed);
 }
 
 #[test]

@@ -382,6 +382,9 @@ impl RemoteImage {
                 reason,
             };
         }
+        if let OciDistributionError::RequestError(e) = &e {
+            return self.error(format!("cannot reach {}: {}", self.host, error_chain(e)));
+        }
         self.error(format!("{what}: {}", error_chain(&e)))
     }
 }
