@@ -575,7 +575,7 @@ fn tmpfs_mount_attrs(flags: MsFlags) -> Option<u64> {
     rest.is_empty().then_some(attrs)
 }
 
-/// A detached tmpfs with the mount's filesystem options, and `mode` unless they set one.
+/// A detached tmpfs with the mount's filesystem options; its root directory gets `mode` when given.
 fn detached_tmpfs(options: &[&str], mode: Option<u32>, attrs: u64) -> std::io::Result<OwnedFd> {
     use crate::sys::{fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen};
     let cstring = |s: &str| {
@@ -589,11 +589,22 @@ fn detached_tmpfs(options: &[&str], mode: Option<u32>, attrs: u64) -> std::io::R
             None => fsconfig_set_flag(fs.as_fd(), &cstring(option)?)?,
         }
     }
-    if let Some(mode) = mode {
-        fsconfig_set_string(fs.as_fd(), c"mode", &format!("{mode:o}"))?;
-    }
     fsconfig_create(fs.as_fd())?;
-    fsmount(fs.as_fd(), attrs)
+    // The mount point's mode goes on the tmpfs's root directory, not into its options: as with
+    // runc, the mount's options (mountinfo) stay what the config asked for.
+    let mounted = fsmount(fs.as_fd(), attrs)?;
+    if let Some(mode) = mode {
+        let root = nix::fcntl::openat(
+            Some(mounted.as_raw_fd()),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // SAFETY: openat returned a new descriptor that we own.
+        let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
+        nix::sys::stat::fchmod(root.as_raw_fd(), Mode::from_bits_truncate(mode))?;
+    }
+    Ok(mounted)
 }
 
 /// Copies the tree below `from` into `to` (tmpcopyup): directories, regular files, symlinks and
