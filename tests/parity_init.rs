@@ -446,6 +446,41 @@ fn hooks_get_runc_env_and_cwd() {
     assert!(env.lines().any(|l| l == "FROM_PROCESS=yes"), "{env}");
 }
 
+/// `rootfsPropagation: rshared` (or `shared`) with a rootfs that is a mount point of its own, as an image's overlay
+/// is: the rootfs mount became shared with everything else and pivot_root refused it (EINVAL). Found by the
+/// differential tester; runc 1.1.5 runs it.
+#[test]
+fn shared_rootfs_propagation_with_a_rootfs_that_is_a_mount_point() {
+    let rt = runtime();
+    for propagation in ["rshared", "shared"] {
+        let bundle = Bundle::new(&rt)
+            .set("/linux/rootfsPropagation", json!(propagation))
+            .sh("echo started");
+        let rootfs = bundle.rootfs();
+        let bound = Command::new("mount")
+            .args(["--bind"])
+            .arg(&rootfs)
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(bound.success(), "bind the rootfs onto itself");
+        /// Unmounts the rootfs's bind onto itself, also when an assertion fails.
+        struct Unmount(std::path::PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            }
+        }
+        let _unmount = Unmount(rootfs);
+        let out = rt.run_bundle(&bundle);
+        assert!(
+            out.status.success() && out.stdout_str() == "started\n",
+            "{propagation}: {}",
+            out.describe()
+        );
+    }
+}
+
 // ---- signal state reset before execve (issue 16, bug 4) ----
 
 /// Makes the runtime start with SIGHUP and SIGPIPE ignored (as under `nohup` or a daemon) and SIGUSR1 blocked.

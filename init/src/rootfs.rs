@@ -330,9 +330,11 @@ pub(crate) fn open_validated_rootfs(boot: &Bootstrap) -> Result<OwnedFd, InitFai
     Ok(fd)
 }
 
-/// pivot_root needs the rootfs's parent mount not to be shared.
+/// pivot_root needs the new root's mount and its parent mount not to be shared: the mount the
+/// rootfs directory is on (the rootfs's own when it is a mount point, as an image's overlay is;
+/// the rootfs bind is cloned from it, with its propagation) is made private.
 fn make_parent_mount_private(rootfs: &Path) -> Result<(), InitFailure> {
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let parent = rootfs;
     let info = std::fs::read_to_string("/proc/self/mountinfo").step(|| "read mountinfo".into())?;
     let mount_point = info
         .lines()
