@@ -421,6 +421,10 @@ fn symlinked_proc_or_sys_in_the_rootfs_is_refused_clearly() {
     }
 }
 
+/// Hooks without an `env` of their own: a createContainer or startContainer hook gets the container process's env
+/// (createContainer starts in the rootfs), a host hook (createRuntime, poststop) the runtime's own env and the
+/// bundle as its working directory. Found again by the differential tester for the host hooks: husk gave them an
+/// empty env and its own cwd (scripts without a PATH failed to find their tools).
 #[test]
 fn hooks_get_runc_env_and_cwd() {
     let rt = runtime();
@@ -428,22 +432,84 @@ fn hooks_get_runc_env_and_cwd() {
         .with_shared_dir()
         .add_env("FROM_PROCESS=yes")
         .args(["true"]);
-    let host_script = bundle.path().join("cwd-hook.sh");
-    let out = bundle.shared_dir().join("cwd");
-    husk_testing::write_script(&host_script, &format!("pwd > {}", out.display()));
+    let shared = bundle.shared_dir();
+    let hook = |name: &str| {
+        let script = bundle.path().join(format!("{name}-hook.sh"));
+        husk_testing::write_script(
+            &script,
+            &format!(
+                "pwd -P > {dir}/{name}-cwd; env > {dir}/{name}-env",
+                dir = shared.display()
+            ),
+        );
+        script.to_string_lossy().into_owned()
+    };
+    let (create_container, create_runtime, poststop) = (hook("cc"), hook("rt"), hook("poststop"));
     let inside = bundle.rootfs_script("env-hook.sh", "env > /shared/env");
-    let host_script = host_script.to_string_lossy().into_owned();
     let bundle = bundle
-        .add_hook(HookKind::CreateContainer, &host_script, &[], &[], None)
-        .add_hook(HookKind::StartContainer, &inside, &[], &[], None);
+        .add_hook(HookKind::CreateContainer, &create_container, &[], &[], None)
+        .add_hook(HookKind::StartContainer, &inside, &[], &[], None)
+        .add_hook(HookKind::CreateRuntime, &create_runtime, &[], &[], None)
+        .add_hook(HookKind::Poststop, &poststop, &[], &[], None);
     rt.run_bundle_ok(&bundle);
     let rootfs = std::fs::canonicalize(bundle.rootfs()).unwrap();
-    assert_eq!(
-        bundle.read_shared("cwd").unwrap().trim(),
-        rootfs.to_str().unwrap()
+    let bundle_dir = std::fs::canonicalize(bundle.path()).unwrap();
+    let read = |name: &str| {
+        bundle
+            .read_shared(name)
+            .unwrap_or_else(|| panic!("hook output {name} missing"))
+    };
+    assert_eq!(read("cc-cwd").trim(), rootfs.to_str().unwrap());
+    for name in ["env", "cc-env"] {
+        let env = read(name);
+        assert!(
+            env.lines().any(|l| l == "FROM_PROCESS=yes"),
+            "{name}: {env}"
+        );
+    }
+    let runtime_path = format!("PATH={}", std::env::var("PATH").unwrap_or_default());
+    for name in ["rt", "poststop"] {
+        assert_eq!(
+            read(&format!("{name}-cwd")).trim(),
+            bundle_dir.to_str().unwrap(),
+            "{name}"
+        );
+        let env = read(&format!("{name}-env"));
+        assert!(env.lines().any(|l| l == runtime_path), "{name}: {env}");
+        assert!(!env.contains("FROM_PROCESS"), "{name}: {env}");
+    }
+
+    // A separate `delete` runs the poststop hook in the caller's directory: only create and run work in the
+    // bundle.
+    let bundle = Bundle::new(&rt).with_shared_dir().args(["true"]);
+    let poststop = bundle.path().join("poststop-hook.sh");
+    husk_testing::write_script(
+        &poststop,
+        &format!("pwd -P > {}/delete-cwd", bundle.shared_dir().display()),
     );
-    let env = bundle.read_shared("env").unwrap();
-    assert!(env.lines().any(|l| l == "FROM_PROCESS=yes"), "{env}");
+    let bundle = bundle.add_hook(
+        HookKind::Poststop,
+        poststop.to_str().unwrap(),
+        &[],
+        &[],
+        None,
+    );
+    let c = rt.create(&bundle);
+    c.start();
+    assert!(c.wait_status("stopped", WAIT), "container did not stop");
+    let caller_dir = husk_testing::TempDir::new("husk-test-caller-cwd");
+    let out = run_with_timeout(
+        rt.cmd(["delete", c.id()]).current_dir(caller_dir.path()),
+        DEFAULT_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", out.describe());
+    assert_eq!(
+        bundle.read_shared("delete-cwd").unwrap_or_default().trim(),
+        std::fs::canonicalize(caller_dir.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
 }
 
 /// `rootfsPropagation: rshared` (or `shared`) with a rootfs that is a mount point of its own, as an image's overlay

@@ -1,10 +1,16 @@
 //! Running OCI hooks: used by the host side (prestart, createRuntime, poststart, poststop) and by
 //! the init (createContainer, startContainer), so both behave the same.
+//!
+//! Where they differ, they follow runc (callers' hooks rely on it): a host hook, without an `env`
+//! of its own, inherits the runtime's environment (so it has a `PATH`), and starts in the bundle
+//! directory when `create` or `run` runs it (runc works there), else in the caller's; a hook in
+//! the container starts where the init is (the rootfs) with exactly the `env` the init gives it.
 
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::proto::HookPlan;
@@ -32,8 +38,35 @@ impl HookError {
     }
 }
 
-/// Runs `hook` with the container state JSON on its stdin and waits for it (up to its timeout).
+/// Where a hook runs: on the host (the runtime's side) or in the container (the init's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Host,
+    Container,
+}
+
+/// Set by [`host_hooks_start_in_bundle`].
+static HOST_HOOKS_IN_BUNDLE: AtomicBool = AtomicBool::new(false);
+
+/// Makes host hooks of this process start in the bundle directory (for `create` and `run`).
+pub fn host_hooks_start_in_bundle() {
+    HOST_HOOKS_IN_BUNDLE.store(true, Ordering::Relaxed);
+}
+
+/// Runs host `hook` with the container state JSON on its stdin and waits for it (up to its
+/// timeout). Without an `env` it inherits ours; see [`host_hooks_start_in_bundle`] for its cwd.
 pub fn run_hook(hook: &HookPlan, state_json: &str) -> Result<(), HookError> {
+    run_hook_on(Side::Host, hook, state_json)
+}
+
+/// The `bundle` of a state JSON, when it names an existing directory.
+fn bundle_of(state_json: &str) -> Option<std::path::PathBuf> {
+    let state: serde_json::Value = serde_json::from_str(state_json).ok()?;
+    let bundle = std::path::PathBuf::from(state.get("bundle")?.as_str()?);
+    bundle.is_dir().then_some(bundle)
+}
+
+fn run_hook_on(side: Side, hook: &HookPlan, state_json: &str) -> Result<(), HookError> {
     let path = hook.path.display().to_string();
     let spawn_err = |source| HookError::Spawn {
         path: path.clone(),
@@ -43,7 +76,14 @@ pub fn run_hook(hook: &HookPlan, state_json: &str) -> Result<(), HookError> {
     if let Some((arg0, rest)) = hook.args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear();
+    if side == Side::Host && HOST_HOOKS_IN_BUNDLE.load(Ordering::Relaxed) {
+        if let Some(bundle) = bundle_of(state_json) {
+            cmd.current_dir(bundle);
+        }
+    }
+    if side == Side::Container || !hook.env.is_empty() {
+        cmd.env_clear();
+    }
     for kv in &hook.env {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
         cmd.env(k, v);
@@ -88,9 +128,17 @@ pub fn run_hooks_warning(kind: &str, hooks: &[HookPlan], state_json: &str) {
     }
 }
 
-/// Runs hooks in order, stopping at the first failure.
+/// Runs host hooks in order, stopping at the first failure.
 pub fn run_hooks(hooks: &[HookPlan], state_json: &str) -> Result<(), HookError> {
     hooks.iter().try_for_each(|h| run_hook(h, state_json))
+}
+
+/// Runs hooks in the container (createContainer, startContainer) in order, stopping at the first
+/// failure: in the init's working directory, with exactly their `env`.
+pub fn run_container_hooks(hooks: &[HookPlan], state_json: &str) -> Result<(), HookError> {
+    hooks
+        .iter()
+        .try_for_each(|h| run_hook_on(Side::Container, h, state_json))
 }
 
 /// Writes `data` to a hook's stdin with SIGPIPE blocked in this thread: the CLI restores its

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
-use crate::hooks::run_hooks;
+use crate::hooks::run_container_hooks;
 use crate::procfs::Procfs;
 use crate::proto::{Bootstrap, Channel, InitFailure, NamespaceKind, ProcessPlan, ToInit, ToParent};
 use crate::{failure, rootfs, security, sys, Step};
@@ -206,7 +206,7 @@ fn start_process(
             hook
         })
         .collect();
-    run_hooks(&hooks, state).map_err(|e| hook_failure("startContainer", &e))?;
+    run_container_hooks(&hooks, state).map_err(|e| hook_failure("startContainer", &e))?;
     exec_process(executable, process)
 }
 
@@ -282,8 +282,19 @@ fn set_up_container(
         }
         .step(|| format!("chdir {}", boot.rootfs.display()))?;
     }
-    run_hooks(&boot.create_container_hooks, &state)
-        .map_err(|e| hook_failure("createContainer", &e))?;
+    // Without an env of their own they get the container process's, as in runc.
+    let hooks: Vec<_> = boot
+        .create_container_hooks
+        .iter()
+        .cloned()
+        .map(|mut hook| {
+            if hook.env.is_empty() {
+                hook.env = boot.process.env.clone();
+            }
+            hook
+        })
+        .collect();
+    run_container_hooks(&hooks, &state).map_err(|e| hook_failure("createContainer", &e))?;
 
     if let Some(prepared) = &prepared {
         rootfs::enter(boot, prepared)?;

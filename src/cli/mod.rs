@@ -140,6 +140,11 @@ pub fn main() -> i32 {
         logger.error(&systemd_driver_error());
         return 1;
     }
+    // runc's create and run work in the bundle directory: the host hooks they run start there;
+    // those of other commands (delete's poststop) in the caller's directory.
+    if matches!(command, Command::Create(_) | Command::Run(_)) {
+        husk_init::hooks::host_hooks_start_in_bundle();
+    }
     // runc's exec reports its own failures as 255, apart from any code the process returns.
     let failure_code = if matches!(command, Command::Exec(_)) {
         255
