@@ -834,3 +834,62 @@ fn delete_force_after_create_killed_before_the_init_runs_removes_the_cgroup() {
     );
     drop(guard);
 }
+
+/// A flag given in its short and its long spelling in one command line (`exec -e A=1 --env B=2`) is refused, as
+/// runc refuses it, before anything runs; one spelling used twice is fine (found by the differential tester: husk
+/// ran the process with both variables).
+#[test]
+fn short_and_long_spelling_of_one_flag_are_refused_together() {
+    let rt = runtime();
+    let bundle = sleeper(&rt);
+    let c = running(&rt, &bundle);
+    for args in [
+        vec![
+            "exec",
+            "-e",
+            "A=1",
+            "--env",
+            "B=2",
+            c.id(),
+            "sh",
+            "-c",
+            "echo ran > /shared/ran",
+        ],
+        vec![
+            "exec",
+            "--env=A=1",
+            "-e",
+            "B=2",
+            c.id(),
+            "sh",
+            "-c",
+            "echo ran > /shared/ran",
+        ],
+    ] {
+        let out = rt.run(&args);
+        assert!(!out.status.success(), "{args:?}: {}", out.describe());
+        assert!(
+            out.stderr_str()
+                .to_lowercase()
+                .contains("two forms of the same flag"),
+            "{args:?}: {}",
+            out.describe()
+        );
+    }
+    assert_eq!(bundle.read_shared("ran"), None, "a refused exec ran");
+    let out = rt.run_ok([
+        "exec",
+        "-e",
+        "A=1",
+        "-e",
+        "B=2",
+        c.id(),
+        "sh",
+        "-c",
+        "echo $A$B",
+    ]);
+    assert_eq!(out.stdout_str(), "12\n");
+    // An operand that looks like a flag belongs to the process, not to exec.
+    let out = rt.run_ok(["exec", "-e", "A=1", c.id(), "sh", "-c", "echo $A", "--env"]);
+    assert_eq!(out.stdout_str(), "1\n");
+}

@@ -117,6 +117,12 @@ pub fn main() -> i32 {
         }
     };
     let logger = Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug).install();
+    if let Some(flag) = two_forms_of_one_flag(&std::env::args_os().collect::<Vec<_>>()) {
+        logger.error(&format!(
+            "cannot use two forms of the same flag: {flag} (give one spelling)"
+        ));
+        return 1;
+    }
     husk::cgroups::set_warning_sink(log::warn);
     log::debug(&format!(
         "husk {}: {:?}",
@@ -179,6 +185,72 @@ pub fn main() -> i32 {
             failure_code
         }
     }
+}
+
+/// A flag of the subcommand given both in its short and its long spelling before the first
+/// operand (`exec -e A=1 --env B=2 ID`), as `-e/--env`; runc refuses such a command line, and
+/// scripts that pass both would otherwise behave differently under husk.
+fn two_forms_of_one_flag(args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    use std::collections::BTreeSet;
+    let cli = Cli::command();
+    let args: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Skips the flags of `command` at the front of `args`; returns where its operands begin and
+    // the ids of the flags given in their short and in their long form.
+    fn flags(
+        command: &clap::Command,
+        args: &[String],
+    ) -> (usize, BTreeSet<String>, BTreeSet<String>) {
+        let (mut short, mut long) = (BTreeSet::new(), BTreeSet::new());
+        let mut i = 0;
+        while i < args.len() {
+            let arg = &args[i];
+            i += 1;
+            if arg == "--" {
+                return (i, short, long);
+            }
+            if let Some(spelled) = arg.strip_prefix("--") {
+                let (name, inline) = match spelled.split_once('=') {
+                    Some((name, _)) => (name, true),
+                    None => (spelled, false),
+                };
+                if let Some(def) = command.get_arguments().find(|a| a.get_long() == Some(name)) {
+                    long.insert(def.get_id().to_string());
+                    if !inline && def.get_action().takes_values() {
+                        i += 1;
+                    }
+                }
+            } else if let Some(cluster) = arg.strip_prefix('-').filter(|c| !c.is_empty()) {
+                for (at, c) in cluster.char_indices() {
+                    let Some(def) = command.get_arguments().find(|a| a.get_short() == Some(c))
+                    else {
+                        break;
+                    };
+                    short.insert(def.get_id().to_string());
+                    if def.get_action().takes_values() {
+                        // The value is the rest of the cluster, or the next argument.
+                        if at + c.len_utf8() == cluster.len() {
+                            i += 1;
+                        }
+                        break;
+                    }
+                }
+            } else {
+                return (i - 1, short, long);
+            }
+        }
+        (i, short, long)
+    }
+    let (operands, _, _) = flags(&cli, &args);
+    let sub = cli.find_subcommand(args.get(operands)?)?;
+    let (_, short, long) = flags(sub, &args[operands + 1..]);
+    let both = short.intersection(&long).next()?;
+    let def = sub.get_arguments().find(|a| a.get_id() == both.as_str())?;
+    Some(format!("-{} and --{}", def.get_short()?, def.get_long()?))
 }
 
 /// `--log` and `--log-format` picked out of raw arguments (for errors in parsing the rest).

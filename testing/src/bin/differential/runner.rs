@@ -347,7 +347,10 @@ impl StepContext<'_> {
                 argv.extend(args.iter().map(String::as_str));
                 let out = run(self.rt, &argv, None);
                 self.record(&key, &out);
-                if args.first().is_some_and(|a| a == "probe") || process.is_some() {
+                // A refused exec may print usage text instead: its exit code and error class
+                // already say what happened.
+                let probed = args.first().is_some_and(|a| a == "probe") || process.is_some();
+                if probed && out.code == 0 {
                     self.report(&format!("{key}.in"), &out.stdout);
                 }
             }
