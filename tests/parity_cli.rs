@@ -835,6 +835,33 @@ fn delete_force_after_create_killed_before_the_init_runs_removes_the_cgroup() {
     drop(guard);
 }
 
+/// `kill` of a container that does not exist says so, whatever the signal: runc looks the container up before it
+/// parses the signal, and callers match on "does not exist" (found by the differential tester: husk said
+/// `unknown signal "BOGUS"`).
+#[test]
+fn kill_of_a_missing_container_says_it_does_not_exist_before_judging_the_signal() {
+    let rt = runtime();
+    let id = husk_testing::unique_id("nosuch");
+    for signal in ["BOGUS", "KILL"] {
+        let out = rt.run_fail(["kill", &id, signal]);
+        assert!(
+            out.stderr_str().contains("does not exist"),
+            "kill {signal}: {}",
+            out.describe()
+        );
+    }
+    // An existing container with an unknown signal is refused, and keeps running.
+    let bundle = sleeper(&rt);
+    let c = running(&rt, &bundle);
+    let out = rt.run_fail(["kill", c.id(), "BOGUS"]);
+    assert!(
+        !out.stderr_str().contains("does not exist"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(c.status(), "running");
+}
+
 /// A flag given in its short and its long spelling in one command line (`exec -e A=1 --env B=2`) is refused, as
 /// runc refuses it, before anything runs; one spelling used twice is fine (found by the differential tester: husk
 /// ran the process with both variables).

@@ -35,13 +35,15 @@ pub fn parse_signal(s: &str) -> Result<Signal, String> {
 }
 
 pub fn run(root: &Path, a: KillArgs) -> CmdResult {
+    // The container first, then the signal: as with runc, an unknown container is the error a
+    // caller sees, whatever the signal.
+    let container = runtime(root).load(&a.id)?;
     // Signal 0 only asks whether the container's processes exist (kill(2)); nix has no Signal
     // for it.
     let signal = match a.signal.trim() {
         "0" => None,
         s => Some(parse_signal(s)?),
     };
-    let container = runtime(root).load(&a.id)?;
     let stopped = container.status() == husk::Status::Stopped;
     if a.all && stopped {
         // As runc: `kill --all` of a stopped container signals whatever is left in its cgroup
