@@ -187,8 +187,22 @@ pub struct Case {
 }
 
 impl Case {
+    /// The features' tags, and `exec:process-file` for a case that runs `exec --process`.
     pub fn tags(&self) -> Vec<String> {
-        self.features.iter().map(|f| f.tag.clone()).collect()
+        let mut tags: Vec<String> = self.features.iter().map(|f| f.tag.clone()).collect();
+        let process_file = self.steps.iter().any(|s| {
+            matches!(
+                s,
+                Step::Exec {
+                    process: Some(_),
+                    ..
+                }
+            )
+        });
+        if process_file {
+            tags.push("exec:process-file".into());
+        }
+        tags
     }
 
     /// The main process: the probe's report, an end marker, then exit or wait for SIGTERM.
