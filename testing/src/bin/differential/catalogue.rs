@@ -493,10 +493,19 @@ fn process_features(rng: &mut Rng, out: &mut Vec<Feature>) {
                 ("RLIMIT_BOGUS", 1, 1),
             ];
             let (kind, soft, hard) = *rng.pick(&limits);
-            out.push(Feature::new(format!("rlimit:{kind}:{soft}:{hard}")).push(
-                "/process/rlimits",
-                json!({ "type": kind, "soft": soft, "hard": hard }),
-            ));
+            // A type drawn twice is marked: the spec requires an error for duplicated types.
+            let prefix = format!("rlimit:{kind}:");
+            let dup = if out.iter().any(|f| f.tag.starts_with(&prefix)) {
+                "+dup"
+            } else {
+                ""
+            };
+            out.push(
+                Feature::new(format!("rlimit:{kind}:{soft}:{hard}{dup}")).push(
+                    "/process/rlimits",
+                    json!({ "type": kind, "soft": soft, "hard": hard }),
+                ),
+            );
         }
     }
     if rng.chance(15) {

@@ -59,6 +59,8 @@ pub fn error_class(stderr: &str) -> String {
             &[
                 "invalid",
                 "unknown",
+                // serde's words for an unknown enum value (a capability name) in config.json.
+                "no variant",
                 "not supported",
                 "must be",
                 "bad ",
