@@ -1058,6 +1058,9 @@ fn steps(rng: &mut Rng) -> (Vec<Step>, Option<u8>) {
                 signal: "KILL".into(),
                 all: rng.chance(50),
             });
+            // Neither runtime waits for a killed container to stop: without this, the `state` below
+            // raced the kernel (runc "stopped" and husk "running", or the other way round).
+            steps.push(Step::WaitStopped);
         }
     }
     steps.push(Step::State);
