@@ -83,6 +83,9 @@ demo: deps build rootfs
 test: export HUSK_ROOTFS := $(ROOTFS_DIR)
 test: deps build rootfs
 	cargo test --release --workspace $(TEST_ARGS)
+	@if [ "$(DIFFERENTIAL_CI_N)" != 0 ]; then \
+		$(MAKE) --no-print-directory differential N=$(DIFFERENTIAL_CI_N) SEED=$(SEED); \
+	fi
 	@if [ "$(CLIENTS_SMOKE)" = 1 ]; then \
 		echo "$(SHARED_TOOLS)/clients-smoke.sh target/release/husk all"; \
 		$(SHARED_TOOLS)/clients-smoke.sh target/release/husk all; \
@@ -123,12 +126,16 @@ conformance:
 # any divergence not listed in testing/src/bin/differential/known.txt; a failing case prints its seed and leaves a
 # minimal bundle under /tmp/husk-differential. DIFFERENTIAL_ARGS adds options, e.g. '--verbose' or
 # '--replay CASE_SEED --features 0,2'.
+# `make test` runs DIFFERENTIAL_CI_N cases (0 skips them; 200 take about 5 minutes here). DIFFERENTIAL_HUSK is the
+# husk under test, e.g. a dev build: target/x86_64-unknown-linux-gnu/debug/husk.
 N ?= 200
 SEED ?= 1
 DIFFERENTIAL_ARGS ?=
+DIFFERENTIAL_CI_N ?= 200
+DIFFERENTIAL_HUSK ?= $(CURDIR)/target/release/husk
 differential:
 	@$(MAKE) --no-print-directory build rootfs
-	$(BUILD_DIR)/differential --cases $(N) --seed $(SEED) --husk $(CURDIR)/target/release/husk \
+	$(BUILD_DIR)/differential --cases $(N) --seed $(SEED) --husk $(DIFFERENTIAL_HUSK) \
 		--reference /usr/sbin/runc --rootfs $(ROOTFS_DIR) $(DIFFERENTIAL_ARGS)
 
 # The VM lane (vm/): a Debian 12 guest with systemd as PID 1, pure cgroup v2 and its own kernel (6.1), booted under
