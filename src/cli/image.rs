@@ -115,13 +115,13 @@ pub struct PullArgs {
     #[arg(long)]
     pub update: bool,
     /// Registry user (default: the docker config.json's entry for the registry, if any).
-    #[arg(long, requires = "secret")]
+    #[arg(long)]
     pub username: Option<String>,
     /// Registry password (visible in the process list: prefer --password-stdin).
-    #[arg(long, group = "secret", requires = "username")]
+    #[arg(long, conflicts_with = "password_stdin")]
     pub password: Option<String>,
     /// Read the password from standard input.
-    #[arg(long, group = "secret", requires = "username")]
+    #[arg(long)]
     pub password_stdin: bool,
     /// Plain HTTP to a registry that is not on localhost (loopback hosts always get HTTP).
     #[arg(long)]
@@ -138,16 +138,20 @@ fn pull(store: &ImageStore, a: PullArgs) -> CmdResult {
     if let Some(name) = a.name {
         opts = opts.name(name);
     }
-    if let Some(user) = a.username {
-        let password = match a.password {
-            Some(p) => p,
-            None => {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                line.trim_end_matches(['\r', '\n']).to_string()
-            }
-        };
-        opts = opts.basic_auth(user, password);
+    let password = match (a.password, a.password_stdin) {
+        (Some(p), _) => Some(p),
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            Some(line.trim_end_matches(['\r', '\n']).to_string())
+        }
+        (None, false) => None,
+    };
+    match (a.username, password) {
+        (Some(user), Some(password)) => opts = opts.basic_auth(user, password),
+        (None, None) => {}
+        (Some(_), None) => return Err("--username needs --password or --password-stdin".into()),
+        (None, Some(_)) => return Err("a password needs --username".into()),
     }
     let image = store.pull(&a.reference, &opts)?;
     println!("{} {}", image.name, image.digest);
@@ -196,8 +200,16 @@ fn list(store: &ImageStore, a: ListArgs) -> CmdResult {
         println!("{}", serde_json::to_string(&list)?);
         return Ok(0);
     }
-    let width = images.iter().map(|i| i.name.len()).max().unwrap_or(0).max(4);
-    println!("{:width$}  {:71}  {:>10}  CREATED", "NAME", "DIGEST", "SIZE");
+    let width = images
+        .iter()
+        .map(|i| i.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    println!(
+        "{:width$}  {:71}  {:>10}  CREATED",
+        "NAME", "DIGEST", "SIZE"
+    );
     for i in &images {
         println!(
             "{:width$}  {:71}  {:>10}  {}",

@@ -118,7 +118,10 @@ fn json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, Ima
 }
 
 /// What kind of source `path` is, by looking.
-fn detect(store: &ImageStore, path: &Path) -> Result<(ImageSource, Option<super::store::TempDir>), ImageError> {
+fn detect(
+    store: &ImageStore,
+    path: &Path,
+) -> Result<(ImageSource, Option<super::store::TempDir>), ImageError> {
     let meta = std::fs::metadata(path).ctx(|| format!("stat {}", path.display()))?;
     if meta.is_dir() {
         let dir = SourceDir::open(path)?;
@@ -176,8 +179,15 @@ fn open_source(path: &Path) -> Result<File, ImageError> {
 fn unpack(store: &ImageStore, path: &Path) -> Result<super::store::TempDir, ImageError> {
     let tmp = store.new_temp("archive")?;
     let file = open_source(path)?;
-    let stream = extract::decompress(BufReader::new(file)).ctx(|| format!("read {}", path.display()))?;
-    extract::extract(tmp.fd(), stream, &path.display().to_string(), Kind::Container, &[])?;
+    let stream =
+        extract::decompress(BufReader::new(file)).ctx(|| format!("read {}", path.display()))?;
+    extract::extract(
+        tmp.fd(),
+        stream,
+        &path.display().to_string(),
+        Kind::Container,
+        &[],
+    )?;
     Ok(tmp)
 }
 
@@ -234,14 +244,16 @@ fn stage_rootfs(path: &Path) -> Result<Staged, ImageError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).ctx(|| format!("stat {shown}"))?;
     if !meta.is_file() {
-        return Err(ImageError::format(shown, "a root filesystem tar must be a file"));
+        return Err(ImageError::format(
+            shown,
+            "a root filesystem tar must be a file",
+        ));
     }
     // The diff id is the digest of the uncompressed tar: one pass to know it (and so whether
     // the store has the layer already).
     let file = open_source(path)?;
-    let mut tar = Hashing::new(
-        extract::decompress(BufReader::new(file)).ctx(|| format!("read {shown}"))?,
-    );
+    let mut tar =
+        Hashing::new(extract::decompress(BufReader::new(file)).ctx(|| format!("read {shown}"))?);
     extract::drain(&mut tar)
         .map_err(|e| ImageError::format(&shown, format!("corrupt compressed stream: {e}")))?;
     let diff_id = tar.digest();
@@ -251,7 +263,8 @@ fn stage_rootfs(path: &Path) -> Result<Staged, ImageError> {
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     });
-    let config = serde_json::to_vec(&config).map_err(|e| ImageError::format(&shown, e.to_string()))?;
+    let config =
+        serde_json::to_vec(&config).map_err(|e| ImageError::format(&shown, e.to_string()))?;
     let path = path.to_path_buf();
     Ok(Staged {
         name_hint: None,
@@ -282,10 +295,13 @@ fn platform_matches(d: &Descriptor) -> bool {
 /// The name a descriptor's annotations give, normalised, if any.
 fn annotated_name(d: &Descriptor) -> Option<String> {
     let a = d.annotations().as_ref()?;
-    ["io.containerd.image.name", "org.opencontainers.image.ref.name"]
-        .iter()
-        .filter_map(|k| a.get(*k))
-        .find_map(|v| Reference::parse(v).ok().map(|r| r.normalized()))
+    [
+        "io.containerd.image.name",
+        "org.opencontainers.image.ref.name",
+    ]
+    .iter()
+    .filter_map(|k| a.get(*k))
+    .find_map(|v| Reference::parse(v).ok().map(|r| r.normalized()))
 }
 
 /// Picks the manifest for this host from an index's descriptors.
@@ -331,8 +347,15 @@ fn select<'a>(
 }
 
 fn stage_oci(dir: SourceDir, name: Option<&str>) -> Result<Staged, ImageError> {
-    let layout: serde_json::Value = json(&dir.read("oci-layout")?, &format!("oci-layout of {}", dir.shown))?;
-    if layout.get("imageLayoutVersion").and_then(|v| v.as_str()).is_none() {
+    let layout: serde_json::Value = json(
+        &dir.read("oci-layout")?,
+        &format!("oci-layout of {}", dir.shown),
+    )?;
+    if layout
+        .get("imageLayoutVersion")
+        .and_then(|v| v.as_str())
+        .is_none()
+    {
         return Err(ImageError::format(
             format!("oci-layout of {}", dir.shown),
             "no imageLayoutVersion",
@@ -396,7 +419,10 @@ fn stage_oci(dir: SourceDir, name: Option<&str>) -> Result<Staged, ImageError> {
             diff_id: diff_id.clone(),
             open: Box::new(move || {
                 if !src.exists(&rel) {
-                    return Err(ImageError::blob(&missing, format!("missing from {}", src.shown)));
+                    return Err(ImageError::blob(
+                        &missing,
+                        format!("missing from {}", src.shown),
+                    ));
                 }
                 Ok(Box::new(src.file(&rel)?) as Box<dyn Read>)
             }),
@@ -462,7 +488,10 @@ fn stage_docker(dir: SourceDir, name: Option<&str>) -> Result<Staged, ImageError
     let config_digest = digest_from_name(&entry.config).ok_or_else(|| {
         ImageError::format(
             &what,
-            format!("config {:?}: its digest cannot be told from its name", entry.config),
+            format!(
+                "config {:?}: its digest cannot be told from its name",
+                entry.config
+            ),
         )
     })?;
     let config = dir.read(&entry.config)?;

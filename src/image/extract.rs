@@ -208,11 +208,7 @@ fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
 }
 
 fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<nix::sys::stat::FileStat> {
-    nix::sys::stat::fstatat(
-        Some(dir.as_raw_fd()),
-        name,
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
+    nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
 }
 
 fn is_dir(st: &nix::sys::stat::FileStat) -> bool {
@@ -436,7 +432,18 @@ impl Extractor<'_> {
             return Ok(());
         }
         let comps = components(&raw).map_err(|r| self.refuse(&shown, r))?;
-        let meta = self.meta(entry, &shown)?;
+        // The files of an image's archive are only read by the store: their metadata is not
+        // kept (nor parsed).
+        let meta = match self.kind {
+            Kind::Layer => self.meta(entry, &shown)?,
+            Kind::Container => Meta {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                xattrs: Vec::new(),
+            },
+        };
         let Some((name, parents)) = comps.split_last() else {
             // The archive's root (`./`): its metadata goes to the target directory.
             if etype == T::Directory && self.kind == Kind::Layer {
@@ -498,11 +505,10 @@ impl Extractor<'_> {
                 self.summary.size += n;
                 match self.kind {
                     Kind::Layer => self.set_meta(file.as_fd(), &meta, &shown)?,
-                    Kind::Container => nix::sys::stat::fchmod(
-                        file.as_raw_fd(),
-                        Mode::from_bits_truncate(0o644),
-                    )
-                    .ctx(|| ctx("chmod"))?,
+                    Kind::Container => {
+                        nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(0o644))
+                            .ctx(|| ctx("chmod"))?
+                    }
                 }
             }
             T::Symlink => {
@@ -512,12 +518,8 @@ impl Extractor<'_> {
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| self.refuse(&shown, "symlink without a target"))?;
                 self.clear(parent, name, &shown)?;
-                nix::unistd::symlinkat(
-                    OsStr::from_bytes(&target),
-                    Some(parent.as_raw_fd()),
-                    name,
-                )
-                .ctx(|| ctx("symlink"))?;
+                nix::unistd::symlinkat(OsStr::from_bytes(&target), Some(parent.as_raw_fd()), name)
+                    .ctx(|| ctx("symlink"))?;
                 if self.kind == Kind::Layer {
                     self.set_meta_at(parent, name, &meta, &shown, false)?;
                 }
@@ -564,7 +566,11 @@ impl Extractor<'_> {
         Ok(())
     }
 
-    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<Meta, ImageError> {
+    fn meta<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        shown: &str,
+    ) -> Result<Meta, ImageError> {
         let bad = |field: &str| self.refuse(shown, format!("unreadable {field} in the header"));
         let h = entry.header();
         let mut meta = Meta {
@@ -611,7 +617,8 @@ impl Extractor<'_> {
         }
         // overlayfs's own xattrs would change what an overlay of the layers shows (redirects,
         // metacopy, whiteouts): only the store sets them, from OCI whiteouts.
-        meta.xattrs.retain(|(n, _)| !n.starts_with("trusted.overlay."));
+        meta.xattrs
+            .retain(|(n, _)| !n.starts_with("trusted.overlay."));
         Ok(meta)
     }
 
@@ -620,12 +627,8 @@ impl Extractor<'_> {
     fn set_meta(&self, fd: BorrowedFd<'_>, meta: &Meta, shown: &str) -> Result<(), ImageError> {
         let what = self.what;
         let ctx = |op: &str| format!("{what}: {op} {shown}");
-        nix::unistd::fchown(
-            fd.as_raw_fd(),
-            Some(meta.uid.into()),
-            Some(meta.gid.into()),
-        )
-        .ctx(|| ctx("chown"))?;
+        nix::unistd::fchown(fd.as_raw_fd(), Some(meta.uid.into()), Some(meta.gid.into()))
+            .ctx(|| ctx("chown"))?;
         nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(meta.mode))
             .ctx(|| ctx("chmod"))?;
         for (name, value) in &meta.xattrs {
@@ -744,14 +747,19 @@ impl Extractor<'_> {
                                 prefix()
                             ),
                         ),
-                        Some(libc::ENOTDIR) => self.refuse(
-                            shown,
-                            format!("its parent {} is not a directory", prefix()),
-                        ),
-                        Some(libc::EXDEV) => self.refuse(
-                            shown,
-                            format!("its parent {} is a mount point", prefix()),
-                        ),
+                        Some(libc::ENOTDIR) => {
+                            let symlink = fstatat_nofollow(fd.as_fd(), c)
+                                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK);
+                            let what = if symlink {
+                                "a symlink: a path through a symlink is refused"
+                            } else {
+                                "not a directory"
+                            };
+                            self.refuse(shown, format!("its parent {} is {what}", prefix()))
+                        }
+                        Some(libc::EXDEV) => {
+                            self.refuse(shown, format!("its parent {} is a mount point", prefix()))
+                        }
                         _ => ImageError::Io {
                             context: format!("{what}: open {} for {shown}", prefix()),
                             source: e,
@@ -763,7 +771,12 @@ impl Extractor<'_> {
         Ok(fd)
     }
 
-    fn whiteout(&mut self, parent: BorrowedFd<'_>, name: &[u8], shown: &str) -> Result<(), ImageError> {
+    fn whiteout(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        shown: &str,
+    ) -> Result<(), ImageError> {
         let what = self.what;
         if name == OPAQUE_MARKER.as_bytes() {
             fsetxattr(parent, OPAQUE_XATTR, b"y")
@@ -800,8 +813,8 @@ impl Extractor<'_> {
         shown: &str,
     ) -> Result<(), ImageError> {
         let what = self.what;
-        let tcomps = components(target)
-            .map_err(|r| self.refuse(shown, format!("hard link target: {r}")))?;
+        let tcomps =
+            components(target).map_err(|r| self.refuse(shown, format!("hard link target: {r}")))?;
         let Some((tname, tparents)) = tcomps.split_last() else {
             return Err(self.refuse(shown, "hard link to the archive's root"));
         };
@@ -813,7 +826,9 @@ impl Extractor<'_> {
         for (i, dir) in dirs.into_iter().enumerate() {
             let tdir = match self.dir_in(dir, tparents, false, shown) {
                 Ok(fd) => fd,
-                Err(ImageError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+                Err(ImageError::Io { source, .. })
+                    if source.raw_os_error() == Some(libc::ENOENT) =>
+                {
                     continue
                 }
                 Err(ImageError::Entry { reason, .. }) => {
@@ -822,9 +837,7 @@ impl Extractor<'_> {
                 Err(e) => return Err(e),
             };
             match fstatat_nofollow(tdir.as_fd(), tname) {
-                Ok(st) if is_dir(&st) => {
-                    return Err(self.refuse(shown, "hard link to a directory"))
-                }
+                Ok(st) if is_dir(&st) => return Err(self.refuse(shown, "hard link to a directory")),
                 Ok(st) if i > 0 && is_whiteout(&st) => break,
                 Ok(_) => {
                     found = Some(tdir);
@@ -913,18 +926,33 @@ pub(crate) fn apply_layer(layer: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::
             Ok(t) if is_dir(&t) && !opaque => {}
             Ok(_) => {
                 remove_at(target, &name)?;
-                nix::sys::stat::mkdirat(Some(target.as_raw_fd()), name.as_os_str(), Mode::from_bits_truncate(0o700))?;
+                nix::sys::stat::mkdirat(
+                    Some(target.as_raw_fd()),
+                    name.as_os_str(),
+                    Mode::from_bits_truncate(0o700),
+                )?;
             }
             Err(Errno::ENOENT) => {
-                nix::sys::stat::mkdirat(Some(target.as_raw_fd()), name.as_os_str(), Mode::from_bits_truncate(0o700))?;
+                nix::sys::stat::mkdirat(
+                    Some(target.as_raw_fd()),
+                    name.as_os_str(),
+                    Mode::from_bits_truncate(0o700),
+                )?;
             }
             Err(e) => return Err(e.into()),
         }
         let dst = open_beneath(target, Path::new(&name), flags)?;
         apply_layer(src.as_fd(), dst.as_fd())?;
         // The directory takes the upper layer's metadata, as in an overlay.
-        nix::unistd::fchown(dst.as_raw_fd(), Some(st.st_uid.into()), Some(st.st_gid.into()))?;
-        nix::sys::stat::fchmod(dst.as_raw_fd(), Mode::from_bits_truncate(st.st_mode & 0o7777))?;
+        nix::unistd::fchown(
+            dst.as_raw_fd(),
+            Some(st.st_uid.into()),
+            Some(st.st_gid.into()),
+        )?;
+        nix::sys::stat::fchmod(
+            dst.as_raw_fd(),
+            Mode::from_bits_truncate(st.st_mode & 0o7777),
+        )?;
         copy_xattrs(src.as_fd(), dst.as_fd())?;
         let atime = TimeSpec::new(st.st_atime, st.st_atime_nsec);
         let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
@@ -936,8 +964,15 @@ pub(crate) fn apply_layer(layer: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::
 /// Gives `target`'s root the metadata of `layer`'s root.
 pub(crate) fn copy_root_meta(layer: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
     let st = nix::sys::stat::fstat(layer.as_raw_fd())?;
-    nix::unistd::fchown(target.as_raw_fd(), Some(st.st_uid.into()), Some(st.st_gid.into()))?;
-    nix::sys::stat::fchmod(target.as_raw_fd(), Mode::from_bits_truncate(st.st_mode & 0o7777))?;
+    nix::unistd::fchown(
+        target.as_raw_fd(),
+        Some(st.st_uid.into()),
+        Some(st.st_gid.into()),
+    )?;
+    nix::sys::stat::fchmod(
+        target.as_raw_fd(),
+        Mode::from_bits_truncate(st.st_mode & 0o7777),
+    )?;
     let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
     nix::sys::stat::futimens(target.as_raw_fd(), &mtime, &mtime)?;
     Ok(())

@@ -29,9 +29,7 @@ impl Reference {
             reason,
         };
         if text.trim() != text || text.is_empty() {
-            return Err(invalid(
-                "empty, or leading or trailing white space".into(),
-            ));
+            return Err(invalid("empty, or leading or trailing white space".into()));
         }
         match OciReference::from_str(text) {
             Ok(inner) => Ok(Reference { inner }),
@@ -126,11 +124,18 @@ mod tests {
                 assert!(Reference::parse(given).is_err(), "{given}");
                 continue;
             }
-            assert_eq!(Reference::parse(given).unwrap().normalized(), want, "{given}");
+            assert_eq!(
+                Reference::parse(given).unwrap().normalized(),
+                want,
+                "{given}"
+            );
         }
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = Reference::parse(&format!("busybox@{digest}")).unwrap();
-        assert_eq!(r.normalized(), format!("docker.io/library/busybox@{digest}"));
+        assert_eq!(
+            r.normalized(),
+            format!("docker.io/library/busybox@{digest}")
+        );
         assert_eq!(r.tag(), None);
         assert_eq!(r.digest(), Some(digest.as_str()));
     }

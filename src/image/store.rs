@@ -228,7 +228,9 @@ impl TempDir {
                 Ok(true)
             }
             Err(nix::errno::Errno::EEXIST) | Err(nix::errno::Errno::ENOTEMPTY) => Ok(false),
-            Err(e) => Err(e).ctx(|| format!("rename {} to {}", self.path.display(), dest.display())),
+            Err(e) => {
+                Err(e).ctx(|| format!("rename {} to {}", self.path.display(), dest.display()))
+            }
         }
     }
 }
@@ -325,7 +327,8 @@ impl ImageStore {
 
     fn lock_named(&self, name: &str, op: libc::c_int) -> Result<Lock, ImageError> {
         let file = self.lock_file(name)?;
-        flock(file.as_fd(), op, false).ctx(|| format!("lock {}", self.root.join(name).display()))?;
+        flock(file.as_fd(), op, false)
+            .ctx(|| format!("lock {}", self.root.join(name).display()))?;
         Ok(Lock(file))
     }
 
@@ -541,7 +544,8 @@ impl ImageStore {
         Ok(())
     }
 
-    /// Installs a staged image under the normalised name `key`.
+    /// Installs a staged image under the normalised name `key`. On failure, the layers this
+    /// install placed go again (unless an image uses them meanwhile).
     pub(crate) fn install_staged(
         &self,
         key: &str,
@@ -550,6 +554,39 @@ impl ImageStore {
     ) -> Result<Image, ImageError> {
         // Prune waits for this install to finish, so the layers it finds stay.
         let _gc = self.lock_named("gc.lock", libc::LOCK_SH)?;
+        let mut placed = Vec::new();
+        let result = self.install_locked(key, staged, opts, &mut placed);
+        if result.is_err() && !placed.is_empty() {
+            // Best effort: the install's own error is what the caller needs to see.
+            let _ = self.discard_layers(&placed);
+        }
+        result
+    }
+
+    /// Removes the layers `diff_ids` unless an image record uses them.
+    fn discard_layers(&self, diff_ids: &[String]) -> Result<(), ImageError> {
+        let trash = {
+            let _lock = self.lock_exclusive()?;
+            let index = self.load_index()?;
+            let mut trash = Vec::new();
+            for d in diff_ids {
+                if !index.images.values().any(|r| r.layers.contains(d)) {
+                    trash.extend(self.to_trash(&self.layer_dir(d)?)?);
+                }
+            }
+            trash
+        };
+        drop(trash);
+        Ok(())
+    }
+
+    fn install_locked(
+        &self,
+        key: &str,
+        staged: Staged,
+        opts: &InstallOptions,
+        placed: &mut Vec<String>,
+    ) -> Result<Image, ImageError> {
         let config: ImageConfiguration = serde_json::from_slice(&staged.config).map_err(|e| {
             ImageError::format(format!("config {}", staged.config_digest), e.to_string())
         })?;
@@ -578,7 +615,10 @@ impl ImageStore {
                 staged.layers.len(),
                 layer.digest.as_deref().unwrap_or(&layer.diff_id)
             );
-            let info = self.ensure_layer(layer, &lowers, &what)?;
+            let (info, new) = self.ensure_layer(layer, &lowers, &what)?;
+            if new {
+                placed.push(layer.diff_id.clone());
+            }
             size += info.size;
             whiteouts |= info.whiteouts;
             let fs = self.layer_dir(&layer.diff_id)?.join("fs");
@@ -622,10 +662,15 @@ impl ImageStore {
             let mut index = self.load_index()?;
             // What this install found in place must still be there (rm or release may have
             // removed a flattened tree meanwhile).
-            if !self.root.join(&record.rootfs).is_dir() {
+            let layers_gone = record.layers.iter().any(|d| {
+                self.layer_dir(d)
+                    .map_or(true, |p| !p.join("info.json").is_file())
+            });
+            if layers_gone || !self.root.join(&record.rootfs).is_dir() {
                 return Err(ImageError::format(
                     format!("install {key}"),
-                    "the flattened tree was removed by a concurrent rm; try again",
+                    "a layer or the flattened tree was removed meanwhile (by a concurrent rm or \
+                     failed install); try again",
                 ));
             }
             match index.names.get(key) {
@@ -650,7 +695,7 @@ impl ImageStore {
         layer: &StagedLayer,
         lowers: &[OwnedFd],
         what: &str,
-    ) -> Result<LayerInfo, ImageError> {
+    ) -> Result<(LayerInfo, bool), ImageError> {
         let dest = self.layer_dir(&layer.diff_id)?;
         if let Some(info) = self.layer_info(&layer.diff_id)? {
             if let Some(digest) = &layer.digest {
@@ -658,7 +703,7 @@ impl ImageStore {
                 extract::drain(&mut blob).ctx(|| format!("read {what}"))?;
                 check_blob(digest, layer.size, &blob)?;
             }
-            return Ok(info);
+            return Ok((info, false));
         }
         let tmp = self.new_temp("layer")?;
         let fs = tmp.path().join("fs");
@@ -668,33 +713,37 @@ impl ImageStore {
             .ctx(|| format!("create {}", fs.display()))?;
         let fs_fd = extract::open_dir(&fs).ctx(|| format!("open {}", fs.display()))?;
         let mut blob = Hashing::new((layer.open)()?);
-        let (summary, diff_id) = {
+        let (summary, diff_id, rest) = {
             let buf = BufReader::with_capacity(256 << 10, &mut blob);
             let stream = extract::decompress(buf).ctx(|| format!("read {what}"))?;
             let mut tar = Hashing::new(stream);
             let summary = extract::extract(fs_fd.as_fd(), &mut tar, what, Kind::Layer, lowers);
-            // A wrong blob is reported as such rather than as whatever its content broke.
-            if summary.is_ok() {
-                extract::drain(&mut tar).map_err(|e| {
-                    ImageError::format(what, format!("corrupt compressed stream: {e}"))
-                })?;
-            }
-            (summary, tar.digest())
+            // The digests cover the whole stream: read the rest, after a failed extraction too,
+            // so that content other than what the descriptor or config says is reported as such.
+            let rest = extract::drain(&mut tar);
+            (summary, tar.digest(), rest)
         };
         let drained = extract::drain(&mut blob);
         if let Some(digest) = &layer.digest {
             check_blob(digest, layer.size, &blob)?;
         }
-        let summary = summary?;
-        drained.ctx(|| format!("read {what}"))?;
-        if diff_id != layer.diff_id {
-            return Err(ImageError::blob(
+        let wrong_content = || {
+            ImageError::blob(
                 layer.digest.as_deref().unwrap_or(&layer.diff_id),
                 format!(
                     "uncompressed content has digest {diff_id}, the image config says {}",
                     layer.diff_id
                 ),
-            ));
+            )
+        };
+        if summary.is_err() && rest.is_ok() && diff_id != layer.diff_id {
+            return Err(wrong_content());
+        }
+        let summary = summary?;
+        rest.map_err(|e| ImageError::format(what, format!("corrupt compressed stream: {e}")))?;
+        drained.ctx(|| format!("read {what}"))?;
+        if diff_id != layer.diff_id {
+            return Err(wrong_content());
         }
         let info = LayerInfo {
             size: summary.size,
@@ -707,8 +756,8 @@ impl ImageStore {
         self.write_atomic(&tmp.path().join("info.json"), &bytes)?;
         let mut tmp = tmp;
         // Another install may have placed the same layer meanwhile: then this copy goes.
-        tmp.place(&dest)?;
-        Ok(info)
+        let placed = tmp.place(&dest)?;
+        Ok((info, placed))
     }
 
     /// Removes unreferenced image records from `index`, and moves their flattened trees to
@@ -809,10 +858,7 @@ impl ImageStore {
                 .get(&key)
                 .cloned()
                 .ok_or_else(|| ImageError::NotFound(key.clone()))?;
-            let other_names = index
-                .names
-                .iter()
-                .any(|(n, d)| *d == digest && *n != key);
+            let other_names = index.names.iter().any(|(n, d)| *d == digest && *n != key);
             let users: Vec<&str> = index
                 .users
                 .iter()
@@ -851,9 +897,10 @@ impl ImageStore {
                 .get(&key)
                 .cloned()
                 .ok_or_else(|| ImageError::NotFound(key.clone()))?;
-            let rec = index.images.get(&digest).cloned().ok_or_else(|| {
-                ImageError::format("image index", format!("no record for {key}"))
-            })?;
+            let rec =
+                index.images.get(&digest).cloned().ok_or_else(|| {
+                    ImageError::format("image index", format!("no record for {key}"))
+                })?;
             let image = self.image_from(&key, &digest, &rec)?;
             index.users.insert(user.to_string(), digest);
             let trash = self.collect(&mut index)?;
