@@ -218,9 +218,9 @@ impl ContainerConfig {
                     reason: e.to_string(),
                 }
             })?;
-        let spec: Spec = serde_json::from_slice(&text).map_err(|e| Error::Bundle {
+        let spec: Spec = parse_json(&text).map_err(|reason| Error::Bundle {
             path: path.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
         Self::from_spec(spec, &bundle, opts)
     }
@@ -230,6 +230,7 @@ impl ContainerConfig {
         if spec.version().is_empty() {
             return Err(Error::config("ociVersion", "missing"));
         }
+        check_oci_version(spec.version())?;
         let root = spec
             .root()
             .as_ref()
@@ -1453,4 +1454,41 @@ fn hook_plan(field: &str, h: &Hook) -> Result<HookPlan> {
         env: h.env().clone().unwrap_or_default(),
         timeout_secs,
     })
+}
+
+/// Parses JSON into `T`; an error names the field where it happened (`process.args: invalid
+/// type: ...`), which serde_json's own message leaves out.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    text: &[u8],
+) -> std::result::Result<T, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| match e.path().to_string() {
+        path if path == "." => e.inner().to_string(),
+        path => format!("{path}: {}", e.inner()),
+    })
+}
+
+/// The runtime spec's versions are SemVer: a bundle written for another major version may mean
+/// something else by the same fields, so only 1.x is run (any minor: later minors only add
+/// optional fields).
+fn check_oci_version(version: &str) -> Result<()> {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !numeric {
+        return Err(Error::config(
+            "ociVersion",
+            format!("{version:?} is not a SemVer version"),
+        ));
+    }
+    if parts[0] != "1" {
+        return Err(Error::config(
+            "ociVersion",
+            format!("unsupported version {version} (husk runs runtime-spec 1.x bundles)"),
+        ));
+    }
+    Ok(())
 }

@@ -511,3 +511,173 @@ fn listing_another_device_does_not_open_kmsg() {
     assert_eq!(check["writable"], false, "{check}");
     assert_eq!(check["write_error"]["errno"], libc::EPERM, "{check}");
 }
+
+/// A broken bundle given to `create`: refused in one line that contains `needle` (what is
+/// wrong), and nothing left behind (issue 13's list of hostile and broken input).
+fn assert_create_refused(rt: &Runtime, bundle: &Bundle, needle: &str, what: &str) {
+    let id = unique_id("bad");
+    let path = bundle.path().as_os_str();
+    let out = run_quickly(
+        rt,
+        &[
+            OsStr::new("create"),
+            OsStr::new("--bundle"),
+            path,
+            OsStr::new(&id),
+        ],
+        WAIT,
+    );
+    let line = assert_one_line_error(&out, what);
+    assert!(
+        line.contains(needle),
+        "{what}: the error does not name {needle:?}: {line}"
+    );
+    assert_nothing_left(rt, what);
+    assert!(bundle.leftover_mounts().is_empty(), "{what}: mounts left");
+}
+
+#[test]
+fn broken_config_json_is_refused_in_one_line_naming_the_problem() {
+    let rt = runtime();
+    let write = |b: &Bundle, text: &str| std::fs::write(b.config_path(), text).unwrap();
+
+    let b = Bundle::new(&rt);
+    std::fs::remove_file(b.config_path()).unwrap();
+    assert_create_refused(&rt, &b, "config.json", "config.json missing");
+
+    let b = Bundle::new(&rt);
+    write(&b, "");
+    assert_create_refused(&rt, &b, "config.json", "config.json empty");
+
+    let b = Bundle::new(&rt);
+    write(&b, "{\"ociVersion\": \"1.0.2\", ");
+    assert_create_refused(&rt, &b, "config.json", "config.json not JSON");
+
+    let b = Bundle::new(&rt).set("/process/args", json!("sh"));
+    assert_create_refused(&rt, &b, "args", "process.args of the wrong type");
+
+    let b = Bundle::new(&rt).set("/process/user/uid", json!("root"));
+    assert_create_refused(&rt, &b, "uid", "process.user.uid of the wrong type");
+
+    let b = Bundle::new(&rt).set("/ociVersion", json!("9.0.0"));
+    assert_create_refused(&rt, &b, "9.0.0", "unsupported ociVersion");
+
+    let b = Bundle::new(&rt).set("/root/path", json!("no-such-rootfs"));
+    assert_create_refused(&rt, &b, "no-such-rootfs", "missing rootfs");
+
+    let b = Bundle::new(&rt).set("/process/args", json!([]));
+    assert_create_refused(&rt, &b, "process.args", "empty args");
+
+    let b = Bundle::new(&rt).args(["/bin/no-such-program"]);
+    assert_create_refused(&rt, &b, "/bin/no-such-program", "nonexistent executable");
+
+    let b = Bundle::new(&rt).push("/process/capabilities/bounding", json!("CAP_NO_SUCH_THING"));
+    assert_create_refused(&rt, &b, "CAP_NO_SUCH_THING", "unknown capability");
+}
+
+#[test]
+fn broken_command_lines_are_refused_in_one_line_naming_the_problem() {
+    let rt = runtime();
+    let b = Bundle::new(&rt).sh("exec sleep 1000");
+    let scratch = TempDir::new("husk-test-bad-input");
+
+    // A pid file in a directory that does not exist: refused, and no container left.
+    let id = unique_id("bad");
+    let pid_file = scratch.path().join("no-such-dir/pid");
+    let out = run_quickly(
+        &rt,
+        &[
+            OsStr::new("create"),
+            OsStr::new("--bundle"),
+            b.path().as_os_str(),
+            OsStr::new("--pid-file"),
+            pid_file.as_os_str(),
+            OsStr::new(&id),
+        ],
+        WAIT,
+    );
+    let line = assert_one_line_error(&out, "pid file in a missing directory");
+    assert!(line.contains("no-such-dir"), "pid file: {line}");
+    assert_nothing_left(&rt, "pid file in a missing directory");
+
+    // A console socket path that is a regular file, not a socket.
+    let not_socket = scratch.path().join("not-a-socket");
+    std::fs::write(&not_socket, "").unwrap();
+    let tty = Bundle::new(&rt).set("/process/terminal", json!(true));
+    let id = unique_id("bad");
+    let out = run_quickly(
+        &rt,
+        &[
+            OsStr::new("create"),
+            OsStr::new("--bundle"),
+            tty.path().as_os_str(),
+            OsStr::new("--console-socket"),
+            not_socket.as_os_str(),
+            OsStr::new(&id),
+        ],
+        WAIT,
+    );
+    let line = assert_one_line_error(&out, "console socket not a socket");
+    assert!(line.contains("not-a-socket"), "console socket: {line}");
+    assert_nothing_left(&rt, "console socket not a socket");
+
+    // Against a running container: bad signals and a malformed process.json.
+    let c = rt.create(&b);
+    c.start();
+    for signal in ["SIGNOPE", "NOPE", "65", "-3"] {
+        let out = run_quickly(
+            &rt,
+            &[OsStr::new("kill"), OsStr::new(c.id()), OsStr::new(signal)],
+            WAIT,
+        );
+        let line = assert_one_line_error(&out, "bad signal");
+        assert!(
+            line.contains(signal.trim_start_matches('-')),
+            "signal {signal}: {line}"
+        );
+    }
+    let process_json = scratch.path().join("process.json");
+    for (text, needle) in [
+        ("", "process.json"),
+        ("{\"args\": 7}", "args"),
+        ("[1,2]", "process.json"),
+    ] {
+        std::fs::write(&process_json, text).unwrap();
+        let out = run_quickly(
+            &rt,
+            &[
+                OsStr::new("exec"),
+                OsStr::new("--process"),
+                process_json.as_os_str(),
+                OsStr::new(c.id()),
+            ],
+            WAIT,
+        );
+        let line = assert_one_line_error(&out, "malformed process.json");
+        assert!(line.contains(needle), "process.json {text:?}: {line}");
+    }
+    assert_eq!(
+        c.status(),
+        "running",
+        "the container survives the bad commands"
+    );
+}
+
+/// 10,000 mounts: the bootstrap carries them (through a memfd above the socket's packet size)
+/// and the container sees every one.
+#[test]
+fn ten_thousand_mounts_are_all_made() {
+    let rt = runtime();
+    let many: Vec<Value> = (0..10_000)
+        .map(|i| json!({"destination": format!("/many/m{i}"), "type": "tmpfs", "source": "tmpfs", "options": ["size=4k"]}))
+        .collect();
+    // One edit: each edit of a Bundle rewrites config.json.
+    let b = Bundle::new(&rt)
+        .with_shared_dir()
+        .sh("grep -c ' /many/m' /proc/self/mountinfo > /shared/count")
+        .edit(|config| config["mounts"].as_array_mut().unwrap().extend(many));
+    let out = rt.run_bundle(&b);
+    assert!(out.status.success(), "{}", out.describe());
+    let count = std::fs::read_to_string(b.shared_dir().join("count")).unwrap();
+    assert_eq!(count.trim(), "10000");
+}

@@ -106,8 +106,12 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
                 }
             }
         }
-        return serde_json::from_value(value)
-            .map_err(|e| bad("--process", format!("{}: {e}", path.display())));
+        return serde_path_to_error::deserialize(value).map_err(|e| {
+            bad(
+                "--process",
+                format!("{}: {}: {}", path.display(), e.path(), e.inner()),
+            )
+        });
     }
     if a.command.is_empty() {
         return Err(bad("exec", "no command given"));
