@@ -82,6 +82,7 @@ demo: deps build rootfs
 
 test: export HUSK_ROOTFS := $(ROOTFS_DIR)
 test: deps build rootfs
+	build/check-hot-list target/release/husk
 	cargo test --release --workspace $(TEST_ARGS)
 	@if [ "$(DIFFERENTIAL_CI_N)" != 0 ]; then \
 		$(MAKE) --no-print-directory differential N=$(DIFFERENTIAL_CI_N) SEED=$(SEED); \
