@@ -920,3 +920,26 @@ fn short_and_long_spelling_of_one_flag_are_refused_together() {
     let out = rt.run_ok(["exec", "-e", "A=1", c.id(), "sh", "-c", "echo $A", "--env"]);
     assert_eq!(out.stdout_str(), "1\n");
 }
+
+/// `exec` without `--process`: a variable the container's env lists twice (or that `--env` sets again) is passed
+/// once, with its last value, as runc's exec does (found by the differential tester: husk passed `DUP=1 DUP=2`).
+/// The process's environ is read by the exec'd `cat` itself (a shell would fold the duplicates).
+#[test]
+fn exec_passes_a_variable_listed_twice_once_with_its_last_value() {
+    let rt = runtime();
+    let bundle = sleeper(&rt).add_env("DUP=1").add_env("DUP=2");
+    let c = running(&rt, &bundle);
+    let dups = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend(extra);
+        args.extend([c.id(), "cat", "/proc/self/environ"]);
+        let out = rt.run_ok(&args);
+        out.stdout_str()
+            .split('\0')
+            .filter(|kv| kv.starts_with("DUP="))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dups(&[]), ["DUP=2"]);
+    assert_eq!(dups(&["--env", "DUP=3"]), ["DUP=3"]);
+}

@@ -123,8 +123,10 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
     }
-    let mut env = p.env().clone().unwrap_or_default();
-    for kv in &a.env {
+    // The container's env, then --env: a variable listed twice keeps its last value, as in runc's
+    // exec (the container's own process gets process.env as it is).
+    let mut env: Vec<String> = Vec::new();
+    for kv in p.env().iter().flatten().chain(&a.env) {
         let key = kv.split('=').next().unwrap_or_default();
         env.retain(|e| e.split('=').next() != Some(key));
         env.push(kv.clone());
