@@ -202,6 +202,19 @@ impl Case {
         if process_file {
             tags.push("exec:process-file".into());
         }
+        // `kill --all` while the container is paused (runc 1.1.5 thaws it).
+        let mut paused = false;
+        for step in &self.steps {
+            match step {
+                Step::Pause => paused = true,
+                Step::Resume => paused = false,
+                Step::Kill { all: true, .. } if paused => {
+                    tags.push("kill-all-while-paused".into());
+                    break;
+                }
+                _ => {}
+            }
+        }
         tags
     }
 
