@@ -584,7 +584,12 @@ fn process_features(rng: &mut Rng, out: &mut Vec<Feature>) {
 fn mount_features(rng: &mut Rng, out: &mut Vec<Feature>) {
     if rng.chance(40) {
         for i in 0..=rng.below(3) {
-            out.push(one_mount(rng, i));
+            let mut mount = one_mount(rng, i);
+            // The same mount drawn again lands on top of the first.
+            if out.iter().any(|f| f.tag == mount.tag) {
+                mount.tag.push_str("+again");
+            }
+            out.push(mount);
         }
     }
     if rng.chance(10) {

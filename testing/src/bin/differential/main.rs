@@ -2,7 +2,7 @@
 //! reports every difference that is not listed as deliberate.
 //!
 //! ```text
-//! differential [--cases N] [--seed S] [--husk BIN] [--reference BIN] [--rootfs DIR] [--known FILE]
+//! differential [--cases N] [--first K] [--seed S] [--husk BIN] [--reference BIN] [--rootfs DIR] [--known FILE]
 //!              [--out DIR] [--replay CASE_SEED [--features I,J,..]] [--no-minimize] [--verbose] [--show]
 //! ```
 //!
@@ -53,6 +53,9 @@ fn install_signal_handlers() {
 
 struct Options {
     cases: u64,
+    /// Index of the first case: `--first 500 --cases 500` runs cases 500..1000 of the seed's sequence (one shard
+    /// of a long run; shards of one seed can run side by side).
+    first: u64,
     seed: u64,
     husk: PathBuf,
     reference: PathBuf,
@@ -91,6 +94,7 @@ fn parse_options() -> Result<Options, String> {
     };
     let mut o = Options {
         cases: 200,
+        first: 0,
         seed: 1,
         husk: env_path("HUSK_BINARY", workspace().join("target/release/husk")),
         reference: env_path("HUSK_REFERENCE_RUNTIME", "/usr/sbin/runc".into()),
@@ -109,6 +113,7 @@ fn parse_options() -> Result<Options, String> {
         match arg.as_str() {
             "--cases" | "-n" => o.cases = parse_number(&value()?)?,
             "--seed" => o.seed = parse_number(&value()?)?,
+            "--first" => o.first = parse_number(&value()?)?,
             "--husk" => o.husk = value()?.into(),
             "--reference" => o.reference = value()?.into(),
             "--rootfs" => o.rootfs = value()?.into(),
@@ -146,7 +151,7 @@ fn parse_options() -> Result<Options, String> {
 }
 
 const USAGE: &str =
-    "usage: differential [--cases N] [--seed S] [--husk BIN] [--reference BIN] [--rootfs DIR] \
+    "usage: differential [--cases N] [--first K] [--seed S] [--husk BIN] [--reference BIN] [--rootfs DIR] \
 [--known FILE] [--out DIR] [--replay CASE_SEED [--features I,J,..]] [--no-minimize] [--verbose] [--show]";
 
 /// One entry of the known-differences list: a case tag pattern, an observation key pattern, optionally a pattern
@@ -165,7 +170,7 @@ impl Known {
             .split('&')
             .all(|want| want == "*" || tags.iter().any(|t| glob(want, t)))
             && glob(&self.key, key)
-            && self.husk_value.as_ref().map_or(true, |v| glob(v, husk))
+            && self.husk_value.as_ref().is_none_or(|v| glob(v, husk))
     }
 }
 
@@ -567,12 +572,15 @@ impl Tool {
         let o = &self.options;
         let seeds: Vec<u64> = match o.replay {
             Some(seed) => vec![seed],
-            None => (0..o.cases).map(|i| rng::case_seed(o.seed, i)).collect(),
+            None => (o.first..o.first + o.cases)
+                .map(|i| rng::case_seed(o.seed, i))
+                .collect(),
         };
         let (mut run, mut diverged, mut listed) = (0u64, 0u64, 0u64);
         let mut classes: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let mut minimized: Vec<String> = Vec::new();
         for (index, &seed) in seeds.iter().enumerate() {
+            let index = o.first + index as u64;
             if stop_requested() {
                 break;
             }

@@ -157,10 +157,25 @@ pub fn report(prefix: &str, report: &Value, ns: &NsContext, out: &mut Observatio
         "sysctls",
         "cgroup_files",
         "timens_offsets",
-        "devices",
     ] {
         if let Some(value) = report.get(key) {
             put(key, compact(value));
+        }
+    }
+    // Device nodes and links as one list; each directory of /dev (owned by whoever mounted it) on
+    // its own, so that a listed difference in one does not hide the others.
+    if let Some(devices) = report["devices"].as_array() {
+        let (dirs, nodes): (Vec<&Value>, Vec<&Value>) =
+            devices.iter().partition(|d| d["type"] == "dir");
+        put(
+            "devices",
+            compact(&Value::Array(nodes.into_iter().cloned().collect())),
+        );
+        for dir in dirs {
+            put(
+                &format!("devdir:{}", dir["path"].as_str().unwrap_or("?")),
+                compact(dir),
+            );
         }
     }
     if let Some(calls) = report["syscalls"].as_object() {
@@ -423,14 +438,16 @@ pub fn events(stdout: &str) -> String {
 pub fn ps(stdout: &str, json: bool) -> String {
     if json {
         return match serde_json::from_str::<Value>(stdout) {
-            Ok(Value::Array(pids)) => format!("pids={}", pids.len()),
+            Ok(Value::Array(pids)) => format!("pids>0={}", !pids.is_empty()),
             Ok(other) => format!("json:{}", compact(&other)),
             Err(_) => "not-json".into(),
         };
     }
+    // How many processes: the main script's short-lived `sleep` comes and goes, so only whether
+    // there are any.
     let mut lines = stdout.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
-    format!("header={} rows={}", header.join(","), lines.count())
+    format!("header={} rows>0={}", header.join(","), lines.count() > 0)
 }
 
 /// `list --format json`: ids and statuses.
