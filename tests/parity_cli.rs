@@ -943,3 +943,32 @@ fn exec_passes_a_variable_listed_twice_once_with_its_last_value() {
     assert_eq!(dups(&[]), ["DUP=2"]);
     assert_eq!(dups(&["--env", "DUP=3"]), ["DUP=3"]);
 }
+
+/// `exec -u uid` without a gid keeps the container's gid, and a process.json without `oomScoreAdj` gets the
+/// container's, as in runc (found by the differential tester: husk gave gid 0 and oom_score_adj 0).
+#[test]
+fn exec_keeps_the_containers_gid_and_oom_score_adj() {
+    let rt = runtime();
+    let bundle = sleeper(&rt).user(123, 456, &[]).oom_score_adj(500);
+    let c = running(&rt, &bundle);
+    let out = rt.run_ok([
+        "exec",
+        "-u",
+        "65534",
+        c.id(),
+        "sh",
+        "-c",
+        "echo $(id -u):$(id -g)",
+    ]);
+    assert_eq!(out.stdout_str().trim(), "65534:456", "{}", out.describe());
+    let dir = TempDir::new("husk-test-parity");
+    let process = dir.join("process.json");
+    std::fs::write(
+        &process,
+        json!({"args": ["/bin/cat", "/proc/self/oom_score_adj"], "cwd": "/", "user": {"uid": 0, "gid": 0}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = rt.run_ok(["exec", "--process", process.to_str().unwrap(), c.id()]);
+    assert_eq!(out.stdout_str().trim(), "500", "{}", out.describe());
+}

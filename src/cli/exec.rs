@@ -73,6 +73,7 @@ fn bad(field: &str, reason: impl Into<String>) -> husk::Error {
 /// Fields of `process` that a process.json without them takes from the container's config.
 const INHERITED_FROM_CONTAINER: &[&str] = &[
     "capabilities",
+    "oomScoreAdj",
     "noNewPrivileges",
     "apparmorProfile",
     "selinuxLabel",
@@ -133,7 +134,11 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
     }
     p.set_env(Some(env));
     if let Some(user) = &a.user {
-        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        // `-u uid` alone keeps the container's gid, as in runc (which only replaces what is given).
+        let (uid, gid) = match user.split_once(':') {
+            Some((uid, gid)) => (uid, Some(gid)),
+            None => (user.as_str(), None),
+        };
         let parse = |v: &str| {
             let id = v
                 .parse::<u32>()
@@ -142,7 +147,9 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
         };
         let u = p.user_mut();
         u.set_uid(parse(uid)?);
-        u.set_gid(parse(gid)?);
+        if let Some(gid) = gid {
+            u.set_gid(parse(gid)?);
+        }
     }
     for gid in &a.additional_gids {
         husk::config::refuse_no_id("--additional-gids", *gid)?;
