@@ -769,3 +769,25 @@ fn too_many_additional_gids_are_refused_naming_the_field() {
     };
     assert_create_refused(&rt, &bundle, expect);
 }
+
+/// A new user namespace together with a network namespace joined by path (one the caller made, owned by the
+/// caller's user namespace): husk made the user namespace first and then could not join the other (`join net
+/// namespace: Operation not permitted`); it joins first, as runc does. Found by the differential tester (rootless
+/// spec with a joined network namespace).
+#[test]
+fn new_user_namespace_with_a_joined_network_namespace() {
+    let rt = runtime();
+    let holder = husk_testing::NamespaceHolder::new(&["network"]);
+    let bundle = Bundle::new(&rt)
+        .add_namespace("user", None)
+        .uid_mapping(0, 100000, 65536)
+        .gid_mapping(0, 100000, 65536)
+        .add_namespace("network", Some(&holder.path("network")))
+        // A sysfs needs a network namespace of the container's own user namespace (the rootless spec binds the
+        // host's /sys instead); not what this test is about.
+        .remove_mount("/sys/fs/cgroup")
+        .remove_mount("/sys")
+        .sh("readlink /proc/self/ns/net");
+    let out = rt.run_bundle_ok(&bundle);
+    assert_eq!(out.trim(), format!("net:[{}]", holder.inode("network")));
+}

@@ -125,11 +125,31 @@ fn enter_namespaces(
             to_join.push((ns.kind, file.into()));
         }
     }
+    // With a new user namespace, the namespaces to join are joined before it is made, as runc
+    // does: they belong to our user namespace (a network namespace made by the caller, say), where
+    // we are privileged; from inside the new one, setns would need privilege over their owner.
+    let new_user_ns = boot
+        .namespaces
+        .iter()
+        .any(|ns| ns.kind == NamespaceKind::User && ns.path.is_none());
+    let mut joined_early: Vec<NamespaceKind> = Vec::new();
+    if new_user_ns {
+        for kind in NamespaceKind::SETUP_ORDER {
+            if let Some((_, fd)) = to_join.iter().find(|(k, _)| *k == kind) {
+                setns(fd.as_fd(), CloneFlags::from_bits_retain(kind.clone_flag()))
+                    .step(|| format!("join {} namespace", kind.proc_name()))?;
+                joined_early.push(kind);
+            }
+        }
+    }
     let mut create = CloneFlags::empty();
     for kind in NamespaceKind::SETUP_ORDER {
         let Some(plan) = boot.namespaces.iter().find(|ns| ns.kind == kind) else {
             continue;
         };
+        if joined_early.contains(&kind) {
+            continue;
+        }
         if let Some((_, fd)) = to_join.iter().find(|(k, _)| *k == kind) {
             setns(fd.as_fd(), CloneFlags::from_bits_retain(kind.clone_flag())).step(|| {
                 format!(
