@@ -12,19 +12,77 @@ use crate::cgroups::CgroupManager;
 use crate::child::{Child, TakenOrphan};
 use crate::config::{ConsoleDest, ContainerConfig, CreateOptions};
 use crate::error::{Context, Error, Result};
+use crate::image_container::{self, ImageRunOptions, PrivateBundle};
 use crate::spawn::{self, kill_all, oci_state, state_json};
 use crate::state::{OciState, Record, StateDir, Status};
 use crate::stdio::Pipes;
 
-/// Where containers' state lives, and which binary serves as their init.
+/// The image store's default root (the CLI's `--store`).
+pub const DEFAULT_STORE: &str = "/var/lib/husk";
+
+/// Where containers' state lives, which binary serves as their init, and where the image store
+/// is. Made by [`Runtime::new`] or, with more settings, [`Runtime::builder`].
+///
+/// Cloning is cheap; a clone works on the same state root and store.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     root: PathBuf,
     init_binary: PathBuf,
+    store: PathBuf,
+    cgroup_parent: Option<PathBuf>,
+}
+
+/// Settings of a [`Runtime`]: state root, image store, cgroup parent, init binary.
+///
+/// ```no_run
+/// let runtime = husk::Runtime::builder()
+///     .state_root("/run/my-app")
+///     .store("/var/lib/my-app/images")
+///     .cgroup_parent("/my-app")
+///     .build();
+/// # let _ = runtime;
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    runtime: Runtime,
+}
+
+impl RuntimeBuilder {
+    /// Where containers' state lives (default `/run/husk`, the CLI's `--root`).
+    pub fn state_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.runtime.root = root.into();
+        self
+    }
+
+    /// The image store's root directory (default [`DEFAULT_STORE`]).
+    pub fn store(mut self, store: impl Into<PathBuf>) -> Self {
+        self.runtime.store = store.into();
+        self
+    }
+
+    /// The cgroup under which containers made from images or specs, and
+    /// [`Runtime::execute`]'s, get their own (`<parent>/<id>`) when their spec names none.
+    /// A bundle's config.json keeps its own `cgroupsPath`.
+    pub fn cgroup_parent(mut self, parent: impl Into<PathBuf>) -> Self {
+        self.runtime.cgroup_parent = Some(parent.into());
+        self
+    }
+
+    /// The init binary (see [`Runtime::with_init_binary`]; default `/proc/self/exe`).
+    pub fn init_binary(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.runtime.init_binary = binary.into();
+        self
+    }
+
+    /// The runtime.
+    pub fn build(self) -> Runtime {
+        self.runtime
+    }
 }
 
 impl Runtime {
-    /// A runtime keeping state under `root` (husk's CLI default is `/run/husk`).
+    /// A runtime keeping state under `root` (husk's CLI default is `/run/husk`), with the image
+    /// store at [`DEFAULT_STORE`].
     ///
     /// The init is `/proc/self/exe`: a program embedding husk must call
     /// [`husk::init_if_requested`](crate::init_if_requested) first thing in `main`, or point
@@ -33,6 +91,15 @@ impl Runtime {
         Runtime {
             root: root.into(),
             init_binary: PathBuf::from("/proc/self/exe"),
+            store: PathBuf::from(DEFAULT_STORE),
+            cgroup_parent: None,
+        }
+    }
+
+    /// A builder, starting from the defaults of [`Runtime::new`]`("/run/husk")`.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            runtime: Runtime::new("/run/husk"),
         }
     }
 
@@ -51,20 +118,40 @@ impl Runtime {
         &self.root
     }
 
+    /// The image store's root directory.
+    pub fn store_root(&self) -> &Path {
+        &self.store
+    }
+
     /// Creates container `id` from the bundle at `bundle`: on return it is `created`, its init
     /// waiting for [`Container::start`].
     pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<Container> {
         crate::state::validate_id(id)?;
         let config = ContainerConfig::load(bundle, opts)?;
+        Self::check_console(&config, opts)?;
+        crate::child::reap_orphans();
+        let dir = StateDir::create(&self.root, id)?;
+        self.spawn(id, dir, config, opts)
+    }
+
+    fn check_console(config: &ContainerConfig, opts: &CreateOptions) -> Result<()> {
         if config.terminal && opts.console.is_none() {
             return Err(Error::config(
                 "process.terminal",
                 "a terminal needs a console socket (--console-socket) to send it to",
             ));
         }
+        Ok(())
+    }
+
+    fn spawn(
+        &self,
+        id: &str,
+        dir: StateDir,
+        config: ContainerConfig,
+        opts: &CreateOptions,
+    ) -> Result<Container> {
         let console = opts.console.as_ref().filter(|_| config.terminal);
-        crate::child::reap_orphans();
-        let dir = StateDir::create(&self.root, id)?;
         let io = spawn::Io {
             console,
             stdio: &opts.stdio,
@@ -79,6 +166,209 @@ impl Runtime {
             pipes: spawned.pipes,
             creating_elsewhere: false,
         })
+    }
+
+    /// Creates container `id` from an in-memory spec. husk writes it to a private bundle
+    /// directory under the state root, removed when the container is deleted. `root.path` must
+    /// be absolute (there is no bundle for a relative one to be relative to).
+    pub fn create_from_spec(
+        &self,
+        id: &str,
+        spec: &Spec,
+        opts: &CreateOptions,
+    ) -> Result<Container> {
+        crate::state::validate_id(id)?;
+        let root_path = spec.root().as_ref().map(|r| r.path().clone());
+        if !root_path.as_deref().is_some_and(Path::is_absolute) {
+            return Err(Error::config(
+                "root.path",
+                "a spec given without a bundle needs an absolute root path",
+            ));
+        }
+        let mut spec = spec.clone();
+        self.default_cgroup(&mut spec, id);
+        self.create_private(id, opts, |bundle| {
+            bundle.write_spec(&spec)?;
+            Ok(())
+        })
+    }
+
+    /// Creates container `id` from `image` of the store (see [`crate::ImageRunOptions`] for
+    /// what the spec is made of). The container gets its own writable layer over the image, in
+    /// a private bundle under the state root; deleting the container removes it, and releases
+    /// the image: the store refuses to remove an image while a container uses it.
+    pub fn create_from_image(
+        &self,
+        id: &str,
+        image: &str,
+        image_opts: &ImageRunOptions,
+        opts: &CreateOptions,
+    ) -> Result<Container> {
+        crate::state::validate_id(id)?;
+        let store = self.open_store()?;
+        // Fails early, before anything is made, for an unknown image.
+        store.image(image)?;
+        self.create_private(id, opts, |bundle| {
+            let lease = bundle.dir.to_string_lossy().into_owned();
+            bundle.set_lease(store.root(), &lease)?;
+            let image = store.acquire(image, &lease)?;
+            let lower = image_container::ImageLower {
+                layers: if image.layers.is_empty() {
+                    vec![image.rootfs.clone()]
+                } else {
+                    image.layers.clone()
+                },
+                defaults: image_container::ImageDefaults::from_config(&image.config),
+            };
+            self.write_layered(id, bundle, &lower, image_opts)
+        })
+    }
+
+    /// Creates container `id` with a writable layer over the root filesystem directory
+    /// `rootfs` (which is never written: overlayfs, or a copy), merged with `image_opts` like
+    /// an image without a config. For root filesystems kept outside the image store.
+    pub fn create_from_rootfs(
+        &self,
+        id: &str,
+        rootfs: &Path,
+        image_opts: &ImageRunOptions,
+        opts: &CreateOptions,
+    ) -> Result<Container> {
+        crate::state::validate_id(id)?;
+        let rootfs = std::fs::canonicalize(rootfs)
+            .map_err(|e| Error::config("rootfs", format!("{}: {e}", rootfs.display())))?;
+        if !rootfs.is_dir() {
+            return Err(Error::config(
+                "rootfs",
+                format!("{} is not a directory", rootfs.display()),
+            ));
+        }
+        let lower = image_container::ImageLower {
+            layers: vec![rootfs],
+            defaults: Default::default(),
+        };
+        self.create_private(id, opts, |bundle| {
+            self.write_layered(id, bundle, &lower, image_opts)
+        })
+    }
+
+    /// The writable layer and config.json of a container from an image.
+    fn write_layered(
+        &self,
+        id: &str,
+        bundle: &mut PrivateBundle,
+        lower: &image_container::ImageLower,
+        image_opts: &ImageRunOptions,
+    ) -> Result<()> {
+        bundle.make_writable_layer(lower, image_opts.writable_layer, image_opts.scratch_size)?;
+        let base = image_opts
+            .base_spec
+            .clone()
+            .unwrap_or_else(image_container::default_spec);
+        let mut spec =
+            image_container::merge_spec(base, &lower.defaults, image_opts, &bundle.rootfs())?;
+        let mut root = spec.root().clone().unwrap_or_default();
+        root.set_path(PathBuf::from("rootfs"));
+        spec.set_root(Some(root));
+        self.default_cgroup(&mut spec, id);
+        if !image_opts.labels.is_empty() {
+            let mut annotations = spec.annotations().clone().unwrap_or_default();
+            for (k, v) in &image_opts.labels {
+                annotations.insert(format!("{LABEL_PREFIX}{k}"), v.clone());
+            }
+            spec.set_annotations(Some(annotations));
+        }
+        bundle.write_spec(&spec)
+    }
+
+    /// `<cgroup parent>/<id>` for a spec that names no cgroup.
+    fn default_cgroup(&self, spec: &mut Spec, id: &str) {
+        let Some(parent) = &self.cgroup_parent else {
+            return;
+        };
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        if linux.cgroups_path().is_none() {
+            linux.set_cgroups_path(Some(parent.join(id)));
+            spec.set_linux(Some(linux));
+        }
+    }
+
+    /// Creates a container whose private bundle `fill` writes; undoes everything on failure.
+    fn create_private(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        fill: impl FnOnce(&mut PrivateBundle) -> Result<()>,
+    ) -> Result<Container> {
+        crate::child::reap_orphans();
+        // The state directory first: its lock makes the id ours for the whole create.
+        let dir = StateDir::create(&self.root, id)?;
+        image_container::sweep(&self.root);
+        let mut bundle = match PrivateBundle::create(&self.root, id) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = dir.remove();
+                return Err(e);
+            }
+        };
+        let config = fill(&mut bundle).and_then(|()| {
+            let config = ContainerConfig::load(&bundle.dir, opts)?;
+            Self::check_console(&config, opts)?;
+            Ok(config)
+        });
+        let config = match config {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = bundle.remove();
+                let _ = dir.remove();
+                return Err(e);
+            }
+        };
+        // On failure, spawn::create removes the state directory; the bundle is ours to remove.
+        self.spawn(id, dir, config, opts).inspect_err(|_| {
+            let _ = bundle.remove();
+        })
+    }
+
+    fn open_store(&self) -> Result<crate::image::ImageStore> {
+        Ok(crate::image::ImageStore::open(&self.store)?)
+    }
+
+    /// Installs an image into the store under `name` (see [`crate::image::ImageStore::install`]).
+    pub fn install_image(
+        &self,
+        source: crate::image::ImageSource,
+        name: &str,
+        opts: &crate::image::InstallOptions,
+    ) -> Result<crate::image::Image> {
+        Ok(self.open_store()?.install(source, name, opts)?)
+    }
+
+    /// Pulls `reference` from its registry into the store (see
+    /// [`crate::image::ImageStore::pull`]): `busybox` is `docker.io/library/busybox:latest`.
+    #[cfg(feature = "registry")]
+    pub fn pull_image(
+        &self,
+        reference: &str,
+        opts: &crate::image::PullOptions,
+    ) -> Result<crate::image::Image> {
+        Ok(self.open_store()?.pull(reference, opts)?)
+    }
+
+    /// Every image in the store.
+    pub fn images(&self) -> Result<Vec<crate::image::Image>> {
+        Ok(self.open_store()?.images()?)
+    }
+
+    /// The image `name` (normalised as docker does: `busybox` is
+    /// `docker.io/library/busybox:latest`).
+    pub fn image(&self, name: &str) -> Result<crate::image::Image> {
+        Ok(self.open_store()?.image(name)?)
+    }
+
+    /// Removes image `name` from the store; refused while a container uses it, unless `force`.
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<()> {
+        Ok(self.open_store()?.remove(name, force)?)
     }
 
     /// Opens an existing container.
@@ -127,6 +417,16 @@ impl Runtime {
         })
     }
 
+    /// The containers under the root whose label `key` is `value` (labels are annotations
+    /// named [`LABEL_PREFIX`]`<key>`; see [`crate::ImageRunOptions::label`]), in id order.
+    pub fn list_labeled(&self, key: &str, value: &str) -> Result<Vec<Container>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|c| c.label(key) == Some(value))
+            .collect())
+    }
+
     /// Every container under the root, in id order (snapshots, as [`Runtime::peek`]).
     pub fn list(&self) -> Result<Vec<Container>> {
         let entries = match std::fs::read_dir(&self.root) {
@@ -143,6 +443,9 @@ impl Runtime {
         Ok(ids.iter().filter_map(|id| self.peek(id).ok()).collect())
     }
 }
+
+/// The annotation key prefix under which [`crate::ImageRunOptions::label`] keeps labels.
+pub const LABEL_PREFIX: &str = "org.husk.label.";
 
 /// Whether another process holds the lock of the container directory `dir` (a non-blocking
 /// probe: readers never wait for it).
@@ -518,6 +821,23 @@ impl Container {
         self.record.cgroup.as_ref().map(CgroupManager::from_saved)
     }
 
+    /// The container's label `key` (the annotation [`LABEL_PREFIX`]`<key>`).
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.record
+            .annotations
+            .get(&format!("{LABEL_PREFIX}{key}"))
+            .map(String::as_str)
+    }
+
+    /// All the container's labels, by key.
+    pub fn labels(&self) -> std::collections::BTreeMap<&str, &str> {
+        self.record
+            .annotations
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(LABEL_PREFIX)?, v.as_str())))
+            .collect()
+    }
+
     /// The current status, derived from the live process.
     pub fn status(&self) -> Status {
         if self.creating_elsewhere {
@@ -634,6 +954,106 @@ impl Container {
             }
         }
         Ok(())
+    }
+
+    /// Stops the container: SIGTERM to its init, and once `grace` has passed with the init
+    /// still running, SIGKILL to every process of the container. Returns how the init ended
+    /// (known to the process that created the container; see [`Container::wait`]). The container
+    /// stays, stopped, until [`Container::delete`].
+    pub fn stop(&self, grace: Duration) -> Result<ExitStatus> {
+        if self.status() == Status::Stopped {
+            return self.wait();
+        }
+        match self.kill(Signal::SIGTERM, false) {
+            Ok(()) => {}
+            // Ended in between.
+            Err(Error::WrongState { .. }) => return self.wait(),
+            Err(e) => return Err(e),
+        }
+        if let Some(status) = self.wait_timeout(grace)? {
+            return Ok(status);
+        }
+        match self.kill(Signal::SIGKILL, true) {
+            Ok(()) | Err(Error::WrongState { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.wait()
+    }
+
+    /// Unpacks the tar stream `archive` into the directory `dest` (absolute, created if
+    /// missing) of the container's file system, as the container sees it (its mounts included).
+    /// Owners and modes are kept.
+    ///
+    /// The work is done by a thread of this process that has joined the container's mount
+    /// namespace (and nothing else): every path of the archive, and every symlink the container
+    /// may have planted or swaps meanwhile, resolves in the container's root, never on the
+    /// host. The container must be created or running.
+    pub fn copy_in(&self, dest: &Path, archive: impl std::io::Read + Send) -> Result<()> {
+        let dest = container_path("copy_in", dest)?;
+        self.in_mount_namespace("copy into", move || {
+            let mut archive = tar::Archive::new(archive);
+            archive.set_preserve_permissions(true);
+            archive.set_preserve_ownerships(true);
+            archive.set_overwrite(true);
+            std::fs::DirBuilder::new().recursive(true).create(&dest)?;
+            archive.unpack(&dest)
+        })
+    }
+
+    /// Writes the file or directory `src` (absolute) of the container's file system, as the
+    /// container sees it, to `out` as a tar stream (a directory with everything below it,
+    /// named by its last component; symlinks are archived as links, never followed). Done like
+    /// [`Container::copy_in`], from inside the container's mount namespace.
+    pub fn copy_out(&self, src: &Path, out: impl std::io::Write + Send) -> Result<()> {
+        let src = container_path("copy_out", src)?;
+        self.in_mount_namespace("copy out of", move || {
+            let name = src
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            let mut builder = tar::Builder::new(out);
+            builder.follow_symlinks(false);
+            let meta = std::fs::symlink_metadata(&src)?;
+            if meta.is_dir() {
+                builder.append_dir_all(&name, &src)?;
+            } else {
+                builder.append_path_with_name(&src, &name)?;
+            }
+            builder.into_inner()?.flush()
+        })
+    }
+
+    /// Runs `work` on a new thread that has joined the container's mount namespace.
+    fn in_mount_namespace(
+        &self,
+        what: &str,
+        work: impl FnOnce() -> std::io::Result<()> + Send,
+    ) -> Result<()> {
+        let status = self.status();
+        let Some(pid) = self.record.pid.filter(|_| status != Status::Stopped) else {
+            return Err(self.wrong_state("copy files of", Status::Stopped));
+        };
+        let ns_path = format!("/proc/{pid}/ns/mnt");
+        let ns = std::fs::File::open(&ns_path).context(|| format!("open {ns_path}"))?;
+        // The pid could have been reused between reading the record and the open.
+        if !self.record.init_alive() {
+            return Err(self.wrong_state("copy files of", Status::Stopped));
+        }
+        let context = format!("{what} container {}", self.record.id);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || -> std::io::Result<()> {
+                    // A thread may enter another mount namespace once it no longer shares its
+                    // root and working directory with the rest of the process; it ends after.
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+                    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
+                    nix::unistd::chdir("/")?;
+                    work()
+                })
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the copying thread panicked")))
+        })
+        .context(|| context)
     }
 
     /// Pids of every process in the container.
@@ -810,9 +1230,14 @@ impl Container {
         }
         let state = state_json(&self.record, Status::Stopped);
         let poststop = self.record.hooks.poststop.clone();
+        // A bundle husk made (from an image or a spec) goes with the container: its mounts, its
+        // writable layer, its lease on the image.
+        let root = self.dir.parent().unwrap_or(Path::new("/"));
+        let bundle = image_container::is_private_bundle(root, &self.record.bundle)
+            .then(|| image_container::remove(&self.record.bundle));
         dir.remove()?;
         husk_init::hooks::run_hooks_warning("poststop", &poststop, &state);
-        Ok(())
+        bundle.unwrap_or(Ok(()))
     }
 
     /// The init, when this program created it and has not reaped it yet: from this handle, or
@@ -837,6 +1262,17 @@ impl Container {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// A path inside the container for `op`: absolute, made of normal components.
+fn container_path(op: &str, path: &Path) -> Result<PathBuf> {
+    if !path.is_absolute() {
+        return Err(Error::config(
+            op,
+            format!("{} is not absolute", path.display()),
+        ));
+    }
+    Ok(path.to_path_buf())
 }
 
 /// Reaps a SIGKILLed init of ours. Not forever: a frozen one dies only once thawed (it is

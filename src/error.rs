@@ -73,6 +73,10 @@ pub enum Error {
     /// The image store failed.
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    /// A [`Runtime::execute`](crate::Runtime::execute) request refused before anything was
+    /// created.
+    #[error("execute: {0}")]
+    Execute(#[from] crate::execute::ExecuteError),
 }
 
 impl Error {

@@ -28,7 +28,34 @@ pub struct CreateArgs {
     /// Pass N extra fds (3..3+N) to the container.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    #[command(flatten)]
+    pub image: ImageArgs,
     pub id: String,
+    /// With --image: the command and its arguments (after `--`), instead of the image's
+    /// Entrypoint and Cmd.
+    #[arg(last = true, requires = "image")]
+    pub command: Vec<String>,
+}
+
+/// `--image` and the options that go with it: husk makes the bundle itself.
+#[derive(Args, Debug)]
+pub struct ImageArgs {
+    /// Make the container from this image of the store (see `husk image`), with its own
+    /// writable layer, instead of from a bundle; the bundle husk makes is removed on delete.
+    #[arg(long, conflicts_with = "bundle")]
+    pub image: Option<String>,
+    /// With --image: set an environment variable (KEY=VALUE; repeatable).
+    #[arg(short = 'e', long = "env", requires = "image")]
+    pub env: Vec<String>,
+    /// With --image: the user (name, uid, user:group or uid:gid; names from the image).
+    #[arg(short = 'u', long, requires = "image")]
+    pub user: Option<String>,
+    /// With --image: the working directory.
+    #[arg(long, requires = "image")]
+    pub cwd: Option<PathBuf>,
+    /// With --image: give the process a terminal.
+    #[arg(short = 't', long, requires = "image")]
+    pub tty: bool,
 }
 
 #[derive(Args, Debug)]
@@ -45,6 +72,7 @@ pub struct RunArgs {
 
 fn create_container(
     root: &Path,
+    store: &Path,
     a: &CreateArgs,
     keep_console: bool,
 ) -> husk::Result<husk::Container> {
@@ -62,7 +90,16 @@ fn create_container(
         listen_fds: listen_fds(),
         stdio: husk::StdioConfig::inherit(),
     };
-    let container = runtime(root).create(&a.id, &a.bundle, &opts)?;
+    let container = match &a.image.image {
+        Some(image) => {
+            let rt = husk::Runtime::builder()
+                .state_root(root)
+                .store(store)
+                .build();
+            rt.create_from_image(&a.id, image, &image_options(a), &opts)?
+        }
+        None => runtime(root).create(&a.id, &a.bundle, &opts)?,
+    };
     super::log::debug(&format!(
         "container {} created, init pid {}",
         a.id,
@@ -77,6 +114,22 @@ fn create_container(
     Ok(container)
 }
 
+/// The image's config overrides given on the command line.
+fn image_options(a: &CreateArgs) -> husk::ImageRunOptions {
+    let mut base = husk::default_spec();
+    if let Some(p) = base.process_mut() {
+        p.set_terminal(Some(a.image.tty));
+    }
+    let mut opts = husk::ImageRunOptions::default().base_spec(base);
+    if !a.command.is_empty() {
+        opts.args = Some(a.command.clone());
+    }
+    opts.env = a.image.env.clone();
+    opts.user = a.image.user.clone();
+    opts.cwd = a.image.cwd.clone();
+    opts
+}
+
 /// Socket activation: `LISTEN_FDS` meant for us (LISTEN_PID, when set, is our pid).
 fn listen_fds() -> u32 {
     let for_us = std::env::var("LISTEN_PID")
@@ -88,14 +141,14 @@ fn listen_fds() -> u32 {
     }
 }
 
-pub fn create(root: &Path, a: CreateArgs) -> CmdResult {
-    create_container(root, &a, false)?;
+pub fn create(root: &Path, store: &Path, a: CreateArgs) -> CmdResult {
+    create_container(root, store, &a, false)?;
     Ok(0)
 }
 
-pub fn run(root: &Path, a: RunArgs) -> CmdResult {
+pub fn run(root: &Path, store: &Path, a: RunArgs) -> CmdResult {
     if a.detach {
-        let mut c = create_container(root, &a.create, false)?;
+        let mut c = create_container(root, store, &a.create, false)?;
         if let Err(e) = c.start() {
             let _ = c.delete(true);
             return Err(e.into());
@@ -106,7 +159,7 @@ pub fn run(root: &Path, a: RunArgs) -> CmdResult {
     // resets the mask for the container.
     let signals = forwarded_signals();
     signals.thread_block()?;
-    let mut c = create_container(root, &a.create, true)?;
+    let mut c = create_container(root, store, &a.create, true)?;
     let relay = match c.take_console() {
         Some(master) => Some(Relay::start(master)?),
         None => None,

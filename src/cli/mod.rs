@@ -158,8 +158,8 @@ pub fn main() -> i32 {
         1
     };
     let result = match command {
-        Command::Create(a) => create::create(&cli.root, a),
-        Command::Run(a) => create::run(&cli.root, a),
+        Command::Create(a) => create::create(&cli.root, &cli.store, a),
+        Command::Run(a) => create::run(&cli.root, &cli.store, a),
         Command::Start(a) => start::run(&cli.root, a),
         Command::Exec(a) => exec::run(&cli.root, a),
         Command::State(a) => state::run(&cli.root, a),
