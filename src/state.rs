@@ -206,7 +206,12 @@ impl StateDir {
             // save (issue 13, fault point `state.temp-written`), when nothing existed yet but
             // this directory. It is removed, and the container never existed.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let id = self.dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+                let id = self
+                    .dir
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string();
                 let _ = std::fs::remove_dir_all(&self.dir);
                 return Err(Error::NotFound(id));
             }
