@@ -358,9 +358,9 @@ impl CgroupManager {
         }
         let mut saved = self.saved();
         let chosen = |h: &SavedHierarchy| {
-            controllers.as_ref().map_or(true, |wanted| {
-                h.controllers.iter().any(|c| wanted.contains(&c.as_str()))
-            })
+            controllers
+                .as_ref()
+                .is_none_or(|wanted| h.controllers.iter().any(|c| wanted.contains(&c.as_str())))
         };
         if let Some(wanted) = &controllers {
             if !saved.hierarchies.iter().any(chosen) {

@@ -439,7 +439,7 @@ impl Bundle {
 
 /// True if `pointer` is absent or null (the runtime's `spec` may emit either).
 fn is_missing(config: &Value, pointer: &str) -> bool {
-    config.pointer(pointer).map_or(true, Value::is_null)
+    config.pointer(pointer).is_none_or(Value::is_null)
 }
 
 fn ensure_array<'a>(config: &'a mut Value, pointer: &str) -> &'a mut Vec<Value> {
