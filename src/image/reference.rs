@@ -36,16 +36,26 @@ impl Reference {
             Err(ParseError::ReferenceInvalidFormat) => {
                 // The repository path must be lowercase; the registry host and the tag need not be.
                 let without_digest = text.split('@').next().unwrap_or(text);
-                let (host, rest) = match without_digest.split_once('/') {
-                    Some((h, r)) if h.contains(['.', ':']) || h == "localhost" => (Some(h), r),
-                    _ => (None, without_digest),
+                let rest = match without_digest.split_once('/') {
+                    Some((host, r)) if host.contains(['.', ':']) || host == "localhost" => r,
+                    _ => without_digest,
                 };
                 let path = match rest.rsplit_once(':') {
                     Some((p, _tag)) if !p.is_empty() => p,
                     _ => rest,
                 };
-                let _ = host;
-                if path.chars().any(|c| c.is_ascii_uppercase()) {
+                let bad_digest = text.split_once('@').is_some_and(|(_, d)| {
+                    !d.split_once(':').is_some_and(|(alg, hex)| {
+                        !alg.is_empty()
+                            && hex.len() >= 32
+                            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                    })
+                });
+                if bad_digest {
+                    Err(invalid(
+                        "malformed digest (want @sha256:<64 hex digits>)".into(),
+                    ))
+                } else if path.chars().any(|c| c.is_ascii_uppercase()) {
                     Err(invalid("repository name must be lowercase".into()))
                 } else {
                     Err(invalid(

@@ -1,7 +1,8 @@
 //! The image store: its directory layout, locking, index, installs, usage and removal.
 //!
 //! ```text
-//! <root>/                 mode 0711
+//! <root>/                 mode 0711 (blobs, layers, rootfs and tmp: 0700, as an image's trees
+//!                         hold setuid binaries that no host user but root may reach)
 //!   lock                  flock: shared to read the index, exclusive to change it (short)
 //!   gc.lock               flock: shared by each install for its whole run, exclusive by prune
 //!   index.json            names -> image digest, the images' records, users -> image digest
@@ -287,8 +288,9 @@ impl ImageStore {
             ("", 0o711),
             ("blobs", 0o700),
             ("blobs/sha256", 0o700),
-            ("layers", 0o711),
-            ("rootfs", 0o711),
+            // Images hold setuid binaries: only root may reach into their trees.
+            ("layers", 0o700),
+            ("rootfs", 0o700),
             ("tmp", 0o700),
         ] {
             let path = store.root.join(dir);
