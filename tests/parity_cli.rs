@@ -944,12 +944,13 @@ fn exec_passes_a_variable_listed_twice_once_with_its_last_value() {
     assert_eq!(dups(&["--env", "DUP=3"]), ["DUP=3"]);
 }
 
-/// `exec -u uid` without a gid keeps the container's gid, and a process.json without `oomScoreAdj` gets the
-/// container's, as in runc (found by the differential tester: husk gave gid 0 and oom_score_adj 0).
+/// `exec -u uid` without a gid keeps the container's gid, `--additional-gids` adds to the container's groups, and a
+/// process.json without `oomScoreAdj` gets the container's, as in runc (found by the differential tester: husk gave
+/// gid 0, only the given groups and oom_score_adj 0).
 #[test]
 fn exec_keeps_the_containers_gid_and_oom_score_adj() {
     let rt = runtime();
-    let bundle = sleeper(&rt).user(123, 456, &[]).oom_score_adj(500);
+    let bundle = sleeper(&rt).user(123, 456, &[1001]).oom_score_adj(500);
     let c = running(&rt, &bundle);
     let out = rt.run_ok([
         "exec",
@@ -961,6 +962,19 @@ fn exec_keeps_the_containers_gid_and_oom_score_adj() {
         "echo $(id -u):$(id -g)",
     ]);
     assert_eq!(out.stdout_str().trim(), "65534:456", "{}", out.describe());
+    // --additional-gids adds to the container's groups.
+    let out = rt.run_ok([
+        "exec",
+        "--additional-gids",
+        "1002",
+        c.id(),
+        "grep",
+        "^Groups:",
+        "/proc/self/status",
+    ]);
+    let status = out.stdout_str();
+    let groups: Vec<&str> = status.split_whitespace().skip(1).collect();
+    assert_eq!(groups, ["1001", "1002"], "{}", out.describe());
     let dir = TempDir::new("husk-test-parity");
     let process = dir.join("process.json");
     std::fs::write(

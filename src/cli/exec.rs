@@ -155,8 +155,14 @@ fn build_process(a: &ExecArgs, container: &husk::Container) -> husk::Result<Proc
         husk::config::refuse_no_id("--additional-gids", *gid)?;
     }
     if !a.additional_gids.is_empty() {
-        p.user_mut()
-            .set_additional_gids(Some(a.additional_gids.clone()));
+        // Added to the container's, as runc's exec does.
+        let mut gids = p.user().additional_gids().clone().unwrap_or_default();
+        for gid in &a.additional_gids {
+            if !gids.contains(gid) {
+                gids.push(*gid);
+            }
+        }
+        p.user_mut().set_additional_gids(Some(gids));
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
