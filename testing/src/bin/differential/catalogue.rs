@@ -202,6 +202,16 @@ impl Case {
         if process_file {
             tags.push("exec:process-file".into());
         }
+        // The signals the case sends (what a process that is not a pid namespace's init does with
+        // them depends on its signal mask, which runc 1.1.5 passes on).
+        for step in &self.steps {
+            if let Step::Kill { signal, .. } = step {
+                let tag = format!("kill:{signal}");
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+        }
         // `kill --all` while the container is paused (runc 1.1.5 thaws it).
         let mut paused = false;
         for step in &self.steps {
