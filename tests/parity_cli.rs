@@ -986,3 +986,30 @@ fn exec_keeps_the_containers_gid_and_oom_score_adj() {
     let out = rt.run_ok(["exec", "--process", process.to_str().unwrap(), c.id()]);
     assert_eq!(out.stdout_str().trim(), "500", "{}", out.describe());
 }
+
+/// `kill` of a created container with SIGTERM (or SIGHUP, SIGINT, SIGQUIT) stops it, as runc's Go init exits on
+/// them; husk's init, the pid namespace's init without a handler, ignored the signal and the container stayed
+/// created (found by the differential tester after a failed start).
+#[test]
+fn terminating_signals_stop_a_created_container() {
+    let rt = runtime();
+    for signal in ["TERM", "HUP", "INT", "QUIT"] {
+        let bundle = sleeper(&rt);
+        let c = rt.create(&bundle);
+        rt.run_ok(["kill", c.id(), signal]);
+        assert!(
+            c.wait_status("stopped", WAIT),
+            "{signal}: still {}",
+            c.status()
+        );
+    }
+    // A signal that ends neither runtime's init leaves the container created: start then runs it.
+    let bundle = sleeper(&rt);
+    let c = rt.create(&bundle);
+    rt.run_ok(["kill", c.id(), "USR1"]);
+    c.start();
+    assert!(
+        wait_for(|| bundle.read_shared("ready").is_some(), WAIT),
+        "the container did not run after SIGUSR1"
+    );
+}

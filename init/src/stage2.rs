@@ -509,14 +509,50 @@ fn find_executable(process: &ProcessPlan) -> Result<PathBuf, InitFailure> {
         })
 }
 
-/// Blocks until `husk start` writes to the exec fifo.
+/// Blocks until `husk start` writes to the exec fifo. Meanwhile SIGHUP, SIGINT, SIGTERM and
+/// SIGQUIT end the init, as they end runc's (a Go program, whose runtime exits on them): as a pid
+/// namespace's init it would otherwise ignore every signal it has no handler for, and `kill` of a
+/// created container would leave it created.
 fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitFailure> {
+    set_created_signal_handlers(true)?;
     let mut byte = [0u8; 1];
-    loop {
+    let waited = loop {
         match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
-            Ok(_) => return Ok(()),
+            Ok(_) => break Ok(()),
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).step(|| "wait on exec fifo".into()),
+            Err(e) => break Err(e).step(|| "wait on exec fifo".into()),
         }
+    };
+    set_created_signal_handlers(false)?;
+    waited
+}
+
+/// The signals that end a created container's init.
+const CREATED_EXIT_SIGNALS: [nix::sys::signal::Signal; 4] = [
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGQUIT,
+];
+
+extern "C" fn exit_on_signal(signal: libc::c_int) {
+    // SAFETY: _exit(2) is async-signal-safe and touches no state of this process.
+    unsafe { libc::_exit(128 + signal) };
+}
+
+/// Installs (`exit`) or removes the handlers of [`CREATED_EXIT_SIGNALS`].
+fn set_created_signal_handlers(exit: bool) -> Result<(), InitFailure> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet};
+    let handler = if exit {
+        SigHandler::Handler(exit_on_signal)
+    } else {
+        SigHandler::SigDfl
+    };
+    let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+    for signal in CREATED_EXIT_SIGNALS {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { nix::sys::signal::sigaction(signal, &action) }
+            .step(|| format!("set the action of {signal} while created"))?;
     }
+    Ok(())
 }
