@@ -39,7 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..3 {
         once()?;
     }
-    let mut times = (0..n.max(1)).map(|_| once()).collect::<Result<Vec<_>, _>>()?;
+    let mut times = (0..n.max(1))
+        .map(|_| once())
+        .collect::<Result<Vec<_>, _>>()?;
     times.sort();
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -51,7 +53,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let started = Instant::now();
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..20).map(|_| s.spawn(|| runtime.execute(&spec))).collect();
+        let handles: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| runtime.execute(&spec)))
+            .collect();
         for h in handles {
             match h.join() {
                 Ok(Ok(r)) if r.exit_code == Some(0) => {}

@@ -425,13 +425,21 @@ fn husk_run_image_makes_and_removes_its_bundle() {
     // create --image, then `image rm` is refused until the container is deleted.
     let out = env.husk(&["create", "--image", "busybox", &id, "--", "true"]);
     assert!(out.status.success(), "{}", out.describe());
-    assert!(env.rt.remove_image("busybox", false).is_err());
+    let out = env.husk(&["image", "rm", "busybox"]);
+    assert_ne!(
+        out.exit_code(),
+        0,
+        "image rm of an image in use: {}",
+        out.describe()
+    );
+    assert!(out.stderr_str().contains("in use"), "{}", out.describe());
     let out = env.husk(&["start", &id]);
     assert!(out.status.success(), "{}", out.describe());
     let out = env.husk(&["delete", "--force", &id]);
     assert!(out.status.success(), "{}", out.describe());
     env.assert_nothing_left();
-    env.rt.remove_image("busybox", false).expect("remove");
+    let out = env.husk(&["image", "rm", "busybox"]);
+    assert!(out.status.success(), "{}", out.describe());
 
     // Bad input: one line naming what is wrong, nothing left.
     let out = env.husk(&["run", "--image", "no-such-image", &id]);
