@@ -37,6 +37,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -193,7 +194,9 @@ impl ImageStore {
     /// anonymous, basic or bearer-token auth; a multi-platform index resolves to the host's
     /// platform. Every blob is verified against its descriptor; on any error nothing is installed.
     /// Blocking: runs its own single-threaded tokio runtime for the duration of the call (so it must
-    /// not be called from inside an async runtime's worker).
+    /// not be called from inside an async runtime's worker). The runtime's blocking pool (where
+    /// reqwest resolves host names) is joined when the runtime is dropped, before this returns:
+    /// no thread outlives the call.
     pub fn pull(&self, reference: &str, opts: &PullOptions) -> Result<Image, ImageError> {
         let parsed = Reference::parse(reference)?;
         let key = match &opts.name {
@@ -553,7 +556,17 @@ async fn fetch_blob(
         .pull_blob_stream(&target.oci, &wanted)
         .await
         .map_err(|e| target.client_error(auth, &format!("fetching blob {digest}"), e))?;
-    let mut file = File::create(&path).map_err(|e| io_error(&path, e))?;
+    // A new file in our own 0700 temporary directory (never an existing one, never through a
+    // symlink).
+    let mut file = crate::hostfs::open(
+        &path,
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW),
+    )
+    .map_err(|e| io_error(&path, e))?;
     let mut hasher = Sha256::new();
     let mut written: u64 = 0;
     let mismatch = |hasher: Sha256, written: u64| {
@@ -798,6 +811,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 #[cfg(test)]
+// Test fixtures in the test's own temporary directory.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 
