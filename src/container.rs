@@ -1256,7 +1256,7 @@ impl Container {
     fn wait_gone(&self, cg: Option<&CgroupManager>) {
         for _ in 0..500 {
             let init_gone = !self.record.init_alive();
-            if init_gone && cg.map_or(true, |cg| cg.pids().map(|p| p.is_empty()).unwrap_or(true)) {
+            if init_gone && cg.is_none_or(|cg| cg.pids().map(|p| p.is_empty()).unwrap_or(true)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(2));
