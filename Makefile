@@ -27,7 +27,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 endif
 
 .DEFAULT_GOAL := build
-.PHONY: deps build probe rootfs demo test lint bench hot-order conformance differential vm test-vm clean
+.PHONY: deps build probe rootfs demo test lint bench hot-order conformance differential vm test-vm fuzz clean
 
 # Installs only what is missing. `apt-get update` runs first when the package lists are empty or more than a
 # week old, and once more if the install still fails.
@@ -97,8 +97,9 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: build
+bench: build rootfs
 	benches/lifecycle.sh target/release/husk $(BENCH_RUNTIMES)
+	benches/images.sh target/release/husk
 
 # build/hot-functions.txt, the hot-first function order for the link step: traces the lifecycle scenarios
 # (run, create+start+delete, exec) of an unstripped husk with benches/hotpath. Several minutes.
