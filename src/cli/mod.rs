@@ -35,7 +35,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "/run/husk")]
     pub root: PathBuf,
     /// Image store directory (`husk image`, `run --image`).
-    #[arg(long, global = true, env = "HUSK_STORE", default_value = "/var/lib/husk")]
+    #[arg(
+        long,
+        global = true,
+        env = "HUSK_STORE",
+        default_value = "/var/lib/husk"
+    )]
     pub store: PathBuf,
     /// Log file (default: stderr).
     #[arg(long, global = true)]

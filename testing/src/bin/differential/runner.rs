@@ -304,7 +304,8 @@ impl StepContext<'_> {
                     || {
                         polls += 1;
                         text = std::fs::read_to_string(&main_out).unwrap_or_default();
-                        text.contains(END_MARKER) || (polls.is_multiple_of(10) && !is_running(rt, &id))
+                        text.contains(END_MARKER)
+                            || (polls.is_multiple_of(10) && !is_running(rt, &id))
                     },
                     Duration::from_secs(10),
                 );
