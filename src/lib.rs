@@ -94,7 +94,8 @@ pub use resources::{Event, Events, Stats};
 pub use state::{OciState, Status};
 pub use stdio::{Pipes, Stdio, StdioConfig};
 
-/// When this process was started as a container init (`argv[1] == "init"`), runs the init and
+/// When this process was started as a container init (husk's private marker in `argv[1]` and
+/// the bootstrap socket's descriptor in `argv[2]`), runs the init and
 /// never returns. Call it first in `main` of any program that uses [`Runtime`] with its own
 /// binary as the init.
 pub fn init_if_requested() {

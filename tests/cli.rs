@@ -646,3 +646,35 @@ fn no_new_keyring_is_accepted() {
         }
     }
 }
+
+/// The init is only entered with husk's private marker and a real bootstrap socket: `init` (a
+/// name an embedding program may use for a subcommand of its own) and the marker with a
+/// descriptor that is not a SEQPACKET socket are left to the program's own argument parsing.
+#[test]
+fn init_detection_needs_the_private_marker_and_the_bootstrap_socket() {
+    let rt = runtime();
+    if rt.is_runc() {
+        return; // husk's own entry point: runc's `init` is a public subcommand
+    }
+    for args in [
+        &["init", "3"][..],
+        &["__husk_init__", "0"][..],
+        &["__husk_init__", "nope"][..],
+    ] {
+        let out = rt
+            .bare_cmd(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("internal to husk") && !stderr.contains("bootstrap"),
+            "{args:?} entered the init: {stderr}"
+        );
+        assert!(
+            stderr.contains("unrecognized subcommand"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -25,11 +25,17 @@ pub mod sys;
 
 use proto::{Channel, InitFailure, ToParent};
 
-/// Whether this process was started as the init (`argv[1] == "init"`).
+/// Whether this process was started as the init: `argv[1]` is husk's private marker
+/// ([`proto::INIT_ARG`]) and `argv[2]` names a descriptor that is a Unix SEQPACKET socket, as
+/// the bootstrap socket is. Anything else is left to the program's own `main`.
 pub fn is_init_invocation() -> bool {
-    std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == proto::INIT_ARG)
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_none_or(|a| a != proto::INIT_ARG) {
+        return false;
+    }
+    args.next()
+        .and_then(|fd| fd.to_str()?.parse::<std::os::fd::RawFd>().ok())
+        .is_some_and(sys::is_seqpacket_socket)
 }
 
 /// Entry point of the init. Never returns: it execs the container process or exits non-zero.
@@ -37,6 +43,7 @@ pub fn main() -> ! {
     let Some(fd) = std::env::args()
         .nth(2)
         .and_then(|a| a.parse::<std::os::fd::RawFd>().ok())
+        .filter(|fd| sys::is_seqpacket_socket(*fd))
     else {
         eprintln!("husk init: this command is internal to husk and takes the bootstrap socket fd");
         std::process::exit(2);

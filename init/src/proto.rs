@@ -38,8 +38,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// each other instead of misreading.
 pub const PROTOCOL_VERSION: u32 = 2;
 
-/// The argument that makes the husk binary run as the container's init.
-pub const INIT_ARG: &str = "init";
+/// The argument that makes the husk binary (or an embedding program) run as the container's
+/// init. Not `init`: a program that embeds husk may have an `init` subcommand of its own.
+pub const INIT_ARG: &str = "__husk_init__";
 
 /// A namespace kind, with its `CLONE_NEW*` flag.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

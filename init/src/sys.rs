@@ -639,3 +639,25 @@ pub fn unescape_mountinfo(field: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Whether `fd` is an open Unix socket of type SOCK_SEQPACKET (the bootstrap socket's kind).
+pub fn is_seqpacket_socket(fd: RawFd) -> bool {
+    let int_option = |option: libc::c_int| -> Option<libc::c_int> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`, an int we own; a bad or
+        // non-socket fd only makes it fail.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0).then_some(value)
+    };
+    int_option(libc::SO_DOMAIN) == Some(libc::AF_UNIX)
+        && int_option(libc::SO_TYPE) == Some(libc::SOCK_SEQPACKET)
+}
