@@ -837,7 +837,7 @@ fn hundred_containers_with_limits_leave_no_cgroups() {
         let guard = rt.guard(id.clone());
         // Half in the default place (the id, relative to the runtime's cgroup), half absolute.
         let absolute;
-        let bundle = if i % 2 == 0 {
+        let bundle = if i.is_multiple_of(2) {
             &default_path
         } else {
             absolute = Bundle::new(&rt)
@@ -847,7 +847,7 @@ fn hundred_containers_with_limits_leave_no_cgroups() {
             &absolute
         };
         rt.run_ok(["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             rt.run_ok(["start", &id]);
         }
         rt.run_ok(["delete", "--force", &id]);

@@ -55,9 +55,9 @@ enum Kind {
 fn kind(i: usize) -> Kind {
     if i % 50 == 5 {
         Kind::CreateFails
-    } else if i % 25 == 0 {
+    } else if i.is_multiple_of(25) {
         Kind::NeverStarted
-    } else if i % 10 == 0 {
+    } else if i.is_multiple_of(10) {
         Kind::Killed
     } else {
         Kind::Exits

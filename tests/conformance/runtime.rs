@@ -859,7 +859,7 @@ fn start_container_hook_failure_is_error_and_process_not_run(ctx: &Ctx) -> TestR
     );
     let state = rt.try_state(container.id());
     assert!(
-        state.as_ref().map_or(true, |s| s["status"] == "stopped"),
+        state.as_ref().is_none_or(|s| s["status"] == "stopped"),
         "the container was not stopped: {state:?}"
     );
     Ok(())
