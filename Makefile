@@ -140,6 +140,24 @@ differential:
 	$(BUILD_DIR)/differential --cases $(N) --seed $(SEED) --husk $(DIFFERENTIAL_HUSK) \
 		--reference /usr/sbin/runc --rootfs $(ROOTFS_DIR) $(DIFFERENTIAL_ARGS)
 
+# Fuzzing (fuzz/, cargo-fuzz on nightly, installed here when missing): each of FUZZ_TARGETS runs for FUZZ_SECONDS
+# from its checked-in seed corpus (fuzz/corpus/<target>/, read-only); what it learns goes to target/fuzz-corpus/, a
+# crash to fuzz/artifacts/<target>/ (then: a regression test, and the fix). Not part of `make test`: a sanitizer build
+# on nightly takes minutes.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= config state_file bootstrap layer
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz-corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		(cd fuzz && cargo +nightly fuzz run -O $$t ../target/fuzz-corpus/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 2>&1 | \
+			grep -E '^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|SUMMARY|Done)' ) || \
+		{ echo "fuzz: $$t failed (see fuzz/artifacts/$$t)" >&2; exit 1; }; \
+	done
+
 # The VM lane (vm/): a Debian 12 guest with systemd as PID 1, pure cgroup v2 and its own kernel (6.1), booted under
 # QEMU's TCG. `vm` builds its image with debootstrap, cached under target/vm/ by a hash of its recipe, so it is
 # rebuilt only when vm/build-image.sh or vm/guest-boot.sh change. `test-vm` runs the VM_TESTS test targets inside
