@@ -67,6 +67,8 @@ mod error;
 mod exe_guard;
 pub mod execute;
 mod fault;
+// Internal, for the `husk` binary (the CLI shares its checked file helpers): not part of the API.
+#[doc(hidden)]
 pub mod hostfs;
 pub mod image;
 mod image_container;

@@ -1,8 +1,9 @@
 //! husk-init: the container side of husk.
 //!
-//! `husk create` re-executes the husk binary as `husk init <sync-fd>`. The binary's `main` calls
-//! [`main`] before anything else (no threads, no logger), and from there on everything up to the
-//! `execve` of the user's process lives in this crate:
+//! `husk create` re-executes the husk binary as `husk __husk_init__ <sync-fd>` (a private
+//! marker, see [`is_init_invocation`]). The binary's `main` calls [`main`] before anything else
+//! (no threads, no logger), and from there on everything up to the `execve` of the user's
+//! process lives in this crate (an implementation crate of husk, not a stable API):
 //! - stage 1 ([`stage1`]) joins and creates the namespaces in the order the kernel needs, forks
 //!   when a pid or time namespace must take effect, reports the child's pid and exits;
 //! - stage 2 ([`stage2`]) is the container's PID 1: root filesystem, process attributes, then it
