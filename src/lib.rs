@@ -87,7 +87,7 @@ pub use container::{
 pub use error::{Error, Result};
 pub use execute::{ExecuteError, ExecuteSpec, ExecutionResult, Network};
 pub use image::{Image, ImageError, ImageSource, ImageStore, InstallOptions};
-pub use image_container::{default_spec, ImageRunOptions, WritableLayer};
+pub use image_container::{default_spec, default_spec_json, ImageRunOptions, WritableLayer};
 /// The signals of [`Container::kill`] and [`Process::signal`] (re-exported from `nix`, so that
 /// callers need no `nix` dependency of their own).
 pub use nix::sys::signal::Signal;
