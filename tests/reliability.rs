@@ -281,9 +281,18 @@ fn parallel_lifecycles_against_one_root_leave_nothing() {
     let mounts_after = mounts_naming(&watched);
     let new_mounts: Vec<_> = mounts_after.difference(&mounts_before).collect();
     // The other tests of this binary run beside this one, and a child of theirs may be a zombie
-    // for a moment before they wait for it: only a zombie that stays is a leak.
-    wait_for(|| zombie_children().is_empty(), Duration::from_secs(10));
-    let zombies = zombie_children();
+    // for a moment before they wait for it: only a zombie that stays is a leak. A new one may
+    // appear at any moment while they run, so the zombies seen first are followed, not the set.
+    let seen = zombie_children();
+    let staying = || -> Vec<i32> {
+        let now = zombie_children();
+        seen.iter()
+            .copied()
+            .filter(|pid| now.contains(pid))
+            .collect()
+    };
+    wait_for(|| staying().is_empty(), Duration::from_secs(10));
+    let zombies: Vec<String> = staying().iter().map(|&pid| describe_pid(pid)).collect();
     let orphans = processes_in_cgroups_named(&prefix);
     eprintln!(
         "{count} containers by {callers} callers ({} lists meanwhile): {} failures, {} state dirs, \
@@ -310,6 +319,16 @@ fn parallel_lifecycles_against_one_root_leave_nothing() {
     assert!(new_mounts.is_empty(), "mounts left: {new_mounts:?}");
     assert!(zombies.is_empty(), "zombie children: {zombies:?}");
     assert!(orphans.is_empty(), "container processes left: {orphans:?}");
+}
+
+/// `pid` and its command name, as `/proc/<pid>/stat` shows them (a zombie keeps its name).
+fn describe_pid(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let name = stat
+        .split_once(" (")
+        .and_then(|(_, rest)| rest.rsplit_once(')'))
+        .map_or("?", |(name, _)| name);
+    format!("{pid} ({name})")
 }
 
 /// Live (non-zombie) processes in a cgroup named with `prefix`: container processes of this
