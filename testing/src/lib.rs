@@ -36,6 +36,8 @@
 #![allow(clippy::disallowed_methods)]
 
 mod bundle;
+pub mod cgroups;
+pub mod images;
 mod process;
 mod runtime;
 mod tempdir;

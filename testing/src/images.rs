@@ -1,0 +1,1 @@
+//! Helpers for tests of images: tarballs of the test rootfs, snapshots of what a test may leave behind.
