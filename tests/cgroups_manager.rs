@@ -1,5 +1,5 @@
-//! Real-kernel tests of the cgroup manager. They need root and a cgroup v1 / hybrid host (as the
-//! development machine is); anything else fails loudly rather than passing without checking.
+//! Real-kernel tests of the cgroup manager. They need root; each checks v1 files on a v1 or
+//! hybrid host (the development machine) and v2 files on a pure v2 host (the VM lane).
 
 // Test fixtures write into the tests' own temp dirs; the host-write lint guards husk itself.
 #![allow(clippy::disallowed_methods)]
@@ -10,20 +10,28 @@ use std::thread;
 use std::time::Duration;
 
 use husk::cgroups::{CgroupError, CgroupManager, CgroupMode, SavedCgroup};
+use husk_testing::cgroups::{hierarchy_root, read_keyed};
 use oci_spec::runtime::LinuxResources;
 
 const MIB: i64 = 1 << 20;
 
-fn require_root_v1() {
+/// The host's cgroup mode; panics unless running as root.
+fn require_root() -> CgroupMode {
     assert!(
         nix::unistd::geteuid().is_root(),
         "these tests create real cgroups and must run as root"
     );
-    let mode = husk::cgroups::detect_mode().expect("detect cgroup mode");
-    assert!(
-        matches!(mode, CgroupMode::Legacy | CgroupMode::Hybrid),
-        "these tests check cgroup v1 files; this host is {mode:?}"
-    );
+    husk::cgroups::detect_mode().expect("detect cgroup mode")
+}
+
+/// True on a pure cgroup v2 host.
+fn v2() -> bool {
+    require_root() == CgroupMode::Unified
+}
+
+/// cgroup v2's `cpu.weight` for v1 `cpu.shares`, as runc converts (and documents) it.
+fn weight_of_shares(shares: u64) -> u64 {
+    1 + ((shares - 2) * 9999) / 262142
 }
 
 fn unique(name: &str) -> String {
@@ -144,43 +152,55 @@ fn cpu_ticks(pid: i32) -> u64 {
 
 #[test]
 fn create_applies_resources_and_adds_process() {
-    require_root_v1();
+    require_root();
     let base = format!("/{}", unique("limits"));
     let manager = CgroupManager::new(Some(Path::new(&format!("{base}/c"))), "ignored").unwrap();
     let mut guard = Guard::new(manager.clone());
-    let res = resources(serde_json::json!({
-        "memory": {"limit": 64 * MIB, "swap": 128 * MIB, "reservation": 32 * MIB, "swappiness": 10},
+    let v2 = v2();
+    let mut res = serde_json::json!({
+        "memory": {"limit": 64 * MIB, "swap": 128 * MIB, "reservation": 32 * MIB},
         "pids": {"limit": 32},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
-    }));
-    manager.create(Some(&res)).unwrap();
+    });
+    if !v2 {
+        // cgroup v2 has no per-cgroup swappiness (a test below checks it is refused there).
+        res["memory"]["swappiness"] = serde_json::json!(10);
+    }
+    manager.create(Some(&resources(res))).unwrap();
     assert_eq!(manager.path(), Path::new(&format!("{base}/c")));
 
     let memory = hierarchy_dir(&manager, "memory");
-    assert_eq!(
-        memory,
-        Path::new("/sys/fs/cgroup/memory")
-            .join(&base[1..])
-            .join("c")
-    );
-    assert_eq!(
-        read(memory.join("memory.limit_in_bytes")),
-        (64 * MIB).to_string()
-    );
-    assert_eq!(
-        read(memory.join("memory.memsw.limit_in_bytes")),
-        (128 * MIB).to_string()
-    );
-    assert_eq!(
-        read(memory.join("memory.soft_limit_in_bytes")),
-        (32 * MIB).to_string()
-    );
-    assert_eq!(read(memory.join("memory.swappiness")), "10");
-    assert_eq!(read(hierarchy_dir(&manager, "pids").join("pids.max")), "32");
+    assert_eq!(memory, hierarchy_root("memory").join(&base[1..]).join("c"));
     let cpu = hierarchy_dir(&manager, "cpu");
-    assert_eq!(read(cpu.join("cpu.shares")), "512");
-    assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
-    assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
+    if v2 {
+        assert_eq!(read(memory.join("memory.max")), (64 * MIB).to_string());
+        // v2 counts swap on its own: 128 MiB of memory plus swap is 64 MiB of swap.
+        assert_eq!(read(memory.join("memory.swap.max")), (64 * MIB).to_string());
+        assert_eq!(read(memory.join("memory.low")), (32 * MIB).to_string());
+        assert_eq!(
+            read(cpu.join("cpu.weight")),
+            weight_of_shares(512).to_string()
+        );
+        assert_eq!(read(cpu.join("cpu.max")), "50000 100000");
+    } else {
+        assert_eq!(
+            read(memory.join("memory.limit_in_bytes")),
+            (64 * MIB).to_string()
+        );
+        assert_eq!(
+            read(memory.join("memory.memsw.limit_in_bytes")),
+            (128 * MIB).to_string()
+        );
+        assert_eq!(
+            read(memory.join("memory.soft_limit_in_bytes")),
+            (32 * MIB).to_string()
+        );
+        assert_eq!(read(memory.join("memory.swappiness")), "10");
+        assert_eq!(read(cpu.join("cpu.shares")), "512");
+        assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
+        assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
+    }
+    assert_eq!(read(hierarchy_dir(&manager, "pids").join("pids.max")), "32");
     let cpuset = hierarchy_dir(&manager, "cpuset");
     assert_eq!(read(cpuset.join("cpuset.cpus")), "0");
     assert_eq!(read(cpuset.join("cpuset.mems")), "0");
@@ -228,7 +248,7 @@ fn child_killed(mut child: Child) -> std::process::ExitStatus {
 
 #[test]
 fn default_path_is_container_id_below_own_cgroup() {
-    require_root_v1();
+    require_root();
     let id = unique("default");
     let manager = CgroupManager::new(None, &id).unwrap();
     let _guard = Guard::new(manager.clone());
@@ -245,14 +265,21 @@ fn default_path_is_container_id_below_own_cgroup() {
                 }
             })
             .unwrap();
-        assert_eq!(h.path, mine.path.join(&id), "{:?}", h.controllers);
+        // On v2 a relative path starts from the parent of the own cgroup (which holds
+        // processes, so its children could not get controllers), as runc does.
+        let base = if manager.mode() == CgroupMode::Unified {
+            mine.path.parent().unwrap_or(&mine.path)
+        } else {
+            &mine.path
+        };
+        assert_eq!(h.path, base.join(&id), "{:?}", h.controllers);
         assert!(h.dir.is_dir(), "{}", h.dir.display());
     }
 }
 
 #[test]
 fn freeze_stops_and_thaw_resumes_processes() {
-    require_root_v1();
+    require_root();
     let manager =
         CgroupManager::new(Some(Path::new(&format!("/{}", unique("freeze")))), "x").unwrap();
     let mut guard = Guard::new(manager.clone());
@@ -266,21 +293,37 @@ fn freeze_stops_and_thaw_resumes_processes() {
     manager.freeze().unwrap();
     assert!(manager.is_frozen().unwrap());
     let freezer = hierarchy_dir(&manager, "freezer");
-    assert_eq!(read(freezer.join("freezer.state")), "FROZEN");
+    assert_kernel_frozen(&freezer, true);
     let before = cpu_ticks(busy);
     thread::sleep(Duration::from_millis(300));
     assert_eq!(cpu_ticks(busy), before, "a frozen busy loop must not run");
 
     manager.thaw().unwrap();
     assert!(!manager.is_frozen().unwrap());
-    assert_eq!(read(freezer.join("freezer.state")), "THAWED");
+    assert_kernel_frozen(&freezer, false);
     thread::sleep(Duration::from_millis(300));
     assert!(cpu_ticks(busy) > before, "a thawed busy loop runs again");
 }
 
+/// The kernel's view of a freezer cgroup: v1 `freezer.state`, v2 `cgroup.freeze` and the
+/// `frozen` key of `cgroup.events` (set once every process is frozen).
+fn assert_kernel_frozen(dir: &Path, frozen: bool) {
+    if v2() {
+        assert_eq!(
+            read(dir.join("cgroup.freeze")),
+            if frozen { "1" } else { "0" }
+        );
+        let events = read_keyed(&dir.join("cgroup.events"));
+        assert_eq!(events["frozen"], u64::from(frozen), "{events:?}");
+    } else {
+        let state = if frozen { "FROZEN" } else { "THAWED" };
+        assert_eq!(read(dir.join("freezer.state")), state);
+    }
+}
+
 #[test]
 fn stats_report_usage_of_busy_child() {
-    require_root_v1();
+    require_root();
     let manager =
         CgroupManager::new(Some(Path::new(&format!("/{}", unique("stats")))), "x").unwrap();
     let mut guard = Guard::new(manager.clone());
@@ -300,13 +343,21 @@ fn stats_report_usage_of_busy_child() {
         ],
     );
     manager.add_process(busy).unwrap();
-    thread::sleep(Duration::from_millis(800));
-
+    // Until the loop has had 0.1 s of CPU (a loaded or emulated machine takes its time).
+    let busy_enough = husk_testing::wait_for(
+        || {
+            manager
+                .stats()
+                .is_ok_and(|s| s.cpu.is_some_and(|c| c.usage_total > 100_000_000))
+        },
+        Duration::from_secs(60),
+    );
     let stats = manager.stats().unwrap();
     let cpu = stats.cpu.expect("cpu stats");
-    assert!(cpu.usage_total > 100_000_000, "busy for 0.5 s: {cpu:?}");
+    assert!(busy_enough, "the busy loop got no 0.1 s of CPU: {cpu:?}");
     assert!(cpu.usage_user + cpu.usage_system > 0, "{cpu:?}");
-    assert!(!cpu.usage_per_cpu.is_empty());
+    // cgroup v2 keeps no per-CPU usage.
+    assert_eq!(cpu.usage_per_cpu.is_empty(), v2(), "{cpu:?}");
     let memory = stats.memory.expect("memory stats");
     assert_eq!(memory.usage.limit, (256 * MIB) as u64);
     assert!(memory.usage.usage > 4_000_000, "{:?}", memory.usage);
@@ -320,7 +371,7 @@ fn stats_report_usage_of_busy_child() {
 
 #[test]
 fn destroy_after_sigkill_removes_everything_and_is_idempotent() {
-    require_root_v1();
+    require_root();
     let base = format!("/{}", unique("kill"));
     let manager = CgroupManager::new(Some(Path::new(&format!("{base}/a/b"))), "x").unwrap();
     let mut guard = Guard::new(manager.clone());
@@ -343,7 +394,7 @@ fn destroy_after_sigkill_removes_everything_and_is_idempotent() {
     for dir in &dirs {
         assert!(!dir.exists(), "{} still exists", dir.display());
     }
-    assert!(!Path::new("/sys/fs/cgroup/pids").join(&base[1..]).exists());
+    assert!(!hierarchy_root("pids").join(&base[1..]).exists());
     // Again, and from a saved copy: nothing left to do, no error.
     manager.destroy().unwrap();
     CgroupManager::from_saved(&manager.saved())
@@ -353,7 +404,7 @@ fn destroy_after_sigkill_removes_everything_and_is_idempotent() {
 
 #[test]
 fn saved_state_round_trips_and_destroys_created_parents() {
-    require_root_v1();
+    require_root();
     let base = format!("/{}", unique("saved"));
     let manager = CgroupManager::new(Some(Path::new(&format!("{base}/c"))), "x").unwrap();
     let guard = Guard::new(manager.clone());
@@ -374,11 +425,12 @@ fn saved_state_round_trips_and_destroys_created_parents() {
 
 #[test]
 fn joining_existing_cgroup_keeps_it_and_its_parent() {
-    require_root_v1();
-    let parent = Path::new("/sys/fs/cgroup/pids").join(unique("join"));
+    require_root();
+    let root = hierarchy_root("pids");
+    let parent = root.join(unique("join"));
     let leaf = parent.join("c");
     std::fs::create_dir_all(&leaf).unwrap();
-    let path = Path::new("/").join(leaf.strip_prefix("/sys/fs/cgroup/pids").unwrap());
+    let path = Path::new("/").join(leaf.strip_prefix(&root).unwrap());
     let manager = CgroupManager::new(Some(&path), "x").unwrap();
     let mut guard = Guard::new(manager.clone());
     guard.extra_dirs = vec![parent.clone(), leaf.clone()];
@@ -386,7 +438,13 @@ fn joining_existing_cgroup_keeps_it_and_its_parent() {
     let pids_hierarchy = manager
         .hierarchies()
         .into_iter()
-        .find(|h| h.controllers == ["pids"])
+        .find(|h| {
+            if v2() {
+                h.unified
+            } else {
+                h.controllers == ["pids"]
+            }
+        })
         .unwrap();
     assert!(pids_hierarchy.created.is_empty(), "joined, not created");
     let pid = guard.spawn_sleep();
@@ -404,7 +462,7 @@ fn joining_existing_cgroup_keeps_it_and_its_parent() {
 
 #[test]
 fn update_changes_limits_in_place() {
-    require_root_v1();
+    require_root();
     let manager =
         CgroupManager::new(Some(Path::new(&format!("/{}", unique("update")))), "x").unwrap();
     let _guard = Guard::new(manager.clone());
@@ -423,78 +481,159 @@ fn update_changes_limits_in_place() {
         })))
         .unwrap();
     let memory = hierarchy_dir(&manager, "memory");
+    let cpu = hierarchy_dir(&manager, "cpu");
+    let v2 = v2();
+    // (memory limit, memory plus swap limit) as the host's files show them.
+    let memory_limits = || {
+        if v2 {
+            let limit = read(memory.join("memory.max"));
+            let swap = read(memory.join("memory.swap.max"));
+            let sum = match (limit.parse::<i64>(), swap.parse::<i64>()) {
+                (Ok(l), Ok(s)) => (l + s).to_string(),
+                _ => "max".to_owned(),
+            };
+            (limit, sum)
+        } else {
+            let unlimited = |v: String| {
+                if v.parse::<u64>().unwrap() > 1 << 60 {
+                    "max".to_owned()
+                } else {
+                    v
+                }
+            };
+            (
+                unlimited(read(memory.join("memory.limit_in_bytes"))),
+                unlimited(read(memory.join("memory.memsw.limit_in_bytes"))),
+            )
+        }
+    };
     assert_eq!(
-        read(memory.join("memory.limit_in_bytes")),
-        (256 * MIB).to_string()
-    );
-    assert_eq!(
-        read(memory.join("memory.memsw.limit_in_bytes")),
-        (512 * MIB).to_string()
+        memory_limits(),
+        ((256 * MIB).to_string(), (512 * MIB).to_string())
     );
     assert_eq!(
         read(hierarchy_dir(&manager, "pids").join("pids.max")),
         "max"
     );
-    assert_eq!(
-        read(hierarchy_dir(&manager, "cpu").join("cpu.cfs_quota_us")),
-        "-1"
-    );
-    assert_eq!(
-        read(hierarchy_dir(&manager, "cpu").join("cpu.shares")),
-        "2048"
-    );
+    if v2 {
+        assert_eq!(read(cpu.join("cpu.max")), "max 100000");
+        assert_eq!(
+            read(cpu.join("cpu.weight")),
+            weight_of_shares(2048).to_string()
+        );
+    } else {
+        assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "-1");
+        assert_eq!(read(cpu.join("cpu.shares")), "2048");
+    }
     manager
         .update(&resources(serde_json::json!({
             "memory": {"limit": 32 * MIB, "swap": 48 * MIB},
         })))
         .unwrap();
     assert_eq!(
-        read(memory.join("memory.limit_in_bytes")),
-        (32 * MIB).to_string()
-    );
-    assert_eq!(
-        read(memory.join("memory.memsw.limit_in_bytes")),
-        (48 * MIB).to_string()
+        memory_limits(),
+        ((32 * MIB).to_string(), (48 * MIB).to_string())
     );
     // Unlimited memory with no swap given lifts the swap limit too.
     manager
         .update(&resources(serde_json::json!({"memory": {"limit": -1}})))
         .unwrap();
-    let unlimited = read(memory.join("memory.memsw.limit_in_bytes"));
-    assert_eq!(read(memory.join("memory.limit_in_bytes")), unlimited);
-    assert!(unlimited.parse::<u64>().unwrap() > 1 << 60);
+    assert_eq!(memory_limits(), ("max".to_owned(), "max".to_owned()));
+}
+
+/// Runs `sh -c script` in the manager's cgroup (moved there before the script goes on) and
+/// returns its output lines.
+fn lines_from_inside(manager: &CgroupManager, guard: &mut Guard, script: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("read _; {script}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let pid = child.id() as i32;
+    guard.children.push(child);
+    manager.add_process(pid).unwrap();
+    assert_member(manager, pid);
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let mut output = String::new();
+    stdout.read_to_string(&mut output).unwrap();
+    output.lines().map(str::to_owned).collect()
 }
 
 #[test]
 fn device_rules_are_applied_in_order() {
-    require_root_v1();
+    require_root();
     let manager =
         CgroupManager::new(Some(Path::new(&format!("/{}", unique("devices")))), "x").unwrap();
-    let _guard = Guard::new(manager.clone());
+    let mut guard = Guard::new(manager.clone());
+    if !v2() {
+        manager
+            .create(Some(&resources(serde_json::json!({
+                "devices": [
+                    {"allow": false, "access": "rwm"},
+                    {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                    {"allow": true, "type": "c", "major": 5, "access": "r"},
+                    {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "rw"},
+                    {"allow": false, "type": "b", "major": 7, "minor": 0, "access": "w"},
+                ]
+            }))))
+            .unwrap();
+        let list = read(hierarchy_dir(&manager, "devices").join("devices.list"));
+        let mut lines: Vec<&str> = list.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["b 7:0 r", "c 1:3 rwm", "c 5:* r"]);
+        return;
+    }
+    // cgroup v2 has no list to read back: the eBPF filter is checked by what a process in the
+    // cgroup can open. 1:3 null, 1:5 zero, 1:7 full, 1:9 urandom.
     manager
         .create(Some(&resources(serde_json::json!({
             "devices": [
                 {"allow": false, "access": "rwm"},
                 {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-                {"allow": true, "type": "c", "major": 5, "access": "r"},
-                {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "rw"},
-                {"allow": false, "type": "b", "major": 7, "minor": 0, "access": "w"},
+                {"allow": true, "type": "c", "major": 1, "access": "r"},
+                {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rw"},
+                {"allow": false, "type": "c", "major": 1, "minor": 5, "access": "w"},
             ]
         }))))
         .unwrap();
-    let list = read(hierarchy_dir(&manager, "devices").join("devices.list"));
-    let mut lines: Vec<&str> = list.lines().collect();
-    lines.sort_unstable();
-    assert_eq!(lines, ["b 7:0 r", "c 1:3 rwm", "c 5:* r"]);
+    let lines = lines_from_inside(
+        &manager,
+        &mut guard,
+        "echo >/dev/null && echo null-write; \
+         head -c1 /dev/zero >/dev/null && echo zero-read; \
+         echo >/dev/zero && echo zero-write; \
+         head -c1 /dev/urandom >/dev/null && echo urandom-read; \
+         (exec 3>/dev/urandom) && echo urandom-write; \
+         (exec 3</dev/full) && echo full-read; \
+         echo done",
+    );
+    assert_eq!(
+        lines,
+        [
+            "null-write",
+            "zero-read",
+            "urandom-read",
+            "full-read",
+            "done"
+        ]
+    );
 }
-
 #[test]
 fn values_the_host_cannot_apply_are_errors_naming_the_field() {
-    require_root_v1();
+    require_root();
     let manager =
         CgroupManager::new(Some(Path::new(&format!("/{}", unique("errors")))), "x").unwrap();
     let _guard = Guard::new(manager.clone());
     manager.create(None).unwrap();
+    if v2() {
+        return values_v2_cannot_apply(&manager);
+    }
     let fails = |json: serde_json::Value, field: &str| -> CgroupError {
         let err = manager
             .update(&resources(json.clone()))
@@ -553,14 +692,76 @@ fn values_the_host_cannot_apply_are_errors_naming_the_field() {
     }
 }
 
+/// The v2 half of `values_the_host_cannot_apply_are_errors_naming_the_field`: v1-only
+/// settings are refused naming the field, and what v2 has (`unified`) applies.
+fn values_v2_cannot_apply(manager: &CgroupManager) {
+    for (json, field) in [
+        (
+            serde_json::json!({"memory": {"kernel": 64 * MIB}}),
+            "linux.resources.memory.kernel",
+        ),
+        (
+            serde_json::json!({"memory": {"kernelTCP": 64 * MIB}}),
+            "linux.resources.memory.kernelTCP",
+        ),
+        (
+            serde_json::json!({"memory": {"swappiness": 10}}),
+            "linux.resources.memory.swappiness",
+        ),
+        (
+            serde_json::json!({"memory": {"useHierarchy": false}}),
+            "linux.resources.memory.useHierarchy",
+        ),
+        (
+            serde_json::json!({"memory": {"disableOOMKiller": true}}),
+            "linux.resources.memory.disableOOMKiller",
+        ),
+        (
+            serde_json::json!({"memory": {"limit": 64 * MIB, "swap": 32 * MIB}}),
+            "linux.resources.memory.swap",
+        ),
+        (
+            serde_json::json!({"blockIO": {"leafWeight": 100}}),
+            "linux.resources.blockIO.leafWeight",
+        ),
+        (
+            serde_json::json!({"network": {"classID": 1}}),
+            "linux.resources.network",
+        ),
+        (
+            serde_json::json!({"unified": {"../memory.high": "1G"}}),
+            "linux.resources.unified",
+        ),
+    ] {
+        let err = manager
+            .update(&resources(json.clone()))
+            .expect_err(&format!("{json} must fail"));
+        assert!(
+            err.to_string().contains(field),
+            "{field} not named in: {err}"
+        );
+    }
+    let dir = hierarchy_dir(manager, "memory");
+    assert_eq!(
+        read(dir.join("memory.max")),
+        "max",
+        "changed by a refused update"
+    );
+    manager
+        .update(&resources(
+            serde_json::json!({"unified": {"memory.high": "1073741824"}}),
+        ))
+        .unwrap();
+    assert_eq!(read(dir.join("memory.high")), "1073741824");
+}
+
 #[test]
 fn v2_device_filter_restricts_device_access() {
-    use std::io::{Read, Write};
-    require_root_v1();
-    assert_eq!(
-        husk::cgroups::detect_mode().unwrap(),
-        CgroupMode::Hybrid,
-        "the eBPF filter is tested on the cgroup2 hierarchy of a hybrid host"
+    let mode = require_root();
+    assert_ne!(
+        mode,
+        CgroupMode::Legacy,
+        "the eBPF filter needs a cgroup2 hierarchy (v2, or hybrid's)"
     );
     let manager = CgroupManager::new(Some(Path::new(&format!("/{}", unique("bpf")))), "x").unwrap();
     let mut guard = Guard::new(manager.clone());
@@ -578,30 +779,14 @@ fn v2_device_filter_restricts_device_access() {
         ]))
         .unwrap();
     husk::cgroups::attach_v2_device_filter(&dir, &rules).unwrap();
-
-    let script = "read _; \
-        head -c1 /dev/zero >/dev/null && echo zero-read; \
-        echo >/dev/zero && echo zero-write; \
-        echo >/dev/null && echo null-write; \
-        head -c1 /dev/urandom >/dev/null && echo urandom-read; \
-        echo done";
-    let mut child = Command::new("sh")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let pid = child.id() as i32;
-    guard.children.push(child);
-    manager.add_process(pid).unwrap();
-    assert_member(&manager, pid);
-    stdin.write_all(b"go\n").unwrap();
-    drop(stdin);
-    let mut output = String::new();
-    stdout.read_to_string(&mut output).unwrap();
-    let lines: Vec<&str> = output.lines().collect();
-    assert_eq!(lines, ["zero-read", "null-write", "done"], "{output}");
+    let lines = lines_from_inside(
+        &manager,
+        &mut guard,
+        "head -c1 /dev/zero >/dev/null && echo zero-read; \
+         echo >/dev/zero && echo zero-write; \
+         echo >/dev/null && echo null-write; \
+         head -c1 /dev/urandom >/dev/null && echo urandom-read; \
+         echo done",
+    );
+    assert_eq!(lines, ["zero-read", "null-write", "done"]);
 }
