@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
-use crate::cgroups::CgroupManager;
+use crate::cgroups::{CgroupDriver, CgroupManager};
 use crate::child::{Child, TakenOrphan};
 use crate::config::{ConsoleDest, ContainerConfig, CreateOptions};
 use crate::error::{Context, Error, Result};
@@ -30,6 +30,7 @@ pub struct Runtime {
     init_binary: PathBuf,
     store: PathBuf,
     cgroup_parent: Option<PathBuf>,
+    cgroup_driver: CgroupDriver,
 }
 
 /// Settings of a [`Runtime`]: state root, image store, cgroup parent, init binary.
@@ -68,6 +69,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Which cgroup manager makes the cgroups of containers created from now on (default
+    /// cgroupfs; [`CgroupDriver::Systemd`] is the CLI's `--systemd-cgroup`). Existing containers
+    /// keep the driver they were created with.
+    pub fn cgroup_driver(mut self, driver: CgroupDriver) -> Self {
+        self.runtime.cgroup_driver = driver;
+        self
+    }
+
     /// The init binary (see [`Runtime::with_init_binary`]; default `/proc/self/exe`).
     pub fn init_binary(mut self, binary: impl Into<PathBuf>) -> Self {
         self.runtime.init_binary = binary.into();
@@ -93,6 +102,7 @@ impl Runtime {
             init_binary: PathBuf::from("/proc/self/exe"),
             store: PathBuf::from(DEFAULT_STORE),
             cgroup_parent: None,
+            cgroup_driver: CgroupDriver::Cgroupfs,
         }
     }
 
@@ -156,7 +166,8 @@ impl Runtime {
             console,
             stdio: &opts.stdio,
         };
-        let (record, spawned) = spawn::create(&self.init_binary, id, dir, config, io)?;
+        let (record, spawned) =
+            spawn::create(&self.init_binary, id, dir, config, io, self.cgroup_driver)?;
         Ok(Container {
             dir: self.root.join(id),
             record,

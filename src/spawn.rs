@@ -12,7 +12,7 @@ use husk_init::proto::{Bootstrap, Channel, InitFailure, ToInit, ToParent, INIT_A
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxIdMapping;
 
-use crate::cgroups::CgroupManager;
+use crate::cgroups::{CgroupDriver, CgroupManager};
 use crate::child::Child as Reapable;
 use crate::config::{host_root, ConsoleDest, ContainerConfig};
 use crate::error::{Context, Error, Result};
@@ -27,6 +27,7 @@ pub(crate) fn create(
     dir: StateDir,
     config: ContainerConfig,
     io: Io<'_>,
+    driver: CgroupDriver,
 ) -> Result<(Record, Spawned)> {
     let mut record = Record {
         oci_version: config.oci_version.clone(),
@@ -49,7 +50,15 @@ pub(crate) fn create(
         notify_socket: config.notify_socket.clone(),
     };
     let mut cgroup = None;
-    match bootstrap(init_binary, &dir, config, &mut record, &mut cgroup, io) {
+    match bootstrap(
+        init_binary,
+        &dir,
+        config,
+        &mut record,
+        &mut cgroup,
+        io,
+        driver,
+    ) {
         Ok(spawned) => Ok((record, spawned)),
         Err(e) => {
             if let Some(pid) = record.pid.filter(|_| record.init_alive()) {
@@ -92,8 +101,10 @@ fn bootstrap(
     record: &mut Record,
     cgroup_out: &mut Option<CgroupManager>,
     io: Io<'_>,
+    driver: CgroupDriver,
 ) -> Result<Spawned> {
-    let cgroup = CgroupManager::new(config.cgroups_path.as_deref(), &record.id)?;
+    let cgroup = CgroupManager::with_driver(driver, config.cgroups_path.as_deref(), &record.id)?;
+    cgroup.set_unit_annotations(&config.annotations)?;
     record.cgroup = Some(cgroup.saved());
     // Saved before anything runs, so that `delete --force` can clean up after a crash.
     dir.save(record)?;

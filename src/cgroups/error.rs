@@ -157,6 +157,16 @@ pub enum CgroupError {
         /// The state last read.
         seen: String,
     },
+    /// systemd (the systemd cgroup driver) refused or failed an operation, or cannot be reached.
+    #[error("systemd cgroup driver: {op} {unit}: {reason}")]
+    Systemd {
+        /// What was asked of systemd.
+        op: String,
+        /// The unit involved (empty when none is yet).
+        unit: String,
+        /// What systemd or the bus said.
+        reason: String,
+    },
     /// A BPF system call for the cgroup v2 device filter failed.
     #[error("device filter: {op}: {source}")]
     Bpf {

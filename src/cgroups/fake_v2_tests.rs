@@ -74,6 +74,7 @@ impl FakeCgroup {
                 created: Vec::new(),
                 skipped: false,
             }],
+            systemd: None,
         });
         FakeCgroup {
             _root: root,

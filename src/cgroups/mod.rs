@@ -1,4 +1,5 @@
-//! Cgroup manager for containers (the cgroupfs driver of runc, in Rust).
+//! Cgroup manager for containers: runc's cgroupfs driver, and its systemd driver
+//! ([`CgroupDriver::Systemd`], see [`systemd`]) behind the same [`CgroupManager`].
 //!
 //! The host's cgroup mode is detected at run time by `statfs` of `/sys/fs/cgroup`: a cgroup2
 //! filesystem there is v2 ([`CgroupMode::Unified`]); a tmpfs is v1, [`CgroupMode::Hybrid`] when
@@ -36,6 +37,16 @@
 //! `create` (joined rather than created): the cgroup belongs to the container from then on.
 //! Persist [`CgroupManager::saved`] *after* `create` so that a later `destroy` (from
 //! [`CgroupManager::from_saved`]) knows which parents to remove.
+//!
+//! # Drivers
+//!
+//! [`CgroupManager::with_driver`] picks the driver; the saved record keeps the choice (its
+//! `systemd` field), so later commands use it without being told again, as runc's do. With the
+//! systemd driver the cgroup is a transient systemd unit: `create` prepares it, the first
+//! [`CgroupManager::add_process`] starts it with that process, `update` and `destroy` go
+//! through systemd too, and everything else (freezing, stats, pids, the resource files) works on
+//! the delegated cgroup directory exactly as with cgroupfs. The cgroupfs path makes no D-Bus
+//! connection and starts no thread.
 
 mod convert;
 mod devices_v2;
@@ -47,6 +58,7 @@ mod fsio;
 mod oom;
 mod path;
 mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -124,6 +136,17 @@ pub fn detect_mode() -> Result<CgroupMode, CgroupError> {
     }
 }
 
+/// Which cgroup manager makes the container's cgroup (runc's `--systemd-cgroup` picks systemd).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CgroupDriver {
+    /// husk writes the cgroup filesystem itself.
+    #[default]
+    Cgroupfs,
+    /// systemd makes the cgroup as a transient unit through its D-Bus API.
+    Systemd,
+}
+
 /// The container's cgroup in one hierarchy.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SavedHierarchy {
@@ -154,6 +177,9 @@ pub struct SavedCgroup {
     pub path: PathBuf,
     /// Each hierarchy's directory, with what `create` made there.
     pub hierarchies: Vec<SavedHierarchy>,
+    /// The systemd unit, when the systemd driver made the cgroup (absent with cgroupfs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::SystemdUnit>,
 }
 
 /// Manages one container's cgroups. Clones share state (which directories were created).
@@ -170,6 +196,39 @@ struct Inner {
     hierarchies: Mutex<Vec<SavedHierarchy>>,
     /// Snapshot of the hierarchies without the mutable fields, for lock-free lookups.
     layout: Vec<SavedHierarchy>,
+    /// With the systemd driver: the unit, and how to reach systemd.
+    systemd: Option<SystemdState>,
+}
+
+/// The systemd driver's side of a manager.
+#[derive(Debug)]
+struct SystemdState {
+    unit: systemd::SystemdUnit,
+    /// For the unit's description (empty when restored from a saved record).
+    container_id: String,
+    /// Connected on first use: the cgroupfs path never gets here.
+    bus: std::sync::OnceLock<systemd::Bus>,
+    /// Properties from `org.systemd.property.*` annotations, for the start.
+    extra: Mutex<Vec<systemd::Property>>,
+    /// Set by `create`: the unit to start with the first process added, and the resources to
+    /// write to its cgroup then.
+    pending: Mutex<Option<PendingStart>>,
+}
+
+#[derive(Debug)]
+struct PendingStart {
+    props: Vec<systemd::Property>,
+    resources: Option<LinuxResources>,
+}
+
+impl SystemdState {
+    fn bus(&self) -> Result<&systemd::Bus, CgroupError> {
+        if let Some(bus) = self.bus.get() {
+            return Ok(bus);
+        }
+        let bus = systemd::Bus::connect()?;
+        Ok(self.bus.get_or_init(|| bus))
+    }
 }
 
 /// Where the cgroup code reports what it ignores or finds odd (see [`set_warning_sink`]).
@@ -242,7 +301,79 @@ impl CgroupManager {
             mode,
             path: primary,
             hierarchies,
+            systemd: None,
         }))
+    }
+
+    /// Like [`CgroupManager::new`] with the given driver. With [`CgroupDriver::Systemd`],
+    /// `cgroups_path` has the `slice:prefix:name` form (see [`systemd`]); the host must run
+    /// systemd (`/run/systemd/system`) on cgroup v2.
+    pub fn with_driver(
+        driver: CgroupDriver,
+        cgroups_path: Option<&Path>,
+        container_id: &str,
+    ) -> Result<Self, CgroupError> {
+        if driver == CgroupDriver::Cgroupfs {
+            return Self::new(cgroups_path, container_id);
+        }
+        if !Path::new("/run/systemd/system").exists() {
+            return Err(CgroupError::Systemd {
+                op: "find systemd".into(),
+                unit: String::new(),
+                reason: "no systemd instance reachable (/run/systemd/system is missing)".into(),
+            });
+        }
+        let (unit, path) = systemd::unit_for_path(cgroups_path, container_id)?;
+        let mode = detect_mode()?;
+        if mode != CgroupMode::Unified {
+            return Err(CgroupError::Unsupported(format!(
+                "the systemd cgroup driver of husk needs a cgroup v2 host; this one is {mode:?} \
+                 (use the cgroupfs driver)"
+            )));
+        }
+        let mount_point = PathBuf::from(CGROUP_ROOT);
+        let dir = mount_point.join(path.strip_prefix("/").unwrap_or(&path));
+        let manager = Self::from_saved(&SavedCgroup {
+            mode,
+            path: path.clone(),
+            hierarchies: vec![SavedHierarchy {
+                controllers: Vec::new(),
+                unified: true,
+                mount_point,
+                path,
+                dir,
+                created: Vec::new(),
+                skipped: false,
+            }],
+            systemd: Some(unit),
+        });
+        let mut manager = manager;
+        if let Some(state) = Arc::get_mut(&mut manager.inner).and_then(|i| i.systemd.as_mut()) {
+            state.container_id = container_id.to_owned();
+        }
+        Ok(manager)
+    }
+
+    /// The driver that manages this cgroup.
+    pub fn driver(&self) -> CgroupDriver {
+        if self.inner.systemd.is_some() {
+            CgroupDriver::Systemd
+        } else {
+            CgroupDriver::Cgroupfs
+        }
+    }
+
+    /// With the systemd driver, adds the `org.systemd.property.<Name>` annotations among
+    /// `annotations` to the unit's properties (call before `create`); without it, nothing.
+    pub fn set_unit_annotations<'a>(
+        &self,
+        annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<(), CgroupError> {
+        if let Some(state) = &self.inner.systemd {
+            let props = systemd::annotation_properties(annotations)?;
+            *state.extra.lock().unwrap_or_else(|p| p.into_inner()) = props;
+        }
+        Ok(())
     }
 
     /// The manager of a cgroup saved earlier with [`CgroupManager::saved`].
@@ -262,6 +393,13 @@ impl CgroupManager {
                 path: saved.path.clone(),
                 hierarchies: Mutex::new(saved.hierarchies.clone()),
                 layout,
+                systemd: saved.systemd.as_ref().map(|unit| SystemdState {
+                    unit: unit.clone(),
+                    container_id: String::new(),
+                    bus: std::sync::OnceLock::new(),
+                    extra: Mutex::new(Vec::new()),
+                    pending: Mutex::new(None),
+                }),
             }),
         }
     }
@@ -272,6 +410,7 @@ impl CgroupManager {
             mode: self.inner.mode,
             path: self.inner.path.clone(),
             hierarchies: self.lock().clone(),
+            systemd: self.inner.systemd.as_ref().map(|s| s.unit.clone()),
         }
     }
 
@@ -287,6 +426,10 @@ impl CgroupManager {
     /// Only then is everything in the cgroup the container's: a `cgroupsPath` that already
     /// existed may hold other containers or host services, which are not ours to kill or remove.
     pub fn created_leaf(&self) -> bool {
+        // A systemd unit of ours holds only the container's processes.
+        if self.inner.systemd.is_some() {
+            return true;
+        }
         self.lock()
             .iter()
             .filter(|h| !h.skipped)
@@ -389,6 +532,9 @@ impl CgroupManager {
     /// mkdir -p in every hierarchy (remembering which dirs were created here), then applies
     /// `resources`. Joining an existing cgroup is fine.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        if let Some(state) = &self.inner.systemd {
+            return self.prepare_unit(state, resources);
+        }
         for index in 0..self.inner.layout.len() {
             self.create_in(index)?;
         }
@@ -409,6 +555,60 @@ impl CgroupManager {
         }
         if let Some(resources) = resources {
             self.update(&without_kernel_memory(resources))?;
+        }
+        Ok(())
+    }
+
+    /// systemd driver's `create`: reach systemd now (a failure is reported before anything
+    /// runs) and work out the unit's properties; the unit starts in `add_process`.
+    fn prepare_unit(
+        &self,
+        state: &SystemdState,
+        resources: Option<&LinuxResources>,
+    ) -> Result<(), CgroupError> {
+        let resources = resources.map(|r| without_kernel_memory(r).into_owned());
+        let mut props = match &resources {
+            Some(r) => systemd::resource_properties(r)?,
+            None => Vec::new(),
+        };
+        props.extend(
+            state
+                .extra
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), v.try_clone().map_err(|e| e.to_string())?)))
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|reason| CgroupError::Systemd {
+                    op: "copy annotation properties".into(),
+                    unit: state.unit.unit.clone(),
+                    reason,
+                })?,
+        );
+        state.bus()?;
+        *state.pending.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(PendingStart { props, resources });
+        Ok(())
+    }
+
+    /// Starts the prepared unit with `pid` in it, then writes the resources to its cgroup.
+    fn start_unit(
+        &self,
+        state: &SystemdState,
+        pending: PendingStart,
+        pid: i32,
+    ) -> Result<(), CgroupError> {
+        let pid = u32::try_from(pid).map_err(|_| CgroupError::InvalidValue {
+            field: "add process".into(),
+            reason: format!("{pid} is not a pid"),
+        })?;
+        let mut props = systemd::base_properties(&state.unit, &state.container_id, pid);
+        props.extend(pending.props);
+        state.bus()?.start_unit(&state.unit.unit, &props)?;
+        let dir = self.inner.layout[0].dir.clone();
+        self.lock()[0].created = vec![dir];
+        if let Some(resources) = &pending.resources {
+            self.update_files(resources)?;
         }
         Ok(())
     }
@@ -472,6 +672,16 @@ impl CgroupManager {
 
     /// Moves process `pid` (all its threads) into the container's cgroup in every hierarchy.
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        if let Some(state) = &self.inner.systemd {
+            let pending = state
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(pending) = pending {
+                return self.start_unit(state, pending, pid);
+            }
+        }
         // Plain write of cgroup.procs (what cgroups-rs's add_task_by_tgid does too) so the error
         // carries the pid.
         let hierarchies = self.lock().clone();
@@ -544,6 +754,17 @@ impl CgroupManager {
     /// Applies `resources` to the existing cgroup (`runc update`). Fields that are `None` are
     /// left as they are; a set field that cannot be applied is an error naming it.
     pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        if let Some(state) = &self.inner.systemd {
+            let props = systemd::resource_properties(resources)?;
+            if !props.is_empty() {
+                state.bus()?.set_properties(&state.unit.unit, &props)?;
+            }
+        }
+        self.update_files(resources)
+    }
+
+    /// The cgroupfs half of `update`: writes `resources` to the cgroup's files.
+    fn update_files(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         if self.inner.mode == CgroupMode::Unified {
             let dir = self.unified_dir().ok_or_else(|| {
                 CgroupError::Unsupported("no cgroup2 hierarchy in unified mode".into())
@@ -707,6 +928,15 @@ impl CgroupManager {
     /// container. Every hierarchy is tried even when one fails; the first error is returned.
     pub fn destroy(&self) -> Result<(), CgroupError> {
         let mut first_error = None;
+        if let Some(state) = &self.inner.systemd {
+            // systemd removes the unit's cgroup; what it leaves (sub-cgroups it could not
+            // remove, say) is removed below, the unit's own directory included.
+            if let Err(e) = state.bus().and_then(|bus| bus.stop_unit(&state.unit.unit)) {
+                first_error = Some(e);
+            }
+            let dir = self.inner.layout[0].dir.clone();
+            self.lock()[0].created = vec![dir];
+        }
         let count = self.inner.layout.len();
         for index in 0..count {
             if let Err(e) = self.destroy_in(index) {

@@ -95,6 +95,7 @@ fn create_container(
             let rt = husk::Runtime::builder()
                 .state_root(root)
                 .store(store)
+                .cgroup_driver(super::cgroup_driver())
                 .build();
             rt.create_from_image(&a.id, image, &image_options(a), &opts)?
         }

@@ -51,7 +51,8 @@ pub struct Cli {
     /// Log debug messages too.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (not available: husk has only the cgroupfs driver).
+    /// Use systemd to manage cgroups: `linux.cgroupsPath` is then `slice:prefix:name` (create
+    /// and run; later commands use the driver the container was created with).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility.
@@ -148,8 +149,11 @@ pub fn main() -> i32 {
     };
     // Only commands that make cgroups need a driver; the others use the container's saved one.
     if cli.systemd_cgroup && matches!(command, Command::Create(_) | Command::Run(_)) {
-        logger.error(&systemd_driver_error());
-        return 1;
+        if let Some(error) = systemd_driver_error() {
+            logger.error(&error);
+            return 1;
+        }
+        SYSTEMD_CGROUP.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     // runc's create and run work in the bundle directory: the host hooks they run start there;
     // those of other commands (delete's poststop) in the caller's directory.
@@ -302,15 +306,22 @@ fn usage_error(e: &clap::Error) -> String {
         .to_string()
 }
 
-/// Why `--systemd-cgroup` is refused: husk has only the cgroupfs driver, and on hosts without a
-/// running systemd there is nothing to drive anyway.
-fn systemd_driver_error() -> String {
-    if std::path::Path::new("/run/systemd/system").exists() {
-        "systemd cgroup driver: not implemented by husk; run without --systemd-cgroup \
-         (cgroupfs driver)"
-            .into()
+/// Why `--systemd-cgroup` cannot work here, if it cannot: on a host without a running systemd
+/// there is nothing to drive (checked again, with the same words, by the cgroup manager).
+fn systemd_driver_error() -> Option<String> {
+    (!std::path::Path::new("/run/systemd/system").exists())
+        .then(|| "systemd cgroup driver: no systemd instance reachable".into())
+}
+
+/// `--systemd-cgroup` was given to create or run.
+static SYSTEMD_CGROUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The cgroup driver for containers this command creates.
+fn cgroup_driver() -> husk::cgroups::CgroupDriver {
+    if SYSTEMD_CGROUP.load(std::sync::atomic::Ordering::Relaxed) {
+        husk::cgroups::CgroupDriver::Systemd
     } else {
-        "systemd cgroup driver: no systemd instance reachable".into()
+        husk::cgroups::CgroupDriver::Cgroupfs
     }
 }
 
@@ -319,7 +330,10 @@ pub type CmdResult = Result<i32, Box<dyn std::error::Error>>;
 
 /// The runtime for a command's `--root`.
 fn runtime(root: &std::path::Path) -> husk::Runtime {
-    husk::Runtime::new(root)
+    husk::Runtime::builder()
+        .state_root(root)
+        .cgroup_driver(cgroup_driver())
+        .build()
 }
 
 /// Writes a pid file atomically (temp file + rename), as runc does.
