@@ -343,18 +343,24 @@ fn stats_report_usage_of_busy_child() {
         ],
     );
     manager.add_process(busy).unwrap();
-    // Until the loop has had 0.1 s of CPU (a loaded or emulated machine takes its time).
+    // Until the 4 MB are allocated and the loop has had 0.1 s of CPU (a loaded or emulated
+    // machine takes its time).
     let busy_enough = husk_testing::wait_for(
         || {
-            manager
-                .stats()
-                .is_ok_and(|s| s.cpu.is_some_and(|c| c.usage_total > 100_000_000))
+            manager.stats().is_ok_and(|s| {
+                s.cpu.is_some_and(|c| c.usage_total > 100_000_000)
+                    && s.memory.is_some_and(|m| m.usage.usage > 4_000_000)
+            })
         },
         Duration::from_secs(60),
     );
     let stats = manager.stats().unwrap();
     let cpu = stats.cpu.expect("cpu stats");
-    assert!(busy_enough, "the busy loop got no 0.1 s of CPU: {cpu:?}");
+    assert!(
+        busy_enough,
+        "no 4 MB and 0.1 s of CPU: {cpu:?} {:?}",
+        stats.memory
+    );
     assert!(cpu.usage_user + cpu.usage_system > 0, "{cpu:?}");
     // cgroup v2 keeps no per-CPU usage.
     assert_eq!(cpu.usage_per_cpu.is_empty(), v2(), "{cpu:?}");

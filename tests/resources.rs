@@ -508,7 +508,9 @@ fn block_io_limits_seen_inside() {
     let lift = json!({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 0}]}});
     let out = update_from_stdin(&rt, c.id(), &lift);
     assert!(out.status.success(), "{}", out.describe());
-    if v2 {
+    if rt.is_runc() {
+        // runc 1.1.5's update applies only the blkio weight, not the throttles.
+    } else if v2 {
         assert_eq!(
             cat_inside(&rt, c.id(), "io.max"),
             format!("{dev} rbps=max wbps=max riops=max wiops=100")
@@ -623,7 +625,13 @@ fn device_rules_decide_what_opens_inside() {
     let out = update_from_stdin(&rt, c.id(), &allow);
     assert!(out.status.success(), "{}", out.describe());
     let out = open(&c);
-    assert_eq!(out.stdout_str(), "opened\nnull\n", "{}", out.describe());
+    // runc 1.1.5's update ignores device rules.
+    let expected = if rt.is_runc() {
+        "null\n"
+    } else {
+        "opened\nnull\n"
+    };
+    assert_eq!(out.stdout_str(), expected, "{}", out.describe());
 }
 
 /// A container that answers "what are my limits" from inside, on request: it reads its own
@@ -961,7 +969,8 @@ fn pause_freezes_every_process_and_resume_thaws() {
     // (The loops' short-lived children come and go: the pids differ from those seen before.)
     let paused_pids = ps_pids(&rt, c.id());
     assert!(paused_pids.contains(&c.pid()), "{paused_pids:?}");
-    for pid in paused_pids {
+    // (A child that had exited, unreaped, as the freeze came can be gone by now under runc.)
+    for pid in paused_pids.into_iter().filter(|p| !is_gone(*p)) {
         assert!(kernel_says_frozen(pid), "pid {pid} not frozen");
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -983,7 +992,7 @@ fn pause_freezes_every_process_and_resume_thaws() {
 
     rt.run_ok(["resume", c.id()]);
     assert_eq!(c.status(), "running");
-    for pid in ps_pids(&rt, c.id()) {
+    for pid in ps_pids(&rt, c.id()).into_iter().filter(|p| !is_gone(*p)) {
         assert!(!kernel_says_frozen(pid), "pid {pid} still frozen");
     }
     assert!(

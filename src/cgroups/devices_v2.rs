@@ -12,7 +12,14 @@
 //!   matches when any requested access is in its access.
 //!
 //! The program is attached without `BPF_F_ALLOW_MULTI` / `BPF_F_ALLOW_OVERRIDE`, so attaching a
-//! new one (an update) replaces the previous one and nothing below the cgroup can loosen it.
+//! new one replaces the previous one and nothing below the cgroup can loosen it.
+//!
+//! Rules add to those in force, as successive writes to v1's `devices.allow` / `devices.deny`
+//! do: a list without a type `a` rule (an `update` adding one device, say) is checked before the
+//! rules of the program already attached, which the kernel hands back (`BPF_OBJ_GET_INFO_BY_FD`,
+//! its translated instructions: this program type has no context rewriting, so they are the ones
+//! loaded). Each rule's block jumps only within itself, so the new blocks followed by the old
+//! program's body make one valid program. A program husk did not make is not extended.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -25,6 +32,9 @@ use super::CgroupError;
 // From <linux/bpf.h>.
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const DEV_BLOCK: i32 = 1;
@@ -89,6 +99,44 @@ fn access_bits(_field: &str, access: Option<&str>) -> Result<i32, CgroupError> {
     Ok(bits)
 }
 
+/// The instructions every program of [`assemble`] starts with: they load the request into
+/// registers r2 to r5.
+const PROLOGUE: [Insn; 6] = [
+    insn(LDX_MEM_W, R2, R1, 0, 0), // access_type
+    insn(MOV32_REG, R3, R2, 0, 0),
+    insn(AND32_IMM, R3, 0, 0, 0xffff), // device type
+    insn(RSH32_IMM, R2, 0, 0, 16),     // requested access
+    insn(LDX_MEM_W, R4, R1, 4, 0),     // major
+    insn(LDX_MEM_W, R5, R1, 8, 0),     // minor
+];
+
+/// The program for `rules` on top of `previous` (a program of [`assemble`] in force): the new
+/// rules' blocks are tested first, then the previous program's, ending with its default. With a
+/// type `a` rule in `rules` (which resets everything) `previous` does not count.
+pub fn assemble_on_top(
+    rules: &[LinuxDeviceCgroup],
+    previous: Option<&[Insn]>,
+) -> Result<Vec<Insn>, CgroupError> {
+    let resets = rules
+        .iter()
+        .any(|r| r.typ().unwrap_or_default() == LinuxDeviceType::A);
+    let mut program = assemble(rules)?;
+    let Some(previous) = previous.filter(|_| !resets) else {
+        return Ok(program);
+    };
+    let body = previous.strip_prefix(&PROLOGUE[..]).ok_or_else(|| {
+        CgroupError::Unsupported(
+            "linux.resources.devices: the cgroup's device filter was not made by husk, so rules \
+             cannot be added to it"
+                .into(),
+        )
+    })?;
+    // Drop the new program's default (its last two instructions) for the previous rules.
+    program.truncate(program.len() - 2);
+    program.extend_from_slice(body);
+    Ok(program)
+}
+
 /// Assembles the filter program for `rules`.
 pub fn assemble(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Insn>, CgroupError> {
     let last_reset = rules
@@ -97,14 +145,7 @@ pub fn assemble(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Insn>, CgroupError> {
     let default_allow = last_reset.is_some_and(|i| rules[i].allow());
     let first_effective = last_reset.map_or(0, |i| i + 1);
 
-    let mut program = vec![
-        insn(LDX_MEM_W, R2, R1, 0, 0), // access_type
-        insn(MOV32_REG, R3, R2, 0, 0),
-        insn(AND32_IMM, R3, 0, 0, 0xffff), // device type
-        insn(RSH32_IMM, R2, 0, 0, 16),     // requested access
-        insn(LDX_MEM_W, R4, R1, 4, 0),     // major
-        insn(LDX_MEM_W, R5, R1, 8, 0),     // minor
-    ];
+    let mut program = PROLOGUE.to_vec();
     // Last matching rule wins: test them from the last one backwards.
     for index in (first_effective..rules.len()).rev() {
         let rule = &rules[index];
@@ -190,6 +231,106 @@ struct ProgAttachAttr {
     replace_bpf_fd: u32,
 }
 
+/// `union bpf_attr` as used by `BPF_PROG_QUERY`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+}
+
+/// `union bpf_attr` as used by `BPF_PROG_GET_FD_BY_ID`.
+#[repr(C)]
+#[derive(Default)]
+struct GetFdByIdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// `union bpf_attr` as used by `BPF_OBJ_GET_INFO_BY_FD`.
+#[repr(C)]
+#[derive(Default)]
+struct GetInfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The start of `struct bpf_prog_info`, up to the translated instructions (the kernel fills at
+/// most `info_len` bytes).
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfo {
+    typ: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+}
+
+/// Longest program read back: far more than any rule list makes (at most 12 per rule).
+const MAX_READ_BACK: usize = 64 * 1024;
+
+/// The instructions of the device program attached to `cgroup` itself, if any.
+fn attached_program(cgroup: &std::fs::File, dir: &Path) -> Result<Option<Vec<Insn>>, CgroupError> {
+    let failed = |what: &str, source| CgroupError::Bpf {
+        op: format!("{what} of the device filter of {}", dir.display()),
+        source,
+    };
+    let mut ids = [0u32; 4];
+    let mut query = ProgQueryAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_QUERY, &mut query).map_err(|e| failed("query", e))?;
+    match query.prog_cnt {
+        0 => return Ok(None),
+        1 => {}
+        n => return Err(CgroupError::Unsupported(format!(
+            "linux.resources.devices: {n} device programs are attached to {}; husk attaches one",
+            dir.display()
+        ))),
+    }
+    let mut by_id = GetFdByIdAttr {
+        prog_id: ids[0],
+        ..Default::default()
+    };
+    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut by_id).map_err(|e| failed("opening", e))?;
+    // SAFETY: a successful BPF_PROG_GET_FD_BY_ID returns a new file descriptor that we now own.
+    let program_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut insns = vec![insn(0, 0, 0, 0, 0); MAX_READ_BACK];
+    let mut info = ProgInfo {
+        xlated_prog_len: (insns.len() * std::mem::size_of::<Insn>()) as u32,
+        xlated_prog_insns: insns.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut get_info = GetInfoAttr {
+        bpf_fd: program_fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<ProgInfo>() as u32,
+        info: &mut info as *mut ProgInfo as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut get_info).map_err(|e| failed("reading", e))?;
+    let count = info.xlated_prog_len as usize / std::mem::size_of::<Insn>();
+    if count > insns.len() {
+        return Err(CgroupError::Unsupported(format!(
+            "linux.resources.devices: the device filter of {} is too long to extend",
+            dir.display()
+        )));
+    }
+    insns.truncate(count);
+    Ok(Some(insns))
+}
+
 /// Calls `bpf(cmd, attr, sizeof attr)`.
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a live, properly sized #[repr(C)] bpf_attr variant for `cmd`; the kernel
@@ -242,14 +383,23 @@ fn load(program: &[Insn]) -> Result<OwnedFd, CgroupError> {
 }
 
 /// Builds the filter for `rules` and attaches it to the cgroup2 directory `dir`, replacing the
-/// filter attached before.
+/// filter attached before: with a type `a` rule in `rules`, the new filter has only `rules`;
+/// otherwise they are added on top of the rules of the filter in force (see the module docs).
 pub fn apply(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
-    let program = assemble(rules)?;
-    let program_fd = load(&program)?;
     let cgroup = std::fs::File::open(dir).map_err(|source| CgroupError::Read {
         path: dir.to_path_buf(),
         source,
     })?;
+    let resets = rules
+        .iter()
+        .any(|r| r.typ().unwrap_or_default() == LinuxDeviceType::A);
+    let previous = if resets {
+        None
+    } else {
+        attached_program(&cgroup, dir)?
+    };
+    let program = assemble_on_top(rules, previous.as_deref())?;
+    let program_fd = load(&program)?;
     let mut attr = ProgAttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: program_fd.as_raw_fd() as u32,
@@ -307,6 +457,70 @@ mod tests {
         assert_eq!(block[4].imm, ACC_MKNOD);
         assert_eq!(block[6], insn(MOV64_IMM, R0, 0, 0, 1));
         assert_eq!(program[14], insn(MOV64_IMM, R0, 0, 0, 0));
+    }
+
+    /// Runs a program of [`assemble`] on one request, as the kernel would: true if allowed.
+    fn run(program: &[Insn], dev_type: i32, major: i32, minor: i32, access: i32) -> bool {
+        let mut r = [0u32; 7];
+        let ctx = [
+            ((access << 16) | dev_type) as u32,
+            major as u32,
+            minor as u32,
+        ];
+        let mut pc = 0;
+        loop {
+            let i = program[pc];
+            let (dst, src) = ((i.regs & 0xf) as usize, (i.regs >> 4) as usize);
+            pc += 1;
+            match i.code {
+                LDX_MEM_W => r[dst] = ctx[i.off as usize / 4],
+                MOV32_REG => r[dst] = r[src],
+                AND32_IMM => r[dst] &= i.imm as u32,
+                RSH32_IMM => r[dst] >>= i.imm,
+                MOV64_IMM => r[dst] = i.imm as u32,
+                JNE_IMM if r[dst] != i.imm as u32 => pc += i.off as usize,
+                JEQ_IMM if r[dst] == i.imm as u32 => pc += i.off as usize,
+                JNE_IMM | JEQ_IMM => {}
+                EXIT => return r[0] == 1,
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rules_on_top_are_checked_before_the_previous_ones() {
+        let created = assemble(&rules(serde_json::json!([
+            {"allow": false},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "r"},
+        ])))
+        .unwrap();
+        let added = rules(serde_json::json!([
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"},
+            {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "w"},
+        ]));
+        let updated = assemble_on_top(&added, Some(&created)).unwrap();
+        let (null, zero, kmsg) = ((1, 3), (1, 5), (1, 11));
+        let allowed =
+            |p: &[Insn], (major, minor): (i32, i32), access| run(p, DEV_CHAR, major, minor, access);
+        // Before: null rw, zero r, kmsg nothing.
+        assert!(allowed(&created, null, ACC_WRITE));
+        assert!(allowed(&created, zero, ACC_READ));
+        assert!(!allowed(&created, kmsg, ACC_WRITE));
+        // After: kmsg w added, null w taken back, the rest as before.
+        assert!(allowed(&updated, kmsg, ACC_WRITE));
+        assert!(!allowed(&updated, kmsg, ACC_READ));
+        assert!(!allowed(&updated, null, ACC_WRITE));
+        assert!(allowed(&updated, null, ACC_READ));
+        assert!(allowed(&updated, zero, ACC_READ));
+        assert!(!allowed(&updated, zero, ACC_WRITE));
+        assert!(!run(&updated, DEV_BLOCK, 7, 0, ACC_READ));
+        // A reset in the new rules drops the previous ones.
+        let reset = rules(serde_json::json!([{"allow": false}]));
+        let fresh = assemble_on_top(&reset, Some(&created)).unwrap();
+        assert!(!allowed(&fresh, null, ACC_WRITE));
+        // A program husk did not make is not extended.
+        assert!(assemble_on_top(&added, Some(&created[1..])).is_err());
     }
 
     #[test]
