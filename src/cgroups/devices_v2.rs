@@ -11,8 +11,10 @@
 //! * an allow rule matches when all requested access (r/w/m) is in its access; a deny rule
 //!   matches when any requested access is in its access.
 //!
-//! The program is attached without `BPF_F_ALLOW_MULTI` / `BPF_F_ALLOW_OVERRIDE`, so attaching a
-//! new one replaces the previous one and nothing below the cgroup can loosen it.
+//! The program is attached with `BPF_F_ALLOW_MULTI`, beside any others on the cgroup (systemd
+//! attaches its own to a unit with `DeviceAllow=`): the kernel grants only what every program
+//! of the cgroup and of its ancestors grants, so nothing below can loosen it. husk's program is
+//! named `husk_devs`; a new one replaces it (`BPF_F_REPLACE`).
 //!
 //! Rules add to those in force, as successive writes to v1's `devices.allow` / `devices.deny`
 //! do: a list without a type `a` rule (an `update` adding one device, say) is checked before the
@@ -37,6 +39,8 @@ const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+const BPF_F_REPLACE: u32 = 4;
 const DEV_BLOCK: i32 = 1;
 const DEV_CHAR: i32 = 2;
 const ACC_MKNOD: i32 = 1;
@@ -261,8 +265,8 @@ struct GetInfoAttr {
     info: u64,
 }
 
-/// The start of `struct bpf_prog_info`, up to the translated instructions (the kernel fills at
-/// most `info_len` bytes).
+/// The start of `struct bpf_prog_info`, up to the program's name (the kernel fills at most
+/// `info_len` bytes).
 #[repr(C)]
 #[derive(Default)]
 struct ProgInfo {
@@ -273,18 +277,49 @@ struct ProgInfo {
     xlated_prog_len: u32,
     jited_prog_insns: u64,
     xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; 16],
 }
+
+/// The name husk's programs are loaded with, to tell them from others (systemd's) attached to
+/// the same cgroup.
+const PROGRAM_NAME: &[u8] = b"husk_devs";
 
 /// Longest program read back: far more than any rule list makes (at most 12 per rule).
 const MAX_READ_BACK: usize = 64 * 1024;
 
-/// The instructions of the device program attached to `cgroup` itself, if any.
-fn attached_program(cgroup: &std::fs::File, dir: &Path) -> Result<Option<Vec<Insn>>, CgroupError> {
+/// A device program of husk's attached to a cgroup.
+struct Attached {
+    fd: OwnedFd,
+    insns: Vec<Insn>,
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a program; its translated instructions go to `insns` (if any).
+fn program_info(fd: &OwnedFd, insns: &mut [Insn]) -> io::Result<ProgInfo> {
+    let mut info = ProgInfo {
+        xlated_prog_len: std::mem::size_of_val(insns) as u32,
+        xlated_prog_insns: insns.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut attr = GetInfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<ProgInfo>() as u32,
+        info: &mut info as *mut ProgInfo as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info)
+}
+
+/// husk's device program attached to `cgroup` itself, if any, among those attached there.
+fn attached_program(cgroup: &std::fs::File, dir: &Path) -> Result<Option<Attached>, CgroupError> {
     let failed = |what: &str, source| CgroupError::Bpf {
-        op: format!("{what} of the device filter of {}", dir.display()),
+        op: format!("{what} the device programs of {}", dir.display()),
         source,
     };
-    let mut ids = [0u32; 4];
+    let mut ids = [0u32; 64];
     let mut query = ProgQueryAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
@@ -292,43 +327,37 @@ fn attached_program(cgroup: &std::fs::File, dir: &Path) -> Result<Option<Vec<Ins
         prog_cnt: ids.len() as u32,
         ..Default::default()
     };
-    bpf(BPF_PROG_QUERY, &mut query).map_err(|e| failed("query", e))?;
-    match query.prog_cnt {
-        0 => return Ok(None),
-        1 => {}
-        n => return Err(CgroupError::Unsupported(format!(
-            "linux.resources.devices: {n} device programs are attached to {}; husk attaches one",
-            dir.display()
-        ))),
+    bpf(BPF_PROG_QUERY, &mut query).map_err(|e| failed("querying", e))?;
+    for id in &ids[..(query.prog_cnt as usize).min(ids.len())] {
+        let mut by_id = GetFdByIdAttr {
+            prog_id: *id,
+            ..Default::default()
+        };
+        let fd = match bpf(BPF_PROG_GET_FD_BY_ID, &mut by_id) {
+            Ok(fd) => fd,
+            // Detached and freed since the query.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(failed("opening", e)),
+        };
+        // SAFETY: a successful BPF_PROG_GET_FD_BY_ID returns a new file descriptor that we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let info = program_info(&fd, &mut []).map_err(|e| failed("reading", e))?;
+        if !info.name.starts_with(PROGRAM_NAME) {
+            continue;
+        }
+        let mut insns = vec![insn(0, 0, 0, 0, 0); MAX_READ_BACK];
+        let info = program_info(&fd, &mut insns).map_err(|e| failed("reading", e))?;
+        let count = info.xlated_prog_len as usize / std::mem::size_of::<Insn>();
+        if count > insns.len() {
+            return Err(CgroupError::Unsupported(format!(
+                "linux.resources.devices: the device filter of {} is too long to extend",
+                dir.display()
+            )));
+        }
+        insns.truncate(count);
+        return Ok(Some(Attached { fd, insns }));
     }
-    let mut by_id = GetFdByIdAttr {
-        prog_id: ids[0],
-        ..Default::default()
-    };
-    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut by_id).map_err(|e| failed("opening", e))?;
-    // SAFETY: a successful BPF_PROG_GET_FD_BY_ID returns a new file descriptor that we now own.
-    let program_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let mut insns = vec![insn(0, 0, 0, 0, 0); MAX_READ_BACK];
-    let mut info = ProgInfo {
-        xlated_prog_len: (insns.len() * std::mem::size_of::<Insn>()) as u32,
-        xlated_prog_insns: insns.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    let mut get_info = GetInfoAttr {
-        bpf_fd: program_fd.as_raw_fd() as u32,
-        info_len: std::mem::size_of::<ProgInfo>() as u32,
-        info: &mut info as *mut ProgInfo as u64,
-    };
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut get_info).map_err(|e| failed("reading", e))?;
-    let count = info.xlated_prog_len as usize / std::mem::size_of::<Insn>();
-    if count > insns.len() {
-        return Err(CgroupError::Unsupported(format!(
-            "linux.resources.devices: the device filter of {} is too long to extend",
-            dir.display()
-        )));
-    }
-    insns.truncate(count);
-    Ok(Some(insns))
+    Ok(None)
 }
 
 /// Calls `bpf(cmd, attr, sizeof attr)`.
@@ -364,7 +393,7 @@ fn load(program: &[Insn]) -> Result<OwnedFd, CgroupError> {
         log_buf: log.as_mut_ptr() as u64,
         ..Default::default()
     };
-    attr.prog_name[..9].copy_from_slice(b"husk_devs");
+    attr.prog_name[..PROGRAM_NAME.len()].copy_from_slice(PROGRAM_NAME);
     match bpf(BPF_PROG_LOAD, &mut attr) {
         // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that we now own.
         Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
@@ -393,19 +422,23 @@ pub fn apply(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError>
     let resets = rules
         .iter()
         .any(|r| r.typ().unwrap_or_default() == LinuxDeviceType::A);
-    let previous = if resets {
-        None
-    } else {
-        attached_program(&cgroup, dir)?
-    };
-    let program = assemble_on_top(rules, previous.as_deref())?;
+    let attached = attached_program(&cgroup, dir)?;
+    let previous = attached.as_ref().filter(|_| !resets);
+    let program = assemble_on_top(rules, previous.map(|a| a.insns.as_slice()))?;
     let program_fd = load(&program)?;
+    // Attached with BPF_F_ALLOW_MULTI, beside programs others attach there (systemd's for a
+    // unit's DeviceAllow=; the kernel allows only what every one allows), replacing husk's own.
     let mut attr = ProgAttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: program_fd.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
         ..Default::default()
     };
+    if let Some(old) = &attached {
+        attr.attach_flags |= BPF_F_REPLACE;
+        attr.replace_bpf_fd = old.fd.as_raw_fd() as u32;
+    }
     bpf(BPF_PROG_ATTACH, &mut attr).map_err(|source| CgroupError::Bpf {
         op: format!("attaching the device filter to {}", dir.display()),
         source,
