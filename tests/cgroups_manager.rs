@@ -343,13 +343,15 @@ fn stats_report_usage_of_busy_child() {
         ],
     );
     manager.add_process(busy).unwrap();
-    // Until the 4 MB are allocated and the loop has had 0.1 s of CPU (a loaded or emulated
-    // machine takes its time).
+    // Until the 4 MB are allocated, the loop runs alone and has had 0.1 s of CPU (a loaded or
+    // emulated machine takes its time).
     let busy_enough = husk_testing::wait_for(
         || {
             manager.stats().is_ok_and(|s| {
                 s.cpu.is_some_and(|c| c.usage_total > 100_000_000)
                     && s.memory.is_some_and(|m| m.usage.usage > 4_000_000)
+                    // head and tr gone: only the loop's shell left
+                    && s.pids.is_some_and(|p| p.current == 1)
             })
         },
         Duration::from_secs(60),
