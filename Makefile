@@ -27,7 +27,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 endif
 
 .DEFAULT_GOAL := build
-.PHONY: deps build probe rootfs demo test lint bench hot-order conformance differential vm test-vm fuzz clean
+.PHONY: deps build probe rootfs demo test lint bench hot-order conformance differential vm test-vm test-vm-clients fuzz clean
 
 # Installs only what is missing. `apt-get update` runs first when the package lists are empty or more than a
 # week old, and once more if the install still fails.
@@ -174,6 +174,12 @@ vm:
 
 test-vm: build rootfs vm
 	vm/test-lane.sh $(VM_IMAGE_DIR) $(VM_TESTS)
+
+# podman, containerd (ctr) and docker drive husk in the VM at their defaults on a systemd host (the systemd cgroup
+# driver); VM_CLIENTS_DRIVERS="systemd cgroupfs" runs the smoke test once per driver.
+VM_CLIENTS_DRIVERS ?= systemd
+test-vm-clients: build vm
+	vm/clients-lane.sh $(VM_IMAGE_DIR) target/release/husk $(VM_CLIENTS_DRIVERS)
 
 clean:
 	cargo clean

@@ -18,6 +18,11 @@ mirror=${mirror:-http://deb.debian.org/debian}
 packages=(
     systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools kmod
     procps util-linux iproute2 e2fsprogs ca-certificates
+    # The clients lane (vm/clients-smoke.sh): podman, containerd and docker at their defaults on a systemd host, and
+    # busybox-static for the image they run. runc is there to compare with.
+    podman conmon crun netavark aardvark-dns containerd docker.io runc iptables busybox-static
+    # Debian's kernel enables AppArmor: with apparmor_parser there, docker and podman confine containers by default.
+    apparmor
 )
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/husk-vm-build.XXXXXX")
@@ -42,9 +47,11 @@ echo husk-vm >"$root/etc/hostname"
 printf '/dev/vda / ext4 defaults,errors=remount-ro 0 1\n' >"$root/etc/fstab"
 # A first boot (empty machine-id) would start systemd-firstboot's console prompt: keep debootstrap's id, and mask it.
 ln -sf /dev/null "$root/etc/systemd/system/systemd-firstboot.service"
-# Nothing in the lane needs these, and they cost boot time under emulation.
+# Nothing in the lane needs these at boot, and they cost boot time under emulation. The clients' daemons are among
+# them: the clients lane starts its own, with private configurations.
 for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer \
-    systemd-timesyncd.service; do
+    systemd-timesyncd.service containerd.service docker.service docker.socket podman.socket \
+    podman-restart.service podman-auto-update.timer podman-clean-transient.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 
