@@ -3,11 +3,13 @@
 #   - husk's `execute` of /bin/true from an installed image: p50 and p99, and 20 concurrent executes
 #     (examples/bench_execute.rs, built here);
 #   - `husk run --image` against husk's own bundle `run`;
-#   - `podman run --rm`, `ctr run --rm` and `docker run --rm` (Debian's packages, default runtime runc, each daemon a
-#     private instance under a temp dir, cgroupfs, no network) on the same image.
+#   - `podman run --rm`, `ctr run --rm` and `docker run --rm` (Debian's packages, runtime runc for all three: podman's
+#     default, crun, refuses a cgroup v1 hybrid host whose cgroup2 has controllers enabled; each a private instance
+#     under a temp dir, cgroupfs, no network) on the same image.
 #
 # usage: benches/images.sh [HUSK]   (default target/release/husk)
-# env:   RUNS (hyperfine runs per command, default 30), EXEC_RUNS (executes for p50/p99, default 200)
+# env:   RUNS (hyperfine runs per command, default 30), EXEC_RUNS (executes for p50/p99, default 200),
+#        BENCH_EXECUTE (a built examples/bench_execute; default: built here with cargo --release)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 husk=$(readlink -f "${1:-target/release/husk}")
@@ -62,12 +64,17 @@ mkdir -p "$T/bundle/rootfs"; tar -C "$T/bundle/rootfs" -xf "$T/rootfs.tar"
 
 # podman, containerd and docker: private instances, cgroupfs, no network.
 mkdir -p "$T/podman"
+# podman gives containers its own nofile and nproc limits, and sets its own nproc to 32768 (strace), so asking for
+# more needs CAP_SYS_RESOURCE, which a container host may lack ("crun: setrlimit RLIMIT_NPROC: Operation not
+# permitted"): ask for the hard nofile limit and at most 32768 processes.
 nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] && nofile=1048576
+nproc=$(ulimit -Hu); { [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; } && nproc=32768
 cat >"$T/podman/containers.conf" <<EOF
 [containers]
 netns = "none"
-default_ulimits = ["nofile=$nofile:$nofile"]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [engine]
+runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$T/podman/events.log"
@@ -100,8 +107,12 @@ $DOCKER load -q -i "$T/image.tar" >/dev/null
 
 # The library's execute: p50/p99 of /bin/true and 20 concurrent (examples/bench_execute.rs, which installs the same
 # rootfs, as a rootfs tar, in a store of its own).
-example=target/x86_64-unknown-linux-gnu/release/examples/bench_execute
-cargo build --release --example bench_execute >/dev/null 2>&1 || { echo "benches/images.sh: cannot build examples/bench_execute" >&2; exit 1; }
+# BENCH_EXECUTE: an already built examples/bench_execute (its release LTO link takes minutes on a loaded machine).
+example=${BENCH_EXECUTE:-target/x86_64-unknown-linux-gnu/release/examples/bench_execute}
+if [ -z "${BENCH_EXECUTE:-}" ]; then
+    cargo build --release --example bench_execute >/dev/null 2>&1 || { echo "benches/images.sh: cannot build examples/bench_execute" >&2; exit 1; }
+fi
+[ -x "$example" ] || { echo "benches/images.sh: $example is not executable" >&2; exit 1; }
 exec_out=$("$example" "$rootfs_tgz" "$T/exec-store" "$T/exec-root" "$exec_runs")
 p50=$(sed -n 's/^execute p50 \([0-9.]*\) p99.*/\1/p' <<<"$exec_out")
 p99=$(sed -n 's/^execute p50 [0-9.]* p99 \([0-9.]*\).*/\1/p' <<<"$exec_out")

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use husk_testing::{
-    default_rootfs, mounts_under, require_root, run_with_timeout, OutputExt, TempDir,
-};
+use husk_testing::images::{rootfs_tarball, state_left};
+use husk_testing::{mounts_under, require_root, run_with_timeout, OutputExt, TempDir};
 
 /// `target/<profile>/examples/<name>`, next to this test binary's `deps/` directory. `cargo
 /// test` builds the examples with the tests; `cargo test --test examples` does not, so a missing
@@ -42,20 +41,6 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-fn rootfs_tarball() -> PathBuf {
-    let dir = default_rootfs();
-    let tarball = dir.with_file_name(format!(
-        "{}.tar.gz",
-        dir.file_name().unwrap().to_string_lossy()
-    ));
-    assert!(
-        tarball.is_file(),
-        "{} is missing: run `make rootfs`",
-        tarball.display()
-    );
-    tarball
-}
-
 /// Runs example `name` with a fresh store and state root; its stdout.
 fn run_example(name: &str) -> String {
     run_example_with(name, &[])
@@ -77,14 +62,7 @@ fn run_example_with(name: &str, extra: &[&str]) -> String {
     assert!(out.status.success(), "{name}: {}", out.describe());
     let mounts = mounts_under(scratch.path());
     assert!(mounts.is_empty(), "{name} left mounts: {mounts:?}");
-    let left: Vec<_> = std::fs::read_dir(&state)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| !p.ends_with("@bundles"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let left = state_left(&state);
     assert!(left.is_empty(), "{name} left state: {left:?}");
     out.stdout_str()
 }
@@ -125,6 +103,16 @@ fn long_lived_exec() {
     // The main process kept counting between the execs.
     assert!(counts.windows(2).all(|w| w[0] < w[1]), "{out}");
     assert!(out.contains("service ended with exit code 0"), "{out}");
+}
+
+#[test]
+fn stream_files() {
+    let out = run_example("stream_files");
+    // What the container made from the input streamed in, read from the tar streamed out.
+    assert!(out.contains("out out/fruit.txt: apple,fig,pear\n"), "{out}");
+    assert!(out.contains("out out/veg.txt: kale,leek\n"), "{out}");
+    assert!(out.contains("out out/lines: 5\n"), "{out}");
+    assert!(out.ends_with("done\n"), "{out}");
 }
 
 #[test]

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use husk::{ExecuteError, ExecuteSpec, Network};
-use husk_testing::{default_rootfs, mounts_under, require_root, TempDir};
+use husk_testing::images::{
+    processes_in_cgroup, rootfs_tarball, state_left, tree_snapshot, FileStamp,
+};
+use husk_testing::{mounts_under, require_root, TempDir};
 
 /// A library runtime with its own state root, image store (busybox installed) and cgroup
 /// parent, all private to one test.
@@ -18,7 +21,7 @@ struct Env {
     scratch: TempDir,
     rt: husk::Runtime,
     cgroup_parent: String,
-    image_tree: BTreeMap<PathBuf, (u64, i64)>,
+    image_tree: BTreeMap<PathBuf, FileStamp>,
     image_dirs: Vec<PathBuf>,
 }
 
@@ -46,7 +49,7 @@ impl Env {
             .unwrap_or_else(|e| panic!("install {}: {e}", tarball.display()));
         let mut image_dirs = image.layers.clone();
         image_dirs.push(image.rootfs.clone());
-        let image_tree = snapshot(&image_dirs);
+        let image_tree = tree_snapshot(&image_dirs);
         Env {
             scratch,
             rt,
@@ -61,23 +64,7 @@ impl Env {
         let state = self.scratch.path().join("state");
         let mounts = mounts_under(self.scratch.path());
         assert!(mounts.is_empty(), "mounts left: {mounts:?}");
-        let mut left: Vec<String> = std::fs::read_dir(&state)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != "@bundles")
-                    .collect()
-            })
-            .unwrap_or_default();
-        left.extend(
-            std::fs::read_dir(state.join("@bundles"))
-                .map(|d| {
-                    d.flatten()
-                        .map(|e| format!("@bundles/{}", e.file_name().to_string_lossy()))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-        );
+        let left = state_left(&state);
         assert!(
             left.is_empty(),
             "state left under {}: {left:?}",
@@ -93,10 +80,10 @@ impl Env {
                 cg.display()
             );
         }
-        let procs = processes_in(&self.cgroup_parent);
+        let procs = processes_in_cgroup(&self.cgroup_parent);
         assert!(procs.is_empty(), "processes left: {procs:?}");
         assert!(
-            snapshot(&self.image_dirs) == self.image_tree,
+            tree_snapshot(&self.image_dirs) == self.image_tree,
             "the image's files changed"
         );
     }
@@ -129,54 +116,6 @@ impl Drop for Env {
             let _ = std::fs::remove_dir(dir);
         }
     }
-}
-
-/// The test rootfs as a tar.gz (`rootfs/out/busybox.tar.gz` next to the directory).
-fn rootfs_tarball() -> PathBuf {
-    let dir = default_rootfs();
-    let tarball = dir.with_file_name(format!(
-        "{}.tar.gz",
-        dir.file_name().unwrap().to_string_lossy()
-    ));
-    assert!(
-        tarball.is_file(),
-        "{} is missing: run `make rootfs` (it builds the test rootfs and its tarball)",
-        tarball.display()
-    );
-    tarball
-}
-
-/// Path -> (size, mtime) of every file under `dirs`.
-fn snapshot(dirs: &[PathBuf]) -> BTreeMap<PathBuf, (u64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = BTreeMap::new();
-    let mut pending: Vec<PathBuf> = dirs.to_vec();
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            out.insert(path.clone(), (meta.size(), meta.mtime()));
-            if meta.is_dir() {
-                pending.push(path);
-            }
-        }
-    }
-    out
-}
-
-/// Pids of processes whose cgroup path contains `name`.
-fn processes_in(name: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(name))
-        })
-        .collect()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -328,5 +267,63 @@ fn refused_requests_fail_before_anything_is_created() {
             .count()
     };
     assert_eq!(ours(&mounts_before), ours(&mounts_after));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn execute_from_a_thread_of_a_program_whose_other_threads_keep_running() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let env = Env::new();
+    let stop = AtomicBool::new(false);
+    let work = AtomicU64::new(0);
+    let lock = std::sync::Mutex::new(Vec::<u64>::new());
+    std::thread::scope(|s| {
+        // An embedder's own threads: busy with work of their own (allocating, holding a lock
+        // now and then) before, during and after the executions.
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = work.fetch_add(1, Ordering::Relaxed);
+                    let mut v = lock.lock().unwrap();
+                    v.push(n);
+                    if v.len() > 1000 {
+                        v.clear();
+                    }
+                    drop(v);
+                    std::thread::yield_now();
+                }
+            });
+        }
+        while work.load(Ordering::Relaxed) < 1000 {
+            std::thread::yield_now();
+        }
+        // execute, from a thread spawned while the others run, twice over.
+        let results = s
+            .spawn(|| {
+                (0..2)
+                    .map(|i| {
+                        let script = format!("echo run {i}; cat; exit {i}");
+                        let spec = ExecuteSpec::new("busybox", ["sh", "-c", &script])
+                            .stdin("from the embedder\n")
+                            .timeout(Duration::from_secs(120));
+                        env.rt.execute(&spec)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .join()
+            .expect("the executing thread panicked");
+        let during = work.load(Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        for (i, r) in results.into_iter().enumerate() {
+            let r = r.unwrap_or_else(|e| panic!("execute {i} from a threaded program: {e}"));
+            assert_eq!(
+                (r.exit_code, text(&r.stdout)),
+                (Some(i as i32), format!("run {i}\nfrom the embedder\n")),
+                "stderr: {}",
+                text(&r.stderr)
+            );
+        }
+        assert!(during > 1000, "the other threads stopped working");
+    });
     env.assert_nothing_left();
 }

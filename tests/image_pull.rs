@@ -35,16 +35,6 @@ fn runtime() -> Runtime {
     Runtime::from_env(env!("CARGO_BIN_EXE_husk"))
 }
 
-fn busybox_tar_gz() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs/out/busybox.tar.gz");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make rootfs` (the pull tests push an image built from it)",
-        path.display()
-    );
-    path
-}
-
 fn require_tool(tool: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
@@ -261,7 +251,7 @@ impl Layout {
 
     /// Like [`Layout::add_image`], with `marker` in `/etc/husk-arch`.
     fn add_image_with(&mut self, arch: &str, marker: &str) -> Pushed {
-        let gz = std::fs::read(busybox_tar_gz()).unwrap();
+        let gz = std::fs::read(husk_testing::images::rootfs_tarball()).unwrap();
         let mut tar_bytes = Vec::new();
         flate2::read::GzDecoder::new(&gz[..])
             .read_to_end(&mut tar_bytes)

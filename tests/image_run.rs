@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use husk::{ExitStatus, ImageRunOptions, Stdio, StdioConfig, WritableLayer};
+use husk_testing::images::{rootfs_tarball, state_left, tree_snapshot, FileStamp};
 use husk_testing::{default_rootfs, mounts_under, require_root, unique_id, OutputExt, TempDir};
 use serde_json::json;
 
@@ -53,10 +54,10 @@ impl Env {
     }
 
     /// The image's directories, and their files' sizes and mtimes.
-    fn image_snapshot(&self) -> BTreeMap<PathBuf, (u64, i64)> {
+    fn image_snapshot(&self) -> BTreeMap<PathBuf, FileStamp> {
         let mut dirs = self.image.layers.clone();
         dirs.push(self.image.rootfs.clone());
-        snapshot(&dirs)
+        tree_snapshot(&dirs)
     }
 
     /// `husk --root <state> --store <store> args...`.
@@ -72,54 +73,9 @@ impl Env {
     fn assert_nothing_left(&self) {
         let mounts = mounts_under(&self.state());
         assert!(mounts.is_empty(), "mounts left: {mounts:?}");
-        let bundles: Vec<_> = std::fs::read_dir(self.state().join("@bundles"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(bundles.is_empty(), "private bundles left: {bundles:?}");
-        let states: Vec<_> = std::fs::read_dir(self.state())
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| !p.ends_with("@bundles"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(states.is_empty(), "state left: {states:?}");
+        let left = state_left(&self.state());
+        assert!(left.is_empty(), "state or private bundles left: {left:?}");
     }
-}
-
-fn rootfs_tarball() -> PathBuf {
-    let dir = default_rootfs();
-    let tarball = dir.with_file_name(format!(
-        "{}.tar.gz",
-        dir.file_name().unwrap().to_string_lossy()
-    ));
-    assert!(
-        tarball.is_file(),
-        "{} is missing: run `make rootfs`",
-        tarball.display()
-    );
-    tarball
-}
-
-fn snapshot(dirs: &[PathBuf]) -> BTreeMap<PathBuf, (u64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = BTreeMap::new();
-    let mut pending: Vec<PathBuf> = dirs.to_vec();
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            out.insert(path.clone(), (meta.size(), meta.mtime()));
-            if meta.is_dir() {
-                pending.push(path);
-            }
-        }
-    }
-    out
 }
 
 /// Runs a container from `image` to its end; its status and output (stdout then stderr).
@@ -645,4 +601,91 @@ fn stop_returns_at_once_when_the_init_heeds_sigterm() {
     assert_eq!(status, ExitStatus::Exited(5));
     c.delete().unwrap();
     env.assert_nothing_left();
+}
+
+#[test]
+fn an_image_is_found_by_its_digest_and_a_unique_prefix_of_it() {
+    let env = Env::new();
+    let digest = env.image.digest.clone();
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    let by_name = env.husk(&["image", "inspect", "busybox"]);
+    assert!(by_name.status.success(), "{}", by_name.describe());
+    let short = format!("sha256:{}", &hex[..12]);
+    for name in [&digest, &short, &hex[..12], &hex[..30]] {
+        let out = env.husk(&["image", "inspect", name]);
+        assert!(out.status.success(), "inspect {name}: {}", out.describe());
+        assert_eq!(out.stdout_str(), by_name.stdout_str(), "inspect {name}");
+        let image = env.rt.image(name).expect("the library finds it too");
+        assert_eq!(
+            (image.name.as_str(), image.digest.as_str()),
+            ("docker.io/library/busybox:latest", digest.as_str())
+        );
+    }
+
+    // husk run --image by a short digest: a container of that image.
+    let id = unique_id("digest");
+    let out = env.husk(&[
+        "run",
+        "--image",
+        &hex[..12],
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo run by digest; readlink /bin/sh",
+    ]);
+    assert_eq!(out.exit_code(), 0, "{}", out.describe());
+    assert_eq!(out.stdout_str(), "run by digest\nbusybox\n");
+    env.assert_nothing_left();
+
+    // Too short, and a prefix no image has: one-line errors naming what was given.
+    let too_short = format!("sha256:{}", &hex[..11]);
+    let out = env.husk(&["image", "inspect", &too_short]);
+    assert_ne!(out.exit_code(), 0);
+    assert!(
+        out.stderr_str().contains(&too_short) && out.stderr_str().contains("12 to 64"),
+        "{}",
+        out.describe()
+    );
+    let flipped = if hex.starts_with('0') { '1' } else { '0' };
+    let nothing = format!("{flipped}{}", &hex[1..12]);
+    let out = env.husk(&["image", "inspect", &nothing]);
+    assert_ne!(out.exit_code(), 0);
+    assert_eq!(
+        out.stderr_str().trim().lines().count(),
+        1,
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr_str().contains("image not found"),
+        "{}",
+        out.describe()
+    );
+
+    // A second name for the same image: rm by digest would remove both, so only with force.
+    let second = env
+        .rt
+        .install_image(
+            husk::image::ImageSource::RootfsTar(rootfs_tarball()),
+            "second",
+            &Default::default(),
+        )
+        .expect("install a second name");
+    assert_eq!(second.digest, digest, "the same rootfs tar, the same image");
+    let out = env.husk(&["image", "rm", &short]);
+    assert_ne!(out.exit_code(), 0);
+    assert!(
+        out.stderr_str().contains("ambiguous") && out.stderr_str().contains("second"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        env.rt.images().unwrap().len(),
+        2,
+        "a refused rm removed a name"
+    );
+    let out = env.husk(&["image", "rm", "--force", &short]);
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(env.rt.images().unwrap().is_empty());
 }

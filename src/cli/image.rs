@@ -59,7 +59,7 @@ pub struct ListArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The image's name.
+    /// The image's name, or its digest (sha256:HEX, or a unique prefix of 12+ hex digits).
     pub name: String,
 }
 
@@ -68,7 +68,8 @@ pub struct RmArgs {
     /// Remove even if containers use it (its files go when the last one is deleted).
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// The images' names.
+    /// The images' names, or digests (sha256:HEX, or a unique prefix of 12+ hex digits: every
+    /// name of that image, several only with --force).
     #[arg(required = true)]
     pub names: Vec<String>,
 }

@@ -16,6 +16,15 @@ pub enum ImageError {
     /// No image has this name in the store.
     #[error("image not found: {0}")]
     NotFound(String),
+    /// A digest prefix that matches several images, or an image removed by digest that has
+    /// several names (without force).
+    #[error("{reference} is ambiguous: it matches {matches}")]
+    Ambiguous {
+        /// The name or digest as given.
+        reference: String,
+        /// What it matches.
+        matches: String,
+    },
     /// Installing over an existing name without asking for an update.
     #[error("image {0} is already installed (install with update to replace it)")]
     Exists(String),

@@ -148,6 +148,95 @@ struct Index {
     users: BTreeMap<String, String>,
 }
 
+/// The shortest digest prefix (hex digits) that names an image, as docker's short ids.
+const MIN_DIGEST_PREFIX: usize = 12;
+
+/// How a name given by the user found its image.
+enum Found {
+    /// By its name (normalised): the name.
+    Name(String),
+    /// By its digest or a unique prefix of it: the image's names (at least one).
+    Digest(Vec<String>),
+}
+
+impl Index {
+    /// The image `name` designates, and how: a reference (`busybox`), an image digest
+    /// (`sha256:<64 hex>`) or a unique prefix of one (`sha256:<12+ hex>`, or bare `<12+ hex>`
+    /// when no image has that name), as docker resolves image ids. Only digests some name still
+    /// points to are found (an image kept only by its users is not installed any more).
+    fn resolve(&self, name: &str) -> Result<(Found, String), ImageError> {
+        let lowercase_hex = |h: &str| h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let prefix = match name.strip_prefix("sha256:") {
+            Some(hex)
+                if hex.len() >= MIN_DIGEST_PREFIX && hex.len() <= 64 && lowercase_hex(hex) =>
+            {
+                Some(hex)
+            }
+            Some(_) => {
+                return Err(ImageError::InvalidReference {
+                    reference: name.to_string(),
+                    reason: format!(
+                        "a digest is sha256: and {MIN_DIGEST_PREFIX} to 64 lowercase hex digits"
+                    ),
+                })
+            }
+            None if name.len() >= MIN_DIGEST_PREFIX && name.len() <= 64 && lowercase_hex(name) => {
+                // A name first (`docker` does the same): a repository may be all hex digits.
+                let key = ImageStore::key(name)?;
+                if let Some(digest) = self.names.get(&key) {
+                    return Ok((Found::Name(key), digest.clone()));
+                }
+                Some(name)
+            }
+            None => None,
+        };
+        let Some(hex) = prefix else {
+            let key = ImageStore::key(name)?;
+            let digest = self
+                .names
+                .get(&key)
+                .ok_or_else(|| ImageError::NotFound(key.clone()))?;
+            return Ok((Found::Name(key), digest.clone()));
+        };
+        let wanted = format!("sha256:{hex}");
+        let matches: BTreeSet<&String> = self
+            .names
+            .values()
+            .filter(|d| d.starts_with(&wanted))
+            .collect();
+        match matches.into_iter().collect::<Vec<_>>()[..] {
+            [] => Err(ImageError::NotFound(name.to_string())),
+            [digest] => {
+                let names = self
+                    .names
+                    .iter()
+                    .filter(|(_, d)| *d == digest)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                Ok((Found::Digest(names), digest.clone()))
+            }
+            ref several => Err(ImageError::Ambiguous {
+                reference: name.to_string(),
+                matches: several
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+}
+
+impl Found {
+    /// The name an image found this way is shown under: its own, or the first of its names.
+    fn name(&self) -> &str {
+        match self {
+            Found::Name(n) => n,
+            Found::Digest(names) => names.first().map_or("", |n| n.as_str()),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct LayerInfo {
     size: u64,
@@ -829,38 +918,48 @@ impl ImageStore {
     }
 
     /// The image installed under `name` (as the user wrote it: `busybox` finds
-    /// `docker.io/library/busybox:latest`).
+    /// `docker.io/library/busybox:latest`), or with this digest: `sha256:<64 hex>`, or a prefix
+    /// of 12 or more hex digits that only one image's digest has (`sha256:` optional), as
+    /// docker's image ids. Found by digest, [`Image::name`] is the first of the image's names.
     pub fn image(&self, name: &str) -> Result<Image, ImageError> {
-        let key = Self::key(name)?;
         let index = {
             let _lock = self.lock_shared()?;
             self.load_index()?
         };
-        let digest = index
-            .names
-            .get(&key)
-            .ok_or_else(|| ImageError::NotFound(key.clone()))?;
+        let (found, digest) = index.resolve(name)?;
+        let key = found.name();
         let rec = index
             .images
-            .get(digest)
+            .get(&digest)
             .ok_or_else(|| ImageError::format("image index", format!("no record for {key}")))?;
-        self.image_from(&key, digest, rec)
+        self.image_from(key, &digest, rec)
     }
 
-    /// Removes the name `name`. Refused while a container uses that image (see
+    /// Removes the name `name`; given a digest (see [`ImageStore::image`]), every name of that
+    /// image (more than one only with `force`). Refused while a container uses that image (see
     /// [`ImageStore::acquire`]), unless `force`: then the name goes at once and the image's
     /// files when the last user releases it. Layers stay until [`ImageStore::prune`].
     pub fn remove(&self, name: &str, force: bool) -> Result<(), ImageError> {
-        let key = Self::key(name)?;
         let trash = {
             let _lock = self.lock_exclusive()?;
             let mut index = self.load_index()?;
-            let digest = index
+            let (found, digest) = index.resolve(name)?;
+            // By digest: the image itself, all its names (several only with force, as docker).
+            let names = match found {
+                Found::Name(key) => vec![key],
+                Found::Digest(names) if names.len() > 1 && !force => {
+                    return Err(ImageError::Ambiguous {
+                        reference: name.to_string(),
+                        matches: format!("{} (remove by name, or with force)", names.join(", ")),
+                    })
+                }
+                Found::Digest(names) => names,
+            };
+            let key = names.join(", ");
+            let other_names = index
                 .names
-                .get(&key)
-                .cloned()
-                .ok_or_else(|| ImageError::NotFound(key.clone()))?;
-            let other_names = index.names.iter().any(|(n, d)| *d == digest && *n != key);
+                .iter()
+                .any(|(n, d)| *d == digest && !names.contains(n));
             let users: Vec<&str> = index
                 .users
                 .iter()
@@ -873,7 +972,9 @@ impl ImageStore {
                     users: users.join(", "),
                 });
             }
-            index.names.remove(&key);
+            for n in &names {
+                index.names.remove(n);
+            }
             let trash = self.collect(&mut index)?;
             self.save_index(&index)?;
             trash
@@ -890,15 +991,11 @@ impl ImageStore {
         if user.is_empty() {
             return Err(ImageError::format("acquire", "empty user"));
         }
-        let key = Self::key(name)?;
         let (image, trash) = {
             let _lock = self.lock_exclusive()?;
             let mut index = self.load_index()?;
-            let digest = index
-                .names
-                .get(&key)
-                .cloned()
-                .ok_or_else(|| ImageError::NotFound(key.clone()))?;
+            let (found, digest) = index.resolve(name)?;
+            let key = found.name().to_string();
             let rec =
                 index.images.get(&digest).cloned().ok_or_else(|| {
                     ImageError::format("image index", format!("no record for {key}"))
@@ -932,17 +1029,13 @@ impl ImageStore {
 
     /// The users (container ids) holding the image installed as `name`.
     pub fn users(&self, name: &str) -> Result<Vec<String>, ImageError> {
-        let key = Self::key(name)?;
         let _lock = self.lock_shared()?;
         let index = self.load_index()?;
-        let digest = index
-            .names
-            .get(&key)
-            .ok_or_else(|| ImageError::NotFound(key.clone()))?;
+        let (_, digest) = index.resolve(name)?;
         Ok(index
             .users
             .iter()
-            .filter(|(_, d)| *d == digest)
+            .filter(|(_, d)| **d == digest)
             .map(|(u, _)| u.clone())
             .collect())
     }
@@ -1025,4 +1118,84 @@ pub(crate) fn check_blob<R: Read>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(names: &[(&str, &str)]) -> Index {
+        let mut index = Index::default();
+        for (name, hex) in names {
+            index
+                .names
+                .insert(ImageStore::key(name).unwrap(), format!("sha256:{hex}"));
+        }
+        index
+    }
+
+    fn resolved(index: &Index, name: &str) -> Result<(Vec<String>, String), String> {
+        match index.resolve(name) {
+            Ok((Found::Name(n), d)) => Ok((vec![n], d)),
+            Ok((Found::Digest(names), d)) => Ok((names, d)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn names_digests_and_unique_prefixes_resolve_as_docker_ids() {
+        let a = format!("{}{}", "abcdef012345", "1".repeat(52));
+        let b = format!("{}{}", "abcdef012345", "2".repeat(52));
+        let c = format!("{}{}", "0123456789ab", "3".repeat(52));
+        // An all-hex repository name, which is also a prefix of `c`.
+        let index = index(&[
+            ("one", &a),
+            ("two", &b),
+            ("0123456789ab", &a),
+            ("three", &c),
+        ]);
+        let key = |n: &str| ImageStore::key(n).unwrap();
+        assert_eq!(
+            resolved(&index, "one"),
+            Ok((vec![key("one")], format!("sha256:{a}")))
+        );
+        // A name wins over a digest prefix, as in docker.
+        assert_eq!(
+            resolved(&index, "0123456789ab"),
+            Ok((vec![key("0123456789ab")], format!("sha256:{a}")))
+        );
+        // With sha256: it is a digest; every name of the image comes back.
+        assert_eq!(
+            resolved(&index, "sha256:0123456789ab"),
+            Ok((vec![key("three")], format!("sha256:{c}")))
+        );
+        let mut both = vec![key("one"), key("0123456789ab")];
+        both.sort();
+        assert_eq!(
+            resolved(&index, &format!("sha256:{a}")),
+            Ok((both, format!("sha256:{a}")))
+        );
+        assert_eq!(
+            resolved(&index, &b[..13]),
+            Ok((vec![key("two")], format!("sha256:{b}")))
+        );
+        // Ambiguous, too short, unknown.
+        let err = resolved(&index, "abcdef012345").unwrap_err();
+        assert!(
+            err.contains("ambiguous") && err.contains(&a) && err.contains(&b),
+            "{err}"
+        );
+        let err = resolved(&index, "sha256:abcdef01234").unwrap_err();
+        assert!(err.contains("12 to 64"), "{err}");
+        let err = resolved(&index, "sha256:ABCDEF012345").unwrap_err();
+        assert!(err.contains("12 to 64"), "{err}");
+        assert_eq!(
+            resolved(&index, "fedcba987654"),
+            Err("image not found: fedcba987654".into())
+        );
+        assert_eq!(
+            resolved(&index, "abcdef01234"),
+            Err("image not found: docker.io/library/abcdef01234:latest".into())
+        );
+    }
 }

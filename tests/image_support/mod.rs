@@ -6,7 +6,7 @@
 #![allow(clippy::disallowed_methods)] // test fixtures in the tests' own temp dirs
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -16,18 +16,7 @@ pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// The test root filesystem as a gzip tar (`rootfs/out/busybox.tar.gz`, next to the tree the
-/// harness uses).
-pub fn busybox_tar_gz() -> PathBuf {
-    let tree = husk_testing::default_rootfs();
-    let gz = tree.with_file_name("busybox.tar.gz");
-    assert!(
-        gz.is_file(),
-        "{} not found: run `make rootfs` (the image tests build their images from it)",
-        gz.display()
-    );
-    gz
-}
+pub use husk_testing::images::rootfs_tarball as busybox_tar_gz;
 
 /// The uncompressed busybox tar.
 pub fn busybox_tar() -> Vec<u8> {
