@@ -128,6 +128,7 @@ pub const OCI_VERSION_MAX: &str = "1.2.1";
 
 /// Where a terminal's pty master goes.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ConsoleDest {
     /// Sent over this unix socket (runc's `--console-socket` protocol).
     Socket(PathBuf),

@@ -8,6 +8,7 @@ use crate::cgroups::CgroupError;
 
 /// Everything the library can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A container id that cannot name a state directory (`id`), and why (`reason`).
     #[error("invalid container id {id:?}: {reason}")]

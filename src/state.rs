@@ -29,6 +29,7 @@ const PRIVATE_DIR_MODE: u32 = 0o700;
 /// The lifecycle status, with the names the runtime spec and runc use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Status {
     /// `create` is running: the init is setting the container up.
     Creating,

@@ -10,6 +10,7 @@ use std::os::fd::OwnedFd;
 /// which should not get the caller's terminal or log streams unless asked for. The `husk` CLI
 /// inherits its own, as runc does ([`StdioConfig::inherit`]).
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub enum Stdio {
     /// The caller's own stream (what the CLI does).
     Inherit,
