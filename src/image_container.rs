@@ -576,6 +576,12 @@ fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     }
     set(c"upperdir", upper)?;
     set(c"workdir", work)?;
+    // The upper directory is thrown away with the container, so nothing in it needs to reach
+    // the disk: `volatile` (Linux 5.10) skips the sync of the upper filesystem that an
+    // overlay's unmount otherwise does, which took 100 ms and more of a `run --image` when
+    // other work had dirtied that filesystem (strace -T: umount2 of the rootfs). Older
+    // kernels refuse the flag: the mount goes without it.
+    let _ = sys::fsconfig_set_flag(fs.as_fd(), c"volatile");
     sys::fsconfig_create(fs.as_fd()).context(|| ctx("create"))?;
     let mnt = sys::fsmount(fs.as_fd(), 0).context(|| ctx("fsmount"))?;
     let to = open_dir(target)?;
