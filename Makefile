@@ -163,9 +163,9 @@ fuzz:
 # rebuilt only when vm/build-image.sh or vm/guest-boot.sh change. `test-vm` runs the VM_TESTS test targets inside
 # it (VM_TEST_ARGS: extra arguments for each test binary).
 VM_IMAGE_DIR := target/vm/image-$(shell cat vm/build-image.sh vm/guest-boot.sh 2>/dev/null | sha256sum | cut -c1-16)
-VM_TESTS ?= escapes proc_escapes seccomp_hardening hostile_input namespaces
+VM_TESTS ?= escapes proc_escapes seccomp_hardening hostile_input namespaces resources cgroups_manager
 # What `make test` runs in the VM (VM_LANE=0 skips it): the attacks whose defences depend most on the kernel.
-VM_TESTS_CI ?= escapes proc_escapes namespaces
+VM_TESTS_CI ?= escapes proc_escapes namespaces resources cgroups_manager
 VM_LANE ?= 1
 vm:
 	@vm/host-deps.sh

@@ -6,7 +6,7 @@
 #
 # Each TEST_NAME is a test target (tests/NAME.rs); its release binary is built here and run in the guest with
 # HUSK_ROOTFS pointing at the shared busybox rootfs. Extra arguments for every test binary (filters, --skip) come
-# from VM_TEST_ARGS.
+# from VM_TEST_ARGS. The husk they drive is target/release/husk (HUSK_VM_RUNTIME overrides it), copied into the guest.
 set -euo pipefail
 
 image=${1:?usage: vm/test-lane.sh IMAGE_DIR TEST_NAME...}
@@ -25,11 +25,16 @@ mapfile -t binaries < <(cargo test --release "${targets[@]}" --no-run --message-
     exit 1
 }
 
+runtime=$(readlink -f "${HUSK_VM_RUNTIME:-target/release/husk}")
+[ -x "$runtime" ] || { echo "vm: no husk binary at $runtime (make build)" >&2; exit 1; }
 lane_script=$(mktemp "$repo/target/vm/test-lane.XXXXXX.sh")
 trap 'rm -f "$lane_script"' EXIT
 {
     echo 'set -u'
     echo "export HUSK_ROOTFS='$repo/rootfs/out/busybox'"
+    # husk runs from the guest's own disk: 9p has no page cache, so every exec from the share reads the whole binary
+    # again (about 60 s per container operation with a debug build).
+    echo "install -m 0755 '$runtime' /usr/local/bin/husk && export HUSK_TEST_RUNTIME=/usr/local/bin/husk || exit 1"
     echo 'failed=""'
     for entry in "${binaries[@]}"; do
         name=${entry%% *}
