@@ -281,6 +281,40 @@ fn stage_rootfs(path: &Path) -> Result<Staged, ImageError> {
     })
 }
 
+/// The layers of an image manifest, each with its diff id from the image's config: as many as
+/// the config has diff ids, and each a tar (of any compression). Local layouts and registry
+/// pulls both check this before reading a layer.
+pub(crate) fn manifest_layers<'a>(
+    manifest: &'a ImageManifest,
+    config: &'a oci_spec::image::ImageConfiguration,
+    manifest_digest: &str,
+) -> Result<Vec<(&'a Descriptor, &'a String)>, ImageError> {
+    let diff_ids = config.rootfs().diff_ids();
+    let what = || format!("manifest {manifest_digest}");
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(ImageError::format(
+            what(),
+            format!(
+                "{} layers, but its config has {} diff ids",
+                manifest.layers().len(),
+                diff_ids.len()
+            ),
+        ));
+    }
+    let pairs: Vec<_> = manifest.layers().iter().zip(diff_ids).collect();
+    if let Some((d, _)) = pairs.iter().find(|(d, _)| !media_type(d).contains("tar")) {
+        return Err(ImageError::format(
+            what(),
+            format!(
+                "layer {} has media type {}, not a tar",
+                d.digest(),
+                media_type(d)
+            ),
+        ));
+    }
+    Ok(pairs)
+}
+
 fn media_type(d: &Descriptor) -> String {
     d.media_type().to_string()
 }
@@ -389,26 +423,8 @@ fn stage_oci(dir: SourceDir, name: Option<&str>) -> Result<Staged, ImageError> {
     let config = dir.blob(&config_digest, Some(config_desc.size()))?;
     let parsed: oci_spec::image::ImageConfiguration =
         json(&config, &format!("config {config_digest}"))?;
-    let diff_ids = parsed.rootfs().diff_ids();
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(ImageError::format(
-            format!("manifest {manifest_digest}"),
-            format!(
-                "{} layers, but its config has {} diff ids",
-                manifest.layers().len(),
-                diff_ids.len()
-            ),
-        ));
-    }
     let mut layers = Vec::new();
-    for (d, diff_id) in manifest.layers().iter().zip(diff_ids) {
-        let mt = media_type(d);
-        if !mt.contains("tar") {
-            return Err(ImageError::format(
-                format!("manifest {manifest_digest}"),
-                format!("layer {} has media type {mt}, not a tar", d.digest()),
-            ));
-        }
+    for (d, diff_id) in manifest_layers(&manifest, &parsed, &manifest_digest)? {
         let digest = d.digest().to_string();
         let rel = format!("blobs/sha256/{}", sha256_hex(&digest)?);
         let src = dir.clone();

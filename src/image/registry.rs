@@ -480,29 +480,10 @@ async fn download(
     let config = fs::read(&config_path).map_err(|e| io_error(&config_path, e))?;
     let parsed: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config)
         .map_err(|e| ImageError::format(format!("config {config_digest}"), e.to_string()))?;
-    let diff_ids = parsed.rootfs().diff_ids();
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(ImageError::format(
-            format!("manifest {manifest_digest}"),
-            format!(
-                "{} layers, but its config has {} diff ids",
-                manifest.layers().len(),
-                diff_ids.len()
-            ),
-        ));
-    }
     let mut layers = Vec::new();
-    for (descriptor, diff_id) in manifest.layers().iter().zip(diff_ids) {
-        let media_type = descriptor.media_type().to_string();
-        if !media_type.contains("tar") {
-            return Err(ImageError::format(
-                format!("manifest {manifest_digest}"),
-                format!(
-                    "layer {} has media type {media_type}, not a tar",
-                    descriptor.digest()
-                ),
-            ));
-        }
+    for (descriptor, diff_id) in
+        super::archive::manifest_layers(&manifest, &parsed, &manifest_digest)?
+    {
         let blob = if store.has_layer(diff_id) {
             None
         } else {
