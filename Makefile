@@ -163,9 +163,10 @@ fuzz:
 # rebuilt only when vm/build-image.sh or vm/guest-boot.sh change. `test-vm` runs the VM_TESTS test targets inside
 # it (VM_TEST_ARGS: extra arguments for each test binary).
 VM_IMAGE_DIR := target/vm/image-$(shell cat vm/build-image.sh vm/guest-boot.sh 2>/dev/null | sha256sum | cut -c1-16)
-VM_TESTS ?= escapes proc_escapes seccomp_hardening hostile_input namespaces resources cgroups_manager
-# What `make test` runs in the VM (VM_LANE=0 skips it): the attacks whose defences depend most on the kernel.
-VM_TESTS_CI ?= escapes proc_escapes namespaces resources cgroups_manager
+VM_TESTS ?= escapes proc_escapes seccomp_hardening hostile_input namespaces resources cgroups_manager systemd_cgroup lifecycle
+# What `make test` runs in the VM (VM_LANE=0 skips it): the attacks whose defences depend most on the kernel, and
+# the cgroup v2 and systemd-driver tests that only a systemd + cgroup v2 host can run.
+VM_TESTS_CI ?= escapes proc_escapes namespaces resources cgroups_manager systemd_cgroup
 VM_LANE ?= 1
 vm:
 	@vm/host-deps.sh

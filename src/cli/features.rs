@@ -25,7 +25,7 @@ pub fn features() -> serde_json::Value {
         "mountOptions": mount_options,
         "linux": {
             "namespaces": NAMESPACES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false},
             "seccomp": {
                 "enabled": true,
                 "actions": seccomp::ACTIONS,
