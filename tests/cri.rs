@@ -391,6 +391,10 @@ impl Drop for CgroupParentCleanup {
         if let Some(slice) = &self.slice {
             let _ = Command::new("systemctl").args(["stop", slice]).status();
         }
+        // Whatever a failed run left below the parent first (empty cgroups only: rmdir), then the parent.
+        for dir in cgroups_below(&self.tag) {
+            let _ = fs::remove_dir(dir);
+        }
         drop(husk_testing::cgroups::TagCleanup(self.tag.clone()));
     }
 }
