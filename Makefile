@@ -18,7 +18,8 @@ SHARED_TOOLS := $(CURDIR)/../shared/tools
 # target/release/husk to the binary there: the path the README, the yardsticks and RUNTIME use.
 BUILD_DIR := target/x86_64-unknown-linux-gnu/release
 ROOTFS_DIR := $(CURDIR)/rootfs/out/busybox
-DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace hyperfine util-linux bsdutils docker-registry skopeo apache2-utils
+DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace hyperfine util-linux bsdutils docker-registry skopeo apache2-utils \
+	protobuf-compiler containerd
 DEMO_SCRIPT := echo "Hello from a container started by $(notdir $(RUNTIME))"; id; hostname; ls /
 
 # rustup's default install location, for shells that have not sourced ~/.cargo/env.
@@ -91,7 +92,10 @@ test: deps build rootfs
 		echo "$(SHARED_TOOLS)/clients-smoke.sh target/release/husk all"; \
 		$(SHARED_TOOLS)/clients-smoke.sh target/release/husk all; \
 	fi
-	@if [ "$(VM_LANE)" = 1 ]; then $(MAKE) --no-print-directory test-vm VM_TESTS="$(VM_TESTS_CI)"; fi
+	@if [ "$(VM_LANE)" = 1 ]; then \
+		$(MAKE) --no-print-directory test-vm VM_TESTS="$(VM_TESTS_CI)" && \
+		$(MAKE) --no-print-directory test-vm-clients; \
+	fi
 
 lint:
 	cargo fmt --all -- --check
@@ -163,10 +167,10 @@ fuzz:
 # rebuilt only when vm/build-image.sh or vm/guest-boot.sh change. `test-vm` runs the VM_TESTS test targets inside
 # it (VM_TEST_ARGS: extra arguments for each test binary).
 VM_IMAGE_DIR := target/vm/image-$(shell cat vm/build-image.sh vm/guest-boot.sh 2>/dev/null | sha256sum | cut -c1-16)
-VM_TESTS ?= escapes proc_escapes seccomp_hardening hostile_input namespaces resources cgroups_manager systemd_cgroup lifecycle
+VM_TESTS ?= escapes proc_escapes seccomp_hardening hostile_input namespaces resources cgroups_manager systemd_cgroup cri lifecycle
 # What `make test` runs in the VM (VM_LANE=0 skips it): the attacks whose defences depend most on the kernel, and
-# the cgroup v2 and systemd-driver tests that only a systemd + cgroup v2 host can run.
-VM_TESTS_CI ?= escapes proc_escapes namespaces resources cgroups_manager systemd_cgroup
+# the cgroup v2, systemd-driver and CRI tests that only a systemd + cgroup v2 host can run; then test-vm-clients.
+VM_TESTS_CI ?= escapes proc_escapes namespaces resources cgroups_manager systemd_cgroup cri
 VM_LANE ?= 1
 vm:
 	@vm/host-deps.sh
