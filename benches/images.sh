@@ -38,6 +38,8 @@ cleanup() {
     done
     sleep 0.3
     grep -F " $T" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    # ctr puts its containers' cgroups under /<namespace>/, and runc leaves that parent behind (empty)
+    for d in /sys/fs/cgroup/husk-bench /sys/fs/cgroup/*/husk-bench; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
     rm -rf "$T"
 }
 trap cleanup EXIT
