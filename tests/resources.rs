@@ -393,8 +393,16 @@ fn cpu_shares_split_a_contended_cpu() {
     }
     heavy.start();
     light.start();
-    std::thread::sleep(Duration::from_millis(500));
+    // Both loops running before the window opens (a loaded machine may start them late).
+    assert!(
+        wait_for(
+            || cpu_used(&rt, heavy.id()) > 0 && cpu_used(&rt, light.id()) > 0,
+            WAIT
+        ),
+        "the loops did not start"
+    );
     let (h0, l0) = (cpu_used(&rt, heavy.id()), cpu_used(&rt, light.id()));
+    // The measuring window: the ratio of CPU time over it is the assertion.
     std::thread::sleep(Duration::from_secs(3));
     let (h1, l1) = (cpu_used(&rt, heavy.id()), cpu_used(&rt, light.id()));
     let (h, l) = ((h1 - h0) as f64, (l1 - l0) as f64);
