@@ -2,9 +2,9 @@
 //!
 //! `HUSK_FAULT=<point>` makes husk SIGKILL itself when it reaches the step named `<point>`
 //! (the names are the `&str` arguments of [`point`] across the crate, e.g. `create.cgroup-made`,
-//! `delete.killed`). `HUSK_FAULT=<point>:stop-init` instead stops the container's init with
-//! SIGSTOP there, which is how a wedged init looks to the host (see the bootstrap silence limit
-//! in `spawn`).
+//! `delete.killed`). `HUSK_FAULT=<point>:stop-init` names a [`stop_init_point`] instead, where
+//! the container's init waits for the host, and stops the init there with SIGSTOP: that is how a
+//! wedged init looks to the host (see the bootstrap silence limit in `spawn`).
 //!
 //! Always compiled in: the tests drive the release binary, and the variable gives the caller
 //! nothing it does not already have (whoever sets husk's environment can kill it, or stop its
@@ -42,16 +42,11 @@ pub(crate) fn point(point: &str) {
     }
 }
 
-/// As [`point`], at a step where the container's init (`init_pid`) runs: `HUSK_FAULT=<point>:stop-init`
-/// stops it there.
-pub(crate) fn init_point(point: &str, init_pid: i32) {
-    match requested(point) {
-        Some(Action::KillSelf) => {
-            let _ = kill(Pid::this(), Signal::SIGKILL);
-        }
-        Some(Action::StopInit) => {
-            let _ = kill(Pid::from_raw(init_pid), Signal::SIGSTOP);
-        }
-        None => {}
+/// A step where the container's init (`init_pid`) waits for the host: `HUSK_FAULT=<point>:stop-init`
+/// stops it there with SIGSTOP. Only such steps make a stop deterministic: an init that is free
+/// to run on may already have sent its next message when the signal lands.
+pub(crate) fn stop_init_point(point: &str, init_pid: i32) {
+    if requested(point) == Some(Action::StopInit) {
+        let _ = kill(Pid::from_raw(init_pid), Signal::SIGSTOP);
     }
 }

@@ -252,10 +252,14 @@ impl Requests for CreateRequests<'_> {
         self.record.pid = Some(pid);
         self.record.pid_start_time = process_start_time(pid);
         self.dir.save(self.record)?;
-        crate::fault::init_point("create.pid-saved", pid);
+        crate::fault::point("create.pid-saved");
         Ok(())
     }
     fn runtime_hooks(&mut self) -> Result<String> {
+        // The init waits for the answer here, so a stop lands before it can report ready.
+        if let Some(pid) = self.record.pid {
+            crate::fault::stop_init_point("create.hooks-asked", pid);
+        }
         let state = state_json(self.record, Status::Creating);
         run_hooks(&self.config.host_hooks.prestart, &state)?;
         run_hooks(&self.config.host_hooks.create_runtime, &state)?;
@@ -415,6 +419,11 @@ impl Session<'_> {
             cg.add_process(self.stage1.id() as i32)?;
         }
         let fds: Vec<i32> = fifo.iter().map(|f| f.as_raw_fd()).collect();
+        // Stage 1 waits for the bootstrap, so a stop here keeps it from ever reporting its pid.
+        crate::fault::stop_init_point(
+            &format!("{}.bootstrap-sending", requests.command()),
+            self.stage1.id() as i32,
+        );
         if let Err(e) = self
             .channel
             .send(&ToInit::Bootstrap(Box::new(boot.clone())), &fds)
@@ -437,10 +446,7 @@ impl Session<'_> {
             .map_err(std::io::Error::from)
             .context(|| "set the bootstrap socket's receive timeout".into())?;
         }
-        crate::fault::init_point(
-            &format!("{}.bootstrap-sent", requests.command()),
-            self.stage1.id() as i32,
-        );
+        crate::fault::point(&format!("{}.bootstrap-sent", requests.command()));
         let mut ready = false;
         loop {
             let (msg, mut fds) = match self.channel.recv::<ToParent>() {

@@ -228,13 +228,19 @@ fn a_wedged_init_fails_create_after_the_silence_limit_naming_the_step() {
     let rt = runtime();
     for (fault, step) in [
         (
-            "create.bootstrap-sent:stop-init",
+            "create.bootstrap-sending:stop-init",
             "reporting the container's pid",
         ),
-        ("create.pid-saved:stop-init", "setting up the container"),
+        // Stopped while it waits for the runtime hooks' answer, the init cannot have reported
+        // ready already (a stop at `create.pid-saved` races with an init that runs on, and
+        // lost on a loaded CI machine); the startContainer hook only makes it ask.
+        ("create.hooks-asked:stop-init", "setting up the container"),
     ] {
         let id = unique_id("wedge");
-        let b = bundle(&rt, &id);
+        let b = bundle(&rt, &id).set(
+            "/hooks",
+            json!({"startContainer": [{"path": "/bin/true"}]}),
+        );
         let path = b.path().to_str().unwrap().to_string();
         let started = Instant::now();
         let (status, err) = run_with_fault(
