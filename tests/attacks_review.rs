@@ -234,10 +234,11 @@ fn chroot_breakout_stays_in_the_rootfs_with_and_without_pivot() {
     }
 }
 
-/// The host's v1 pids hierarchy root, where a test cgroup is tried; None on hosts without it.
-fn host_pids_root() -> Option<PathBuf> {
-    let root = PathBuf::from("/sys/fs/cgroup/pids");
-    root.join("cgroup.procs").exists().then_some(root)
+/// The root of the host's hierarchy that holds the pids controller, where a test cgroup is
+/// tried: `/sys/fs/cgroup/pids` on v1, `/sys/fs/cgroup` itself on v2. Seen through a bind of the
+/// host's /sys, it has the same path inside the container.
+fn host_pids_root() -> PathBuf {
+    husk_testing::cgroups::hierarchy_root("pids")
 }
 
 /// The rootless spec's bind of the host's /sys, in place of the default sysfs and cgroup mounts.
@@ -258,7 +259,8 @@ fn with_host_sys_bound(bundle: Bundle) -> Bundle {
 fn host_cgroup_made_through_sys(rt: &Runtime, bundle: Bundle, pids_root: &Path) -> (bool, String) {
     let name = unique_id("husk-attack-probe");
     let bundle = bundle.sh(&format!(
-        "grep ' /sys' /proc/self/mountinfo | cut -d' ' -f5,6; mkdir /sys/fs/cgroup/pids/{name}"
+        "grep ' /sys' /proc/self/mountinfo | cut -d' ' -f5,6; mkdir {}/{name}",
+        pids_root.display()
     ));
     let out = rt.run_bundle(&bundle);
     let made = pids_root.join(&name);
@@ -270,7 +272,8 @@ fn host_cgroup_made_through_sys(rt: &Runtime, bundle: Bundle, pids_root: &Path) 
 }
 
 /// FINDING (high; runc 1.1.5 the same): the host's /sys bound with `rbind,ro` is read-only at
-/// /sys only: the host's cgroup v1 hierarchies below it (/sys/fs/cgroup/*) stay read-write. A
+/// /sys only: the host's cgroup hierarchies below it (/sys/fs/cgroup/*, or the one cgroup2
+/// mount on a v2 host) stay read-write. A
 /// container without a user namespace, with Docker's default capabilities (no CAP_SYS_ADMIN),
 /// makes cgroups in the host's root hierarchies, and can move itself to the root cgroup (out of
 /// its memory and pids limits) or freeze and limit other containers. Submounts of a read-only
@@ -282,9 +285,7 @@ fn host_cgroup_made_through_sys(rt: &Runtime, bundle: Bundle, pids_root: &Path) 
 #[test]
 fn host_sys_bind_leaves_no_host_cgroup_writable() {
     let rt = runtime();
-    let Some(pids_root) = host_pids_root() else {
-        panic!("no cgroup v1 pids hierarchy at /sys/fs/cgroup/pids: this attack needs one");
-    };
+    let pids_root = host_pids_root();
     let plain = with_host_sys_bound(Bundle::new(&rt))
         .set("/process/capabilities", docker_default_capabilities());
     let identity_mapped = with_host_sys_bound(Bundle::new(&rt))
@@ -309,10 +310,7 @@ fn host_sys_bind_leaves_no_host_cgroup_writable() {
 #[test]
 fn host_sys_bind_in_an_unprivileged_user_namespace_cannot_write_host_cgroups() {
     let rt = runtime();
-    let Some(pids_root) = host_pids_root() else {
-        eprintln!("skipped: no cgroup v1 pids hierarchy at /sys/fs/cgroup/pids");
-        return;
-    };
+    let pids_root = host_pids_root();
     let bundle = with_host_sys_bound(Bundle::new(&rt))
         .set("/process/capabilities", docker_default_capabilities())
         .add_namespace("user", None)

@@ -7,8 +7,9 @@
 
 mod io_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use husk_testing::cgroups::{self, CgroupMode};
 use husk_testing::{wait_for, Bundle, ContainerGuard, OutputExt, Runtime, TempDir};
 use io_support::{cgroup_dirs, runtime, sleeper, WAIT};
 use serde_json::json;
@@ -198,13 +199,6 @@ struct ForeignCgroup {
 impl ForeignCgroup {
     fn new() -> ForeignCgroup {
         let path = format!("/{}", husk_testing::unique_id("foreign"));
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let mounts = mountinfo.lines().filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let fields: Vec<&str> = left.split(' ').collect();
-            let is_cgroup = right.starts_with("cgroup ") || right.starts_with("cgroup2 ");
-            (is_cgroup && fields.get(3) == Some(&"/")).then(|| PathBuf::from(fields[4]))
-        });
         let victim = std::process::Command::new("sleep")
             .arg("1000")
             .spawn()
@@ -214,7 +208,7 @@ impl ForeignCgroup {
             dirs: Vec::new(),
             victim,
         };
-        for mount in mounts {
+        for mount in cgroup_mounts() {
             let dir = mount.join(&path[1..]);
             std::fs::create_dir(&dir).unwrap();
             foreign.dirs.push(dir.clone());
@@ -382,6 +376,15 @@ fn log_file_is_created_and_gets_logrus_or_json_lines() {
     );
 }
 
+/// The memory limit of the container's own cgroup as the container sees it (its cgroup namespace
+/// puts its cgroup at the root of the mount): v1 `memory.limit_in_bytes`, v2 `memory.max`.
+fn container_memory_limit_file() -> &'static str {
+    match cgroups::mode() {
+        CgroupMode::V2 => "/sys/fs/cgroup/memory.max",
+        _ => "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    }
+}
+
 #[test]
 fn kernel_memory_limits_are_ignored_with_a_warning_at_create() {
     let rt = runtime();
@@ -390,11 +393,7 @@ fn kernel_memory_limits_are_ignored_with_a_warning_at_create() {
             "/linux/resources/memory",
             json!({"limit": 104857600, "kernel": 10485760, "kernelTCP": 10485760}),
         )
-        .args([
-            "sh",
-            "-c",
-            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
-        ]);
+        .args(["sh", "-c", &format!("cat {}", container_memory_limit_file())]);
     let out = rt.run_bundle(&bundle);
     assert!(out.status.success(), "{}", out.describe());
     assert_eq!(out.stdout_str().trim(), "104857600", "{}", out.describe());
@@ -533,11 +532,18 @@ fn update_to_a_smaller_period_and_quota_under_a_limited_parent() {
     let rt = runtime();
     let parent = husk_testing::unique_id("cpu-parent");
     let _tree = CgroupTree(format!("{parent}/child"));
-    // The parent allows half a CPU: the child's quota/period may never exceed 1/2.
-    let parent_dir = Path::new("/sys/fs/cgroup/cpu").join(&parent);
+    // The parent allows half a CPU. On v1 the kernel refuses a child's quota/period above 1/2;
+    // v2 writes both in one `cpu.max` and limits only at run time, so there the order is moot
+    // and the test checks that each update lands.
+    let v2 = cgroups::is_v2();
+    let parent_dir = cgroups::hierarchy_root("cpu").join(&parent);
     std::fs::create_dir(&parent_dir).unwrap();
-    std::fs::write(parent_dir.join("cpu.cfs_period_us"), "100000").unwrap();
-    std::fs::write(parent_dir.join("cpu.cfs_quota_us"), "50000").unwrap();
+    if v2 {
+        std::fs::write(parent_dir.join("cpu.max"), "50000 100000").unwrap();
+    } else {
+        std::fs::write(parent_dir.join("cpu.cfs_period_us"), "100000").unwrap();
+        std::fs::write(parent_dir.join("cpu.cfs_quota_us"), "50000").unwrap();
+    }
     let bundle = sleeper(&rt)
         .set("/linux/cgroupsPath", json!(format!("/{parent}/child")))
         .set(
@@ -555,14 +561,20 @@ fn update_to_a_smaller_period_and_quota_under_a_limited_parent() {
         c.id(),
     ]);
     let child = parent_dir.join("child");
-    let read = |file: &str| {
-        std::fs::read_to_string(child.join(file))
-            .unwrap()
-            .trim()
-            .to_string()
+    // (quota, period) as the host's layout shows them.
+    let limit = || {
+        if v2 {
+            let max = cgroups::read_trimmed(&child.join("cpu.max"));
+            let (quota, period) = max.split_once(' ').unwrap();
+            (quota.to_string(), period.to_string())
+        } else {
+            (
+                cgroups::read_trimmed(&child.join("cpu.cfs_quota_us")),
+                cgroups::read_trimmed(&child.join("cpu.cfs_period_us")),
+            )
+        }
     };
-    assert_eq!(read("cpu.cfs_period_us"), "50000");
-    assert_eq!(read("cpu.cfs_quota_us"), "25000");
+    assert_eq!(limit(), ("25000".into(), "50000".into()));
     // And back up: now period first is the order that works.
     rt.run_ok([
         "update",
@@ -572,8 +584,7 @@ fn update_to_a_smaller_period_and_quota_under_a_limited_parent() {
         "50000",
         c.id(),
     ]);
-    assert_eq!(read("cpu.cfs_period_us"), "100000");
-    assert_eq!(read("cpu.cfs_quota_us"), "50000");
+    assert_eq!(limit(), ("50000".into(), "100000".into()));
 }
 
 #[test]
@@ -615,7 +626,8 @@ fn update_ignores_unknown_letters_in_device_access() {
     }
 }
 
-/// A cgroup made beforehand in every hierarchy and frozen (v1 freezer); thawed and removed on drop.
+/// A cgroup made beforehand in every hierarchy and frozen (v1 freezer, or v2 `cgroup.freeze`);
+/// thawed and removed on drop.
 struct FrozenCgroup {
     path: String,
     _tree: CgroupTree,
@@ -634,27 +646,37 @@ impl FrozenCgroup {
                 }
             }
         }
-        let state = Path::new("/sys/fs/cgroup/freezer")
-            .join(&path)
-            .join("freezer.state");
-        std::fs::write(&state, "FROZEN").unwrap();
-        assert!(
-            wait_for(
-                || std::fs::read_to_string(&state).unwrap().trim() == "FROZEN",
-                WAIT
-            ),
-            "the test cgroup did not freeze"
-        );
-        FrozenCgroup { path, _tree: tree }
+        let frozen = FrozenCgroup { path, _tree: tree };
+        frozen.set_frozen(true);
+        frozen
+    }
+
+    fn set_frozen(&self, frozen: bool) {
+        let dir = cgroups::hierarchy_root("freezer").join(&self.path);
+        let is_done = || {
+            if cgroups::is_v2() {
+                let events = cgroups::read_keyed(&dir.join("cgroup.events"));
+                events.get("frozen") == Some(&u64::from(frozen))
+            } else {
+                let state = cgroups::read_trimmed(&dir.join("freezer.state"));
+                state == if frozen { "FROZEN" } else { "THAWED" }
+            }
+        };
+        let (file, value) = match (cgroups::is_v2(), frozen) {
+            (true, _) => ("cgroup.freeze", if frozen { "1" } else { "0" }),
+            (false, true) => ("freezer.state", "FROZEN"),
+            (false, false) => ("freezer.state", "THAWED"),
+        };
+        // Thawing on drop is best effort: the directory may be gone already.
+        if std::fs::write(dir.join(file), value).is_ok() && frozen {
+            assert!(wait_for(is_done, WAIT), "the test cgroup did not freeze");
+        }
     }
 }
 
 impl Drop for FrozenCgroup {
     fn drop(&mut self) {
-        let state = Path::new("/sys/fs/cgroup/freezer")
-            .join(&self.path)
-            .join("freezer.state");
-        let _ = std::fs::write(state, "THAWED");
+        self.set_frozen(false);
     }
 }
 
@@ -693,18 +715,20 @@ fn error_messages_that_tools_match() {
     let rt = runtime();
     let dir = TempDir::new("husk-test-parity");
 
-    // cgroup v2 settings on this cgroup v1 host.
-    let bundle = Bundle::new(&rt).args(["sleep", "1000"]).set(
-        "/linux/resources/unified",
-        json!({"memory.high": "100000000"}),
-    );
-    let out = rt.run_bundle(&bundle);
-    assert!(!out.status.success(), "{}", out.describe());
-    assert!(
-        out.stderr_str().contains("invalid configuration"),
-        "{}",
-        out.describe()
-    );
+    // cgroup v2 settings on a cgroup v1 host (on a v2 host they are simply valid).
+    if !cgroups::is_v2() {
+        let bundle = Bundle::new(&rt).args(["sleep", "1000"]).set(
+            "/linux/resources/unified",
+            json!({"memory.high": "100000000"}),
+        );
+        let out = rt.run_bundle(&bundle);
+        assert!(!out.status.success(), "{}", out.describe());
+        assert!(
+            out.stderr_str().contains("invalid configuration"),
+            "{}",
+            out.describe()
+        );
+    }
 
     // A seccomp agent that is not listening.
     let bundle = Bundle::new(&rt).args(["sleep", "1000"]).set(
@@ -817,7 +841,7 @@ fn delete_force_after_create_killed_before_the_init_runs_removes_the_cgroup() {
         "create did not reach its first clone"
     );
     let husk = husk().unwrap();
-    let pids_dir = Path::new("/sys/fs/cgroup/pids").join(&id);
+    let pids_dir = cgroups::hierarchy_root("pids").join(&id);
     assert!(pids_dir.is_dir(), "the first clone came before the cgroup");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(husk), nix::sys::signal::SIGKILL).unwrap();
     traced.signal(libc::SIGKILL); // strace would sit out the injected delay

@@ -17,7 +17,8 @@ cd "$repo"
 
 targets=()
 for name in "$@"; do targets+=(--test "$name"); done
-mapfile -t binaries < <(cargo test --release "${targets[@]}" --no-run --message-format=json 2>/dev/null |
+# --workspace as in `make test`: the same feature set, so the binaries it built are reused, not rebuilt.
+mapfile -t binaries < <(cargo test --release --workspace "${targets[@]}" --no-run --message-format=json 2>/dev/null |
     jq -r 'select(.reason == "compiler-artifact" and .executable != null and .target.kind == ["test"]) |
         "\(.target.name) \(.executable)"')
 [ ${#binaries[@]} -eq "$#" ] || {
