@@ -9,6 +9,13 @@
 //! is refused listing what it has); bearer-token auth through a token endpoint (a small token-issuing
 //! proxy in front of the registry, since docker-registry's own token auth needs a signing service).
 //!
+//! Over HTTPS (a registry with a server certificate from a throwaway CA made with openssl):
+//! trusted through `--ca-file`, a certs.d directory, or the host's store (`SSL_CERT_FILE`);
+//! refused as untrusted without the CA or with another CA; basic auth; a bad CA file named in
+//! one line. And plain HTTP only for loopback names: `0.0.0.0:PORT` reaches the same local
+//! registry but is not a loopback name, so its plain HTTP port is refused without
+//! `--insecure-http`.
+//!
 //! The registry and skopeo come from `make deps`; when they are missing, or the registry does not
 //! start, the tests fail saying so.
 
@@ -50,16 +57,105 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// A throwaway CA (`trust/ca.crt`, alone in its directory so that skopeo can take the
+/// directory as its `--dest-cert-dir`) and a server certificate it signed for `127.0.0.1` and
+/// `localhost`, made with the openssl CLI.
+struct TestCa {
+    dir: TempDir,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        require_tool("openssl");
+        let dir = TempDir::new("husk-test-ca");
+        std::fs::create_dir(dir.join("trust")).unwrap();
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: [Vec<&str>; 3] = [
+            [
+                &["req", "-x509"],
+                &ec[..],
+                &["-keyout", "ca.key", "-out", "trust/ca.crt"],
+            ]
+            .concat(),
+            [
+                &["req"],
+                &ec[..],
+                &["-keyout", "server.key", "-out", "server.csr"],
+            ]
+            .concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "trust/ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.crt",
+            ],
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            let mut cmd = Command::new("openssl");
+            cmd.args(step).current_dir(dir.path());
+            if i == 0 {
+                cmd.args(["-days", "2", "-subj", "/CN=husk test CA"]);
+                cmd.args(["-addext", "basicConstraints=critical,CA:TRUE"]);
+                cmd.args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+            } else if i == 1 {
+                cmd.args(["-subj", "/CN=127.0.0.1"]);
+            }
+            let out = run_with_timeout(&mut cmd, TIMEOUT);
+            assert!(out.status.success(), "{cmd:?} failed\n{}", out.describe());
+        }
+        TestCa { dir }
+    }
+
+    /// The CA certificate (PEM).
+    fn cert(&self) -> PathBuf {
+        self.dir.join("trust/ca.crt")
+    }
+}
+
 /// A Debian `docker-registry` serving on 127.0.0.1, killed and removed on drop.
 struct Registry {
     child: Child,
     dir: TempDir,
     port: u16,
     auth: Option<(String, String)>,
+    /// Over TLS: the directory holding only the CA's certificate, for skopeo.
+    tls_trust: Option<PathBuf>,
 }
 
 impl Registry {
     fn start(auth: bool) -> Registry {
+        Registry::start_with(auth, None)
+    }
+
+    /// A registry serving HTTPS only, with `ca`'s server certificate.
+    fn start_tls(auth: bool, ca: &TestCa) -> Registry {
+        Registry::start_with(auth, Some(ca))
+    }
+
+    fn start_with(auth: bool, tls: Option<&TestCa>) -> Registry {
         require_tool("docker-registry");
         require_tool("skopeo");
         let dir = TempDir::new("husk-test-registry");
@@ -92,7 +188,12 @@ impl Registry {
             );
             std::fs::write(dir.join("config.yml"), config).unwrap();
             let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-            let mut child = Command::new("docker-registry")
+            let mut cmd = Command::new("docker-registry");
+            if let Some(ca) = tls {
+                cmd.env("REGISTRY_HTTP_TLS_CERTIFICATE", ca.dir.join("server.crt"))
+                    .env("REGISTRY_HTTP_TLS_KEY", ca.dir.join("server.key"));
+            }
+            let mut child = cmd
                 .arg("serve")
                 .arg(dir.join("config.yml"))
                 .stdin(Stdio::null())
@@ -115,10 +216,14 @@ impl Registry {
                         dir,
                         port,
                         auth: auth.then(|| (USER.to_string(), PASSWORD.to_string())),
+                        tls_trust: tls.map(|ca| ca.dir.join("trust")),
                     };
+                    // Over TLS, the plain HTTP probe gets Go's 400 ("client sent an HTTP request
+                    // to an HTTPS server"): the port speaks TLS only.
+                    let expected: &[u16] = if tls.is_some() { &[400] } else { &[200, 401] };
                     assert!(
-                        code == 200 || code == 401,
-                        "registry on port {port} answers /v2/ with {code}"
+                        expected.contains(&code),
+                        "registry on port {port} answers /v2/ over plain HTTP with {code}"
                     );
                     return registry;
                 }
@@ -145,12 +250,11 @@ impl Registry {
     fn push(&self, layout: &Path, tag: &str, repo: &str, all: bool) -> String {
         let digest_file = self.dir.join("pushed-digest");
         let mut cmd = Command::new("skopeo");
-        cmd.args([
-            "--insecure-policy",
-            "copy",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-        ]);
+        cmd.args(["--insecure-policy", "copy", "--preserve-digests"]);
+        match &self.tls_trust {
+            Some(dir) => cmd.arg("--dest-cert-dir").arg(dir),
+            None => cmd.arg("--dest-tls-verify=false"),
+        };
         if all {
             cmd.arg("--all");
         }
@@ -825,6 +929,14 @@ fn serve_token_proxy(stream: TcpStream, port: u16, upstream: u16) -> Option<Stri
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
+    // A TLS ClientHello (record type 22): answered like Go's plain HTTP server does, with a 400,
+    // which tells husk that this loopback port speaks plain HTTP.
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).ok()? == 1 && first[0] == 0x16 {
+        let mut stream = stream;
+        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+        return None;
+    }
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut writer = stream;
     let mut summary = Vec::new();
@@ -1072,4 +1184,268 @@ fn library_pull_fetches_only_the_layers_the_store_lacks() {
         "{err}"
     );
     assert_eq!(store.images().unwrap().len(), 1);
+}
+
+/// Asserts that `store` holds no image and no file of `pushed` (blobs, extracted trees).
+fn assert_nothing_installed(rt: &Runtime, store: &Store, pushed: &Pushed) {
+    assert!(store.list(rt).is_empty(), "an image was installed");
+    let left: Vec<PathBuf> = store
+        .files()
+        .into_iter()
+        .filter(|p| {
+            p.ends_with("bin/busybox")
+                || p.ends_with("etc/husk-arch")
+                || p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    pushed.layers.iter().any(|l| l.ends_with(n.as_ref()))
+                        || pushed.manifest.ends_with(n.as_ref())
+                })
+        })
+        .collect();
+    assert!(left.is_empty(), "the failed pull left files: {left:?}");
+}
+
+#[test]
+fn https_pull_with_a_ca_file_installs_an_image_that_runs() {
+    let rt = runtime();
+    let ca = TestCa::new();
+    let registry = Registry::start_tls(false, &ca);
+    let mut layout = Layout::new();
+    let pushed = layout.add_image(host_arch());
+    registry.push(layout.finish("1"), "1", "test/busybox", false);
+
+    let store = Store::new();
+    let reference = format!("{}/test/busybox:1", registry.host());
+    let ca_file = ca.cert();
+    store.run_ok(
+        &rt,
+        [
+            "pull".as_ref(),
+            "--ca-file".as_ref(),
+            ca_file.as_os_str(),
+            reference.as_ref(),
+        ],
+    );
+    assert_eq!(
+        store.list(&rt),
+        vec![(reference.clone(), pushed.manifest.clone())]
+    );
+    // The registry speaks TLS only, so the blobs came over HTTPS.
+    assert_eq!(registry.blob_gets(&pushed.layers[0]), 1);
+    let seen = store.run_in_image(&rt, &reference, "/bin/true && cat /etc/husk-arch");
+    assert_eq!(seen.trim(), host_arch());
+}
+
+#[test]
+fn https_pull_from_a_registry_with_an_unknown_ca_is_refused_as_untrusted() {
+    let rt = runtime();
+    let ca = TestCa::new();
+    let registry = Registry::start_tls(false, &ca);
+    let mut layout = Layout::new();
+    let pushed = layout.add_image(host_arch());
+    registry.push(layout.finish("1"), "1", "test/busybox", false);
+    let reference = format!("{}/test/busybox:1", registry.host());
+    let store = Store::new();
+
+    // No CA: the host's store does not know the throwaway CA. Loopback, but a registry that speaks
+    // TLS with an untrusted certificate is not retried over plain HTTP.
+    let out = store.run(&rt, ["pull", &reference]);
+    assert_fails_with(&out, &[&registry.host(), "not trusted", "UnknownIssuer"]);
+    // Another CA, with the same name (an impostor's, as a man in the middle would present): its
+    // signature does not match.
+    let other = TestCa::new();
+    let other_ca = other.cert();
+    let out = store.run(
+        &rt,
+        [
+            "pull".as_ref(),
+            "--ca-file".as_ref(),
+            other_ca.as_os_str(),
+            reference.as_ref(),
+        ],
+    );
+    assert_fails_with(&out, &[&registry.host(), "not trusted", "BadSignature"]);
+    assert_nothing_installed(&rt, &store, &pushed);
+    for layer in &pushed.layers {
+        assert_eq!(registry.blob_gets(layer), 0, "blob {layer} was fetched");
+    }
+}
+
+#[test]
+fn https_trusts_certs_d_directories_and_the_host_store_and_names_a_bad_ca_file() {
+    let rt = runtime();
+    let ca = TestCa::new();
+    let registry = Registry::start_tls(false, &ca);
+    let mut layout = Layout::new();
+    let pushed = layout.add_image(host_arch());
+    registry.push(layout.finish("1"), "1", "test/busybox", false);
+    let reference = format!("{}/test/busybox:1", registry.host());
+    let store = Store::new();
+
+    // Docker's layout: <root>/<host:port>/ca.crt, the root given with --certs-dir.
+    let docker_d = TempDir::new("husk-test-certs-d");
+    std::fs::create_dir(docker_d.join(registry.host())).unwrap();
+    std::fs::copy(ca.cert(), docker_d.join(registry.host()).join("ca.crt")).unwrap();
+    store.run_ok(
+        &rt,
+        [
+            "pull".as_ref(),
+            "--certs-dir".as_ref(),
+            docker_d.path().as_os_str(),
+            reference.as_ref(),
+        ],
+    );
+    let seen = store.run_in_image(&rt, &reference, "cat /etc/husk-arch");
+    assert_eq!(seen.trim(), host_arch());
+
+    // Podman's: any *.crt there; through the library's PullOptions, with an empty root first.
+    let podman_d = TempDir::new("husk-test-certs-d");
+    std::fs::create_dir(podman_d.join(registry.host())).unwrap();
+    std::fs::copy(
+        ca.cert(),
+        podman_d.join(registry.host()).join("registry.crt"),
+    )
+    .unwrap();
+    let empty = TempDir::new("husk-test-certs-d-empty");
+    let lib_store = husk::image::ImageStore::open(store.path()).unwrap();
+    let image = lib_store
+        .pull(
+            &reference,
+            &husk::image::PullOptions::new()
+                .name("from-lib")
+                .docker_config_dir(store.no_docker_config.path())
+                .certs_dirs([empty.path(), podman_d.path()]),
+        )
+        .unwrap();
+    assert_eq!(image.digest, pushed.manifest);
+    let bundle = Bundle::with_rootfs(&rt, &image.rootfs).sh("cat /etc/husk-arch");
+    assert_eq!(rt.run_bundle_ok(&bundle).trim(), host_arch());
+
+    // The host's store: rustls-native-certs reads SSL_CERT_FILE when it is set.
+    let mut cmd = store.image_cmd(&rt, ["pull", "--name", "from-host-store", &reference]);
+    cmd.env("SSL_CERT_FILE", ca.cert());
+    let out = run_with_timeout(&mut cmd, TIMEOUT);
+    assert!(
+        out.status.success(),
+        "SSL_CERT_FILE pull\n{}",
+        out.describe()
+    );
+
+    // Bad CA files: one line naming the file, nothing more installed.
+    let before = store.list(&rt).len();
+    assert_eq!(before, 3);
+    let bad = docker_d.join(registry.host()).join("zz-bad.crt");
+    std::fs::write(&bad, "not a certificate\n").unwrap();
+    let out = store.run(
+        &rt,
+        [
+            "pull".as_ref(),
+            "--name".as_ref(),
+            "bad".as_ref(),
+            "--certs-dir".as_ref(),
+            docker_d.path().as_os_str(),
+            reference.as_ref(),
+        ],
+    );
+    assert_fails_with(&out, &[&bad.display().to_string(), "no PEM certificate"]);
+    let broken = docker_d.join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\nMIIB!!!not base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let missing = docker_d.join("missing.pem");
+    for file in [&broken, &missing] {
+        let out = store.run(
+            &rt,
+            [
+                "pull".as_ref(),
+                "--name".as_ref(),
+                "bad".as_ref(),
+                "--ca-file".as_ref(),
+                file.as_os_str(),
+                reference.as_ref(),
+            ],
+        );
+        assert_fails_with(&out, &[&file.display().to_string()]);
+    }
+    assert_eq!(store.list(&rt).len(), before);
+}
+
+#[test]
+fn basic_auth_over_https() {
+    let rt = runtime();
+    let ca = TestCa::new();
+    let registry = Registry::start_tls(true, &ca);
+    let mut layout = Layout::new();
+    let pushed = layout.add_image(host_arch());
+    registry.push(layout.finish("1"), "1", "test/busybox", false);
+    let reference = format!("{}/test/busybox:1", registry.host());
+    let store = Store::new();
+    let ca_file = ca.cert().display().to_string();
+
+    let out = store.run(&rt, ["pull", "--ca-file", &ca_file, &reference]);
+    assert_fails_with(&out, &[&registry.host(), "authentication required"]);
+    let out = store.run(
+        &rt,
+        [
+            "pull",
+            "--ca-file",
+            &ca_file,
+            "--username",
+            USER,
+            "--password",
+            "wrong",
+            &reference,
+        ],
+    );
+    assert_fails_with(&out, &[&registry.host(), "credentials rejected"]);
+    assert!(store.list(&rt).is_empty());
+    store.run_ok(
+        &rt,
+        [
+            "pull",
+            "--ca-file",
+            &ca_file,
+            "--username",
+            USER,
+            "--password",
+            PASSWORD,
+            &reference,
+        ],
+    );
+    assert_eq!(store.list(&rt), vec![(reference.clone(), pushed.manifest)]);
+    let seen = store.run_in_image(&rt, &reference, "cat /etc/husk-arch");
+    assert_eq!(seen.trim(), host_arch());
+}
+
+#[test]
+fn a_non_loopback_name_is_not_downgraded_to_plain_http() {
+    let rt = runtime();
+    let registry = Registry::start(false);
+    let mut layout = Layout::new();
+    let pushed = layout.add_image(host_arch());
+    registry.push(layout.finish("1"), "1", "test/busybox", false);
+    let store = Store::new();
+
+    // Linux connects 0.0.0.0 to the local host, so this reaches the plain HTTP registry on
+    // 127.0.0.1; the name is not a loopback one, so HTTPS only.
+    let reference = format!("0.0.0.0:{}/test/busybox:1", registry.port);
+    let out = store.run(&rt, ["pull", &reference]);
+    assert_fails_with(
+        &out,
+        &[
+            &format!("0.0.0.0:{} does not speak TLS", registry.port),
+            "--insecure-http",
+        ],
+    );
+    assert_nothing_installed(&rt, &store, &pushed);
+    assert_eq!(registry.blob_gets(&pushed.layers[0]), 0);
+
+    // The same host with --insecure-http, and the loopback name without it: plain HTTP.
+    store.run_ok(&rt, ["pull", "--insecure-http", &reference]);
+    let loopback = format!("{}/test/busybox:1", registry.host());
+    store.run_ok(&rt, ["pull", &loopback]);
+    let seen = store.run_in_image(&rt, &reference, "cat /etc/husk-arch");
+    assert_eq!(seen.trim(), host_arch());
 }

@@ -124,9 +124,18 @@ pub struct PullArgs {
     /// Read the password from standard input.
     #[arg(long)]
     pub password_stdin: bool,
-    /// Plain HTTP to a registry that is not on localhost (loopback hosts always get HTTP).
+    /// Plain HTTP to the registry (without it: HTTPS, and plain HTTP only for a loopback host
+    /// whose port does not speak TLS).
     #[arg(long)]
     pub insecure_http: bool,
+    /// Also trust the CA certificates in this PEM file (repeatable); the host's store
+    /// (/etc/ssl/certs) is always trusted.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+    /// Read the registry's CA certificates from DIR/<host[:port]>/*.crt (repeatable; replaces
+    /// the defaults /etc/docker/certs.d and /etc/containers/certs.d).
+    #[arg(long = "certs-dir", value_name = "DIR")]
+    pub certs_dirs: Vec<PathBuf>,
     /// The image reference: [registry[:port]/]repository[:tag][@digest].
     pub reference: String,
 }
@@ -138,6 +147,12 @@ fn pull(store: &ImageStore, a: PullArgs) -> CmdResult {
         .insecure_http(a.insecure_http);
     if let Some(name) = a.name {
         opts = opts.name(name);
+    }
+    for file in a.ca_files {
+        opts = opts.ca_file(file);
+    }
+    if !a.certs_dirs.is_empty() {
+        opts = opts.certs_dirs(a.certs_dirs);
     }
     let password = match (a.password, a.password_stdin) {
         (Some(p), _) => Some(p),

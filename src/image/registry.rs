@@ -27,13 +27,29 @@
 //!   platform (from `std::env::consts`, e.g. linux/amd64), prefers the entry without variant (or
 //!   `v8` on arm64), and otherwise fails with the platforms the index has.
 //! - **Plain HTTP.** The crate can speak HTTP to named hosts ([`ClientProtocol::HttpsExcept`]); the
-//!   choice of hosts is ours: the loopback ones (`localhost`, `127.0.0.0/8`, `::1`) always, any other
+//!   choice of hosts is ours. A loopback host (`localhost`, `127.0.0.0/8`, `::1`) is tried over
+//!   HTTPS first and gets plain HTTP only when its port answers the TLS handshake with something
+//!   that is not TLS (containerd's rule for localhost); a certificate it presents is verified like
+//!   any other, and a failed verification is never retried over HTTP. Any other host gets plain HTTP
 //!   only with [`PullOptions::insecure_http`].
+//! - **Trust roots.** reqwest verifies with rustls-platform-verifier, which on Linux loads the host's
+//!   store through rustls-native-certs (`SSL_CERT_FILE`/`SSL_CERT_DIR` when set, else the usual
+//!   bundle, `/etc/ssl/certs` on Debian), as docker and containerd do; no roots are compiled in.
+//!   Private CAs come on top: [`PullOptions::ca_files`], and the per-registry directories docker and
+//!   podman users know, `<root>/<host[:port]>/*.crt` under `/etc/docker/certs.d` and
+//!   `/etc/containers/certs.d` ([`PullOptions::certs_dirs`]). The crate takes certificates but does
+//!   not read files or directories, and reqwest's PEM parser takes only a file's first certificate:
+//!   [`extra_roots`] reads every certificate of every file and checks each can be a trust anchor, so
+//!   a bad file is an error naming it. Client certificates (`*.cert`/`*.key`) are not supported.
+//! - **TLS errors that say what failed.** reqwest's error for a certificate it does not trust is
+//!   "error sending request"; [`tls_problem`] finds the rustls error under it, so the message says
+//!   the registry's certificate is not trusted and how to trust it.
 //! - **Blob errors that name the blob, and bounded downloads.** The crate verifies digests as a
 //!   stream error without saying which blob; every blob is hashed again here while it is written,
 //!   its size is checked against the descriptor (a registry cannot make us write more than the
 //!   descriptor says), and a mismatch is [`ImageError::Blob`] naming the blob.
 
+use std::cell::Cell;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
@@ -43,7 +59,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::StreamExt as _;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
@@ -66,6 +82,11 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// The certs.d roots read when [`PullOptions::certs_dirs`] is `None`: docker's and podman's.
+pub const DEFAULT_CERTS_DIRS: &[&str] = &["/etc/docker/certs.d", "/etc/containers/certs.d"];
+/// A CA file larger than this is refused (a system bundle is about 200 KiB).
+const MAX_CA_FILE_BYTES: u64 = 4 << 20;
+
 /// A manifest larger than this is refused (the registry's own limit is 4 MiB).
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// Nested indexes followed at most (an index whose host entry is itself an index).
@@ -78,7 +99,8 @@ const MAX_INDEX_DEPTH: usize = 2;
 /// let opts = husk::image::PullOptions::new()
 ///     .name("my-busybox")
 ///     .update(true)
-///     .basic_auth("user", "secret");
+///     .basic_auth("user", "secret")
+///     .ca_file("/etc/my-registry/ca.pem");
 /// # let _ = opts; }
 /// ```
 #[derive(Clone, Default)]
@@ -97,6 +119,13 @@ pub struct PullOptions {
     pub insecure_http: bool,
     /// The directory holding the docker `config.json`; `None`: `$DOCKER_CONFIG`, else `~/.docker`.
     pub docker_config_dir: Option<PathBuf>,
+    /// PEM files of CA certificates trusted for this pull, on top of the host's store (every
+    /// certificate in each file). A file that cannot be read or parsed fails the pull, naming it.
+    pub ca_files: Vec<PathBuf>,
+    /// The certs.d roots: every `*.crt` file (PEM CA certificates) in `<root>/<host[:port]>/`
+    /// (the registry as the reference names it) is trusted for that registry. `None`:
+    /// [`DEFAULT_CERTS_DIRS`]. A root or host directory that does not exist is skipped.
+    pub certs_dirs: Option<Vec<PathBuf>>,
 }
 
 impl std::fmt::Debug for PullOptions {
@@ -107,6 +136,8 @@ impl std::fmt::Debug for PullOptions {
             .field("credentials", &self.credentials)
             .field("insecure_http", &self.insecure_http)
             .field("docker_config_dir", &self.docker_config_dir)
+            .field("ca_files", &self.ca_files)
+            .field("certs_dirs", &self.certs_dirs)
             .finish()
     }
 }
@@ -184,15 +215,33 @@ impl PullOptions {
         self.docker_config_dir = Some(dir.into());
         self
     }
+
+    /// Also trusts the CA certificates in the PEM file `path` (may be given several times).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> PullOptions {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Reads `<root>/<host[:port]>/*.crt` under these roots instead of [`DEFAULT_CERTS_DIRS`]
+    /// (none: no certs.d directory is read).
+    pub fn certs_dirs<I, P>(mut self, roots: I) -> PullOptions
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<PathBuf>,
+    {
+        self.certs_dirs = Some(roots.into_iter().map(Into::into).collect());
+        self
+    }
 }
 
 impl ImageStore {
     /// Pulls `reference` (e.g. `busybox`, `ghcr.io/org/app:1.2`, `127.0.0.1:5000/test/img@sha256:…`)
     /// from its registry and installs it, under [`PullOptions::name`] or the normalised reference.
     ///
-    /// HTTPS, except plain HTTP for loopback hosts (and with [`PullOptions::insecure_http`]);
-    /// anonymous, basic or bearer-token auth; a multi-platform index resolves to the host's
-    /// platform. Every blob is verified against its descriptor; on any error nothing is installed.
+    /// HTTPS, verified against the host's trust store plus [`PullOptions::ca_files`] and the
+    /// registry's certs.d directories; plain HTTP with [`PullOptions::insecure_http`], and for a
+    /// loopback host whose port does not speak TLS. Anonymous, basic or bearer-token auth; a
+    /// multi-platform index resolves to the host's platform. Every blob is verified against its descriptor; on any error nothing is installed.
     /// Blocking: runs its own single-threaded tokio runtime for the duration of the call (so it must
     /// not be called from inside an async runtime's worker). The runtime's blocking pool (where
     /// reqwest resolves host names) is joined when the runtime is dropped, before this returns:
@@ -229,13 +278,36 @@ impl ImageStore {
                 }
             }
         };
-        let temp = self.new_temp("archive")?;
+        let roots = extra_roots(opts, &target)?;
+        let mut temp = self.new_temp("archive")?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| target.error(format!("cannot start the HTTP runtime: {e}")))?;
-        let http = opts.insecure_http || is_loopback_host(&target.host);
-        let downloaded = runtime.block_on(download(self, &target, &auth, http, temp.path()))?;
+        let mut result = runtime.block_on(download(
+            self,
+            &target,
+            &auth,
+            opts.insecure_http,
+            &roots,
+            temp.path(),
+        ));
+        if result.is_err() && !opts.insecure_http && target.not_tls.get() {
+            if is_loopback_host(&target.host) {
+                // The port speaks plain HTTP: allowed on loopback. A fresh directory, so that
+                // nothing of the first attempt is taken for a verified blob.
+                temp = self.new_temp("archive")?;
+                result =
+                    runtime.block_on(download(self, &target, &auth, true, &roots, temp.path()));
+            } else {
+                result = Err(target.error(format!(
+                    "{} does not speak TLS (plain HTTP only for loopback hosts, or with \
+                     insecure_http / --insecure-http)",
+                    target.host
+                )));
+            }
+        }
+        let downloaded = result?;
         drop(runtime);
         let layers = downloaded
             .layers
@@ -325,6 +397,8 @@ struct RemoteImage {
     host: String,
     oci: oci_client::Reference,
     display: String,
+    /// Set when a request over HTTPS got an answer that is not TLS (a plain HTTP port).
+    not_tls: Cell<bool>,
 }
 
 impl RemoteImage {
@@ -333,6 +407,7 @@ impl RemoteImage {
             host: r.registry().to_string(),
             oci: r.as_oci().clone(),
             display: r.normalized(),
+            not_tls: Cell::new(false),
         }
     }
 
@@ -386,6 +461,17 @@ impl RemoteImage {
             };
         }
         if let OciDistributionError::RequestError(e) = &e {
+            match tls_problem(e) {
+                Some(TlsProblem::Untrusted(why)) => {
+                    return self.error(format!(
+                        "the TLS certificate of {host} is not trusted ({why}): give its CA with \
+                         --ca-file (PullOptions::ca_file) or as /etc/docker/certs.d/{host}/ca.crt",
+                        host = self.host
+                    ))
+                }
+                Some(TlsProblem::NotTls) => self.not_tls.set(true),
+                None => {}
+            }
             return self.error(format!("cannot reach {}: {}", self.host, error_chain(e)));
         }
         self.error(format!("{what}: {}", error_chain(&e)))
@@ -398,6 +484,7 @@ async fn download(
     target: &RemoteImage,
     auth: &RegistryAuth,
     plain_http: bool,
+    roots: &[Certificate],
     dir: &Path,
 ) -> Result<Downloaded, ImageError> {
     let protocol = if plain_http {
@@ -416,6 +503,7 @@ async fn download(
         platform_resolver: None,
         connect_timeout: Some(Duration::from_secs(30)),
         read_timeout: Some(Duration::from_secs(300)),
+        extra_root_certificates: roots.to_vec(),
         ..ClientConfig::default()
     })
     .map_err(|e| {
@@ -668,6 +756,127 @@ fn select_platform_for<'a>(
     } else {
         available.join(", ")
     })
+}
+
+/// The CA certificates trusted for this pull on top of the host's store: every certificate of
+/// [`PullOptions::ca_files`], then of the `*.crt` files (sorted by name) in the registry's
+/// directory under each certs.d root. Each is checked to be usable as a trust anchor here, so that
+/// a bad one is an error naming its file rather than a client that cannot be built.
+fn extra_roots(opts: &PullOptions, target: &RemoteImage) -> Result<Vec<Certificate>, ImageError> {
+    let mut files = opts.ca_files.clone();
+    let default_roots: Vec<PathBuf> = DEFAULT_CERTS_DIRS.iter().map(PathBuf::from).collect();
+    let roots = opts.certs_dirs.as_ref().unwrap_or(&default_roots);
+    // The host is a reference's registry (no '/'); "." or ".." would leave the root.
+    let host = target.host.as_str();
+    if !host.is_empty() && host != "." && host != ".." && !host.contains('/') {
+        for root in roots {
+            let dir = root.join(host);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    return Err(ImageError::Io {
+                        context: format!("read the certs.d directory {}", dir.display()),
+                        source: e,
+                    })
+                }
+            };
+            let mut found = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| ImageError::Io {
+                    context: format!("read the certs.d directory {}", dir.display()),
+                    source: e,
+                })?;
+                if entry.file_name().to_string_lossy().ends_with(".crt") {
+                    found.push(entry.path());
+                }
+            }
+            found.sort();
+            files.extend(found);
+        }
+    }
+    let mut certs = Vec::new();
+    for file in &files {
+        certs.extend(read_ca_file(file)?);
+    }
+    Ok(certs)
+}
+
+/// Every certificate of the PEM file `path`, as DER, each checked to be a usable trust anchor.
+fn read_ca_file(path: &Path) -> Result<Vec<Certificate>, ImageError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    let bad = |reason: String| {
+        ImageError::format(format!("CA certificate file {}", path.display()), reason)
+    };
+    let file = File::open(path).map_err(|e| ImageError::Io {
+        context: format!("read CA certificate file {}", path.display()),
+        source: e,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ImageError::Io {
+            context: format!("read CA certificate file {}", path.display()),
+            source: e,
+        })?;
+    if bytes.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(bad("larger than 4 MiB".into()));
+    }
+    let mut certs = Vec::new();
+    for (i, cert) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
+        let cert = cert.map_err(|e| bad(format!("certificate {}: not PEM: {e}", i + 1)))?;
+        rustls::RootCertStore::empty()
+            .add(cert.clone())
+            .map_err(|e| bad(format!("certificate {} is not a usable CA: {e}", i + 1)))?;
+        certs.push(Certificate {
+            encoding: CertificateEncoding::Der,
+            data: cert.to_vec(),
+        });
+    }
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// What went wrong in a TLS handshake, as far as the caller can act on it.
+enum TlsProblem {
+    /// The registry's certificate did not verify (unknown issuer, wrong name, expired...).
+    Untrusted(String),
+    /// The other side answered with something that is not TLS (a plain HTTP server).
+    NotTls,
+}
+
+/// The rustls error under a request error, if any. reqwest and hyper wrap it in `io::Error`s, whose
+/// `source()` skips the wrapped error, so `get_ref()` is followed as well.
+fn tls_problem(e: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return match tls {
+                rustls::Error::InvalidCertificate(_) => {
+                    Some(TlsProblem::Untrusted(tls.to_string()))
+                }
+                rustls::Error::InvalidMessage(_) => Some(TlsProblem::NotTls),
+                _ => None,
+            };
+        }
+        if let Some(inner) = err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(problem) = tls_problem(inner) {
+                return Some(problem);
+            }
+        }
+        current = err.source();
+    }
+    None
 }
 
 /// True for hosts reached over loopback: `localhost`, `127.0.0.0/8` and `::1`, with or without a
