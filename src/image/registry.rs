@@ -114,8 +114,8 @@ pub struct PullOptions {
     /// Credentials given by the caller; `None`: the docker config's entry for the registry, if any,
     /// else anonymous.
     pub credentials: Option<Credentials>,
-    /// Speak plain HTTP to this registry although it is not a loopback host (loopback hosts always
-    /// get plain HTTP).
+    /// Speak plain HTTP to this registry (without it: HTTPS, and plain HTTP only for a loopback
+    /// host whose port does not speak TLS).
     pub insecure_http: bool,
     /// The directory holding the docker `config.json`; `None`: `$DOCKER_CONFIG`, else `~/.docker`.
     pub docker_config_dir: Option<PathBuf>,
@@ -204,7 +204,7 @@ impl PullOptions {
         self
     }
 
-    /// Speaks plain HTTP to a registry that is not on a loopback address.
+    /// Speaks plain HTTP to the registry, whatever its host.
     pub fn insecure_http(mut self, insecure: bool) -> PullOptions {
         self.insecure_http = insecure;
         self
@@ -1007,7 +1007,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts_get_plain_http_and_others_do_not() {
+    fn loopback_hosts_are_told_from_others() {
         for host in [
             "localhost",
             "LOCALHOST:5000",
@@ -1025,6 +1025,8 @@ mod tests {
             "10.0.0.1:5000",
             "[::2]:5000",
             "127.0.0.1.nip.io",
+            // Linux connects it to the local host, but it names no loopback address.
+            "0.0.0.0:5000",
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }
