@@ -63,5 +63,5 @@ mod store;
 pub use error::ImageError;
 pub use reference::Reference;
 #[cfg(feature = "registry")]
-pub use registry::{Credentials, PullOptions};
+pub use registry::{Credentials, PullOptions, DEFAULT_CERTS_DIRS};
 pub use store::{Image, ImageSource, ImageStore, InstallOptions, PruneReport};
