@@ -241,7 +241,8 @@ impl ImageStore {
     /// HTTPS, verified against the host's trust store plus [`PullOptions::ca_files`] and the
     /// registry's certs.d directories; plain HTTP with [`PullOptions::insecure_http`], and for a
     /// loopback host whose port does not speak TLS. Anonymous, basic or bearer-token auth; a
-    /// multi-platform index resolves to the host's platform. Every blob is verified against its descriptor; on any error nothing is installed.
+    /// multi-platform index resolves to the host's platform. Every blob is verified against its
+    /// descriptor; on any error nothing is installed.
     /// Blocking: runs its own single-threaded tokio runtime for the duration of the call (so it must
     /// not be called from inside an async runtime's worker). The runtime's blocking pool (where
     /// reqwest resolves host names) is joined when the runtime is dropped, before this returns:
@@ -299,10 +300,14 @@ impl ImageStore {
                 temp = self.new_temp("archive")?;
                 result =
                     runtime.block_on(download(self, &target, &auth, true, &roots, temp.path()));
-            } else {
+            } else if let Err(e) = &result {
+                let detail = match e {
+                    ImageError::Registry { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
                 result = Err(target.error(format!(
                     "{} does not speak TLS (plain HTTP only for loopback hosts, or with \
-                     insecure_http / --insecure-http)",
+                     insecure_http / --insecure-http): {detail}",
                     target.host
                 )));
             }
