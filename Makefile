@@ -19,7 +19,7 @@ SHARED_TOOLS := $(CURDIR)/../shared/tools
 BUILD_DIR := target/x86_64-unknown-linux-gnu/release
 ROOTFS_DIR := $(CURDIR)/rootfs/out/busybox
 DEB_PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq tmux strace hyperfine util-linux bsdutils docker-registry skopeo apache2-utils \
-	protobuf-compiler containerd
+	protobuf-compiler containerd openssl
 DEMO_SCRIPT := echo "Hello from a container started by $(notdir $(RUNTIME))"; id; hostname; ls /
 
 # rustup's default install location, for shells that have not sourced ~/.cargo/env.

@@ -237,10 +237,7 @@ fn a_wedged_init_fails_create_after_the_silence_limit_naming_the_step() {
         ("create.hooks-asked:stop-init", "setting up the container"),
     ] {
         let id = unique_id("wedge");
-        let b = bundle(&rt, &id).set(
-            "/hooks",
-            json!({"startContainer": [{"path": "/bin/true"}]}),
-        );
+        let b = bundle(&rt, &id).set("/hooks", json!({"startContainer": [{"path": "/bin/true"}]}));
         let path = b.path().to_str().unwrap().to_string();
         let started = Instant::now();
         let (status, err) = run_with_fault(

@@ -393,7 +393,11 @@ fn kernel_memory_limits_are_ignored_with_a_warning_at_create() {
             "/linux/resources/memory",
             json!({"limit": 104857600, "kernel": 10485760, "kernelTCP": 10485760}),
         )
-        .args(["sh", "-c", &format!("cat {}", container_memory_limit_file())]);
+        .args([
+            "sh",
+            "-c",
+            &format!("cat {}", container_memory_limit_file()),
+        ]);
     let out = rt.run_bundle(&bundle);
     assert!(out.status.success(), "{}", out.describe());
     assert_eq!(out.stdout_str().trim(), "104857600", "{}", out.describe());
