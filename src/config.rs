@@ -1200,18 +1200,13 @@ fn host_cgroup_hierarchies() -> Vec<CgroupHierarchy> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount_point = left.split(' ').nth(4).unwrap_or_default();
-        let mut r = right.split(' ');
-        let fstype = r.next().unwrap_or_default();
-        let super_opts = r.nth(1).unwrap_or_default();
+    for entry in husk_init::mountinfo::MountEntry::all(&info) {
+        let fstype = entry.fs_type;
         if fstype != "cgroup" && fstype != "cgroup2" {
             continue;
         }
-        let options = super_opts
+        let options = entry
+            .super_options
             .split(',')
             .filter(|o| {
                 !matches!(
@@ -1222,7 +1217,7 @@ fn host_cgroup_hierarchies() -> Vec<CgroupHierarchy> {
             .collect::<Vec<_>>()
             .join(",");
         out.push(CgroupHierarchy {
-            mount_point: PathBuf::from(mount_point),
+            mount_point: entry.mount_point,
             fstype: fstype.to_string(),
             options,
             container_dir: None,

@@ -143,6 +143,57 @@ fn rootfs_propagation_values_are_accepted_and_bogus_refused() {
     );
 }
 
+/// A rootfs on a shared host mount whose path has a space (mountinfo shows it as `\040`), with
+/// `rootfsPropagation` shared: the init must find that mount to make it private before
+/// pivot_root. It once compared escaped mountinfo paths with real ones, missed the mount, and
+/// pivot_root failed (EINVAL) after the container's /proc, /dev and /sys mounts had propagated
+/// onto the host, where they stayed.
+#[test]
+fn a_rootfs_on_a_shared_mount_with_a_space_in_its_path_runs_and_leaks_no_mount() {
+    let rt = runtime();
+    let dir = TempDir::new("husk-test-space");
+    let base = dir.join("with space");
+    std::fs::create_dir(&base).unwrap();
+    let _shared = HostMount::shared_bind(&base);
+    // Whatever a broken run leaks below `base` goes with it (HostMount unmounts one level).
+    struct UnmountBelow(std::path::PathBuf);
+    impl Drop for UnmountBelow {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .args(["-R", "-l"])
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let rootfs = base.join("rootfs");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(husk_testing::default_rootfs())
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "copy the rootfs to {}", rootfs.display());
+    let _leaks = UnmountBelow(rootfs.clone());
+    for propagation in ["shared", "rshared", "rslave"] {
+        let bundle = Bundle::new(&rt)
+            .set("/root/path", json!(rootfs))
+            .set("/linux/rootfsPropagation", json!(propagation))
+            .sh("echo ok");
+        let out = rt.run_bundle(&bundle);
+        assert_eq!(
+            out.stdout_str(),
+            "ok\n",
+            "rootfsPropagation={propagation}\n{}",
+            out.describe()
+        );
+        let leaked = husk_testing::mounts_under(&rootfs);
+        assert!(
+            leaked.is_empty(),
+            "rootfsPropagation={propagation}: the container's mounts reached the host: {leaked:?}"
+        );
+    }
+}
+
 /// Starts a container with `rootfsPropagation` set and a shared host directory rbind-mounted at /data, then mounts
 /// a tmpfs below that directory on the host. Returns the container's mountinfo, taken from inside afterwards.
 fn propagation_seen_inside(rt: &Runtime, propagation: &str) -> Vec<MountEntry> {

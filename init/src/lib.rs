@@ -16,6 +16,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod hooks;
+pub mod mountinfo;
 pub mod procfs;
 pub mod proto;
 mod rootfs;

@@ -17,6 +17,7 @@ use nix::unistd::{fchownat, symlinkat, Gid, Uid};
 
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 
+use crate::mountinfo::MountEntry;
 use crate::procfs::{Procfs, PROC_MOUNT_ALLOWED};
 use crate::proto::{Bootstrap, DevicePlan, InitFailure, MountKind, MountPlan, NamespaceKind};
 use crate::sys::open_in_root;
@@ -336,10 +337,8 @@ pub(crate) fn open_validated_rootfs(boot: &Bootstrap) -> Result<OwnedFd, InitFai
 fn make_parent_mount_private(rootfs: &Path) -> Result<(), InitFailure> {
     let parent = rootfs;
     let info = std::fs::read_to_string("/proc/self/mountinfo").step(|| "read mountinfo".into())?;
-    let mount_point = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
+    let mount_point = MountEntry::all(&info)
+        .map(|m| m.mount_point)
         .filter(|mp| parent.starts_with(mp))
         .max_by_key(|mp| mp.as_os_str().len())
         .unwrap_or_else(|| PathBuf::from("/"));
@@ -978,18 +977,9 @@ fn detach_kernel_filesystems_outside(rootfs: &Path) -> Result<(), InitFailure> {
 /// The mount points (and types) of procfs and sysfs mounts outside `rootfs`, deepest first (so
 /// that a cover never hides a mount still to be handled).
 fn kernel_filesystems_outside(mountinfo: &str, rootfs: &Path) -> Vec<(PathBuf, String)> {
-    let mut kernel_mounts: Vec<(PathBuf, String)> = mountinfo
-        .lines()
-        .filter_map(|line| {
-            let mount_point = line.split(' ').nth(4)?;
-            let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
-            matches!(fstype, "proc" | "sysfs").then(|| {
-                (
-                    PathBuf::from(crate::sys::unescape_mountinfo(mount_point)),
-                    fstype.to_string(),
-                )
-            })
-        })
+    let mut kernel_mounts: Vec<(PathBuf, String)> = MountEntry::all(mountinfo)
+        .filter(|m| matches!(m.fs_type, "proc" | "sysfs"))
+        .map(|m| (m.mount_point, m.fs_type.to_string()))
         .filter(|(mp, _)| !mp.starts_with(rootfs))
         .collect();
     kernel_mounts.sort_by_key(|(mp, _)| std::cmp::Reverse(mp.components().count()));

@@ -615,31 +615,6 @@ pub fn readlink_at(dir: BorrowedFd<'_>, name: &Path) -> io::Result<std::path::Pa
         .map_err(io::Error::from)
 }
 
-/// Undoes the octal escapes of a mountinfo field (`\\040` for a space, ...).
-pub fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let octal = &bytes[i + 1..i + 4];
-            if octal.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                let value = octal
-                    .iter()
-                    .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-                if let Ok(byte) = u8::try_from(value) {
-                    out.push(byte);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Whether `fd` is an open Unix socket of type SOCK_SEQPACKET (the bootstrap socket's kind).
 pub fn is_seqpacket_socket(fd: RawFd) -> bool {
     let int_option = |option: libc::c_int| -> Option<libc::c_int> {

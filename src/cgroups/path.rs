@@ -50,22 +50,14 @@ pub struct ProcCgroupEntry {
     pub path: PathBuf,
 }
 
-use husk_init::sys::unescape_mountinfo;
+use husk_init::mountinfo::MountEntry;
 
 /// Parses `/proc/self/mountinfo` and returns its cgroup and cgroup2 mounts, keeping only the
 /// first mount of each hierarchy (later ones are bind mounts of the same thing).
 pub fn parse_mountinfo(content: &str) -> Vec<CgroupMount> {
     let mut mounts: Vec<CgroupMount> = Vec::new();
-    for line in content.lines() {
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = before.split(' ').collect();
-        let tail: Vec<&str> = after.split(' ').collect();
-        if fields.len() < 5 || tail.len() < 3 {
-            continue;
-        }
-        let unified = match tail[0] {
+    for entry in MountEntry::all(content) {
+        let unified = match entry.fs_type {
             "cgroup2" => true,
             "cgroup" => false,
             _ => continue,
@@ -73,7 +65,8 @@ pub fn parse_mountinfo(content: &str) -> Vec<CgroupMount> {
         let controllers: Vec<String> = if unified {
             Vec::new()
         } else {
-            tail[2]
+            entry
+                .super_options
                 .split(',')
                 .filter(|opt| KNOWN_V1_CONTROLLERS.contains(opt) || opt.starts_with("name="))
                 .map(str::to_owned)
@@ -83,8 +76,8 @@ pub fn parse_mountinfo(content: &str) -> Vec<CgroupMount> {
             continue;
         }
         let mount = CgroupMount {
-            mount_point: PathBuf::from(unescape_mountinfo(fields[4])),
-            root: PathBuf::from(unescape_mountinfo(fields[3])),
+            mount_point: entry.mount_point,
+            root: entry.root,
             unified,
             controllers,
         };
