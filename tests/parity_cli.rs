@@ -118,9 +118,11 @@ fn exec_into_a_sub_cgroup_that_does_not_exist_is_refused() {
     let sub_dirs: Vec<PathBuf> = dirs.iter().map(|d| d.join("sub")).collect();
     for sub in &sub_dirs {
         std::fs::create_dir(sub).unwrap();
-        // A new v1 cpuset has no CPUs or memory nodes until given some.
+        // A new v1 cpuset has no CPUs or memory nodes until given some (a v2 sub-cgroup has no
+        // cpuset files: the container's cgroup enables no controllers below itself).
         for file in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(value) = std::fs::read_to_string(sub.parent().unwrap().join(file)) {
+            let parent_value = std::fs::read_to_string(sub.parent().unwrap().join(file));
+            if let (Ok(value), true) = (parent_value, sub.join(file).exists()) {
                 std::fs::write(sub.join(file), value).unwrap();
             }
         }
@@ -138,7 +140,25 @@ fn exec_into_a_sub_cgroup_that_does_not_exist_is_refused() {
         "exec'd process is not in the sub-cgroup\n{}",
         out.describe()
     );
-    // runc's controller:path form: the sub-cgroup in the memory hierarchy only.
+    // runc's controller:path form: the sub-cgroup in the memory hierarchy only (v1: a v2 host
+    // has one hierarchy for every controller, checked below).
+    let remove_subs = || {
+        for sub in &sub_dirs {
+            let _ = wait_for(|| std::fs::remove_dir(sub).is_ok() || !sub.exists(), WAIT);
+        }
+    };
+    if cgroups::is_v2() {
+        let out = rt.run(["exec", "--cgroup", "memory:sub", c.id(), "true"]);
+        remove_subs();
+        if !rt.is_runc() {
+            assert!(
+                out.stderr_str().contains("needs cgroup v1"),
+                "{}",
+                out.describe()
+            );
+        }
+        return;
+    }
     let out = rt.run_ok([
         "exec",
         "--cgroup",
@@ -156,9 +176,7 @@ fn exec_into_a_sub_cgroup_that_does_not_exist_is_refused() {
     };
     assert!(line("memory").ends_with("/sub"), "{text}");
     assert!(!line("pids").ends_with("/sub"), "{text}");
-    for sub in &sub_dirs {
-        let _ = wait_for(|| std::fs::remove_dir(sub).is_ok() || !sub.exists(), WAIT);
-    }
+    remove_subs();
 }
 
 #[test]

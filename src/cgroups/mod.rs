@@ -489,6 +489,15 @@ impl CgroupManager {
             Some((controllers, name)) => (Some(controllers.split(',').collect::<Vec<_>>()), name),
             None => (None, name),
         };
+        if controllers.is_some() && self.inner.mode == CgroupMode::Unified {
+            // One hierarchy holds every controller: a list cannot pick some of them.
+            return Err(CgroupError::InvalidPath {
+                path: PathBuf::from(name),
+                reason: "exec --cgroup's controller:path form needs cgroup v1; on cgroup v2 give \
+                         the path alone"
+                    .into(),
+            });
+        }
         let name = Path::new(name.trim_start_matches('/'));
         if name
             .components()
@@ -554,7 +563,10 @@ impl CgroupManager {
             }
         }
         if let Some(resources) = resources {
-            self.update(&without_kernel_memory(resources))?;
+            self.update(&without_kernel_memory(
+                resources,
+                self.inner.mode == CgroupMode::Unified,
+            ))?;
         }
         Ok(())
     }
@@ -566,7 +578,8 @@ impl CgroupManager {
         state: &SystemdState,
         resources: Option<&LinuxResources>,
     ) -> Result<(), CgroupError> {
-        let resources = resources.map(|r| without_kernel_memory(r).into_owned());
+        // The systemd driver runs on v2 only.
+        let resources = resources.map(|r| without_kernel_memory(r, true).into_owned());
         let mut props = match &resources {
             Some(r) => systemd::resource_properties(r)?,
             None => Vec::new(),
@@ -1001,16 +1014,27 @@ pub(crate) fn device_access(access: Option<&str>) -> String {
 
 /// `resources` without `memory.kernel`, with a warning if it was set: the spec deprecates it,
 /// kernels since 5.16 take the write but no longer enforce it, and runc ignores it at create.
-/// `memory.kernelTCP` stays: v1 still enforces `memory.kmem.tcp.limit_in_bytes` (runc 1.1 drops
-/// it too, a difference listed in tests/conformance/runc-differences.txt). `update` takes both,
-/// see `v1`.
-fn without_kernel_memory(resources: &LinuxResources) -> std::borrow::Cow<'_, LinuxResources> {
-    let Some(memory) = resources.memory().as_ref().filter(|m| m.kernel().is_some()) else {
+/// `memory.kernelTCP` stays on v1, which still enforces `memory.kmem.tcp.limit_in_bytes` (runc 1.1
+/// drops it too, a difference listed in tests/conformance/runc-differences.txt); on v2
+/// (`unified`), which has no such limit, it goes the same way, as runc ignores it there.
+/// `update` takes both, see `v1`.
+fn without_kernel_memory(
+    resources: &LinuxResources,
+    unified: bool,
+) -> std::borrow::Cow<'_, LinuxResources> {
+    let Some(memory) = resources
+        .memory()
+        .as_ref()
+        .filter(|m| m.kernel().is_some() || (unified && m.kernel_tcp().is_some()))
+    else {
         return std::borrow::Cow::Borrowed(resources);
     };
     warn("Kernel memory settings are ignored and will be removed");
     let mut memory = *memory;
     memory.set_kernel(None);
+    if unified {
+        memory.set_kernel_tcp(None);
+    }
     let mut resources = resources.clone();
     resources.set_memory(Some(memory));
     std::borrow::Cow::Owned(resources)
