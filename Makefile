@@ -170,7 +170,7 @@ VM_IMAGE_DIR := target/vm/image-$(shell cat vm/build-image.sh vm/guest-boot.sh 2
 VM_TESTS ?= escapes proc_escapes seccomp_hardening hostile_input namespaces resources cgroups_manager systemd_cgroup cri lifecycle
 # What `make test` runs in the VM (VM_LANE=0 skips it): the attacks whose defences depend most on the kernel, and
 # the cgroup v2, systemd-driver and CRI tests that only a systemd + cgroup v2 host can run; then test-vm-clients.
-VM_TESTS_CI ?= escapes proc_escapes namespaces resources cgroups_manager systemd_cgroup cri
+VM_TESTS_CI ?= escapes proc_escapes namespaces resources cgroups_manager parity_cli systemd_cgroup cri
 VM_LANE ?= 1
 vm:
 	@vm/host-deps.sh
