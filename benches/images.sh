@@ -34,7 +34,7 @@ cleanup() {
     # shims and conmons started for this run carry the temp dir in their command line
     for f in /proc/[0-9]*/cmdline; do
         p=${f#/proc/}; p=${p%/cmdline}
-        tr '\0' ' ' <"$f" 2>/dev/null | grep -qF "$T" && kill -9 "$p" 2>/dev/null
+        { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -qF "$T" && kill -9 "$p" 2>/dev/null
     done
     sleep 0.3
     grep -F " $T" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
@@ -110,7 +110,7 @@ $DOCKER load -q -i "$T/image.tar" >/dev/null
 # The library's execute: p50/p99 of /bin/true and 20 concurrent (examples/bench_execute.rs, which installs the same
 # rootfs, as a rootfs tar, in a store of its own).
 # BENCH_EXECUTE: an already built examples/bench_execute (its release LTO link takes minutes on a loaded machine).
-example=${BENCH_EXECUTE:-target/x86_64-unknown-linux-gnu/release/examples/bench_execute}
+example=${BENCH_EXECUTE:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/examples/bench_execute}
 if [ -z "${BENCH_EXECUTE:-}" ]; then
     cargo build --release --example bench_execute >/dev/null 2>&1 || { echo "benches/images.sh: cannot build examples/bench_execute" >&2; exit 1; }
 fi

@@ -222,7 +222,8 @@ impl Runtime {
         self.create_private(id, opts, |bundle| {
             let lease = bundle.dir.to_string_lossy().into_owned();
             bundle.set_lease(store.root(), &lease)?;
-            let image = store.acquire(image, &lease)?;
+            // The lease ends with the container, which no reboot outlives: no disk sync.
+            let image = store.acquire_for_boot(image, &lease)?;
             let lower = image_container::ImageLower {
                 layers: if image.layers.is_empty() {
                     vec![image.rootfs.clone()]

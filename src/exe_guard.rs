@@ -160,7 +160,18 @@ fn read_only_overlay_view(original: &OwnedFd, spare: &Path) -> Result<OwnedFd, O
     let dir = open_raw(None, dir, libc::O_PATH | libc::O_DIRECTORY).step("open its directory")?;
     let spare =
         open_raw(None, spare, libc::O_PATH | libc::O_DIRECTORY).step("open the spare layer")?;
-    let mount = match overlay_mount(&dir, &spare) {
+    // Layers that overlap on one filesystem make overlayfs fail (ELOOP) after it has set up
+    // its context: go straight to the empty tmpfs then (a binary in /root, say, and a state
+    // root under it).
+    let attempt = if overlapping(&dir, &spare) {
+        Err(OverlayFailure {
+            step: "create the overlay",
+            source: io::Error::from_raw_os_error(libc::ELOOP),
+        })
+    } else {
+        overlay_mount(&dir, &spare)
+    };
+    let mount = match attempt {
         Ok(mount) => mount,
         // Overlapping layers, or a layer on a filesystem overlayfs refuses: an empty detached
         // tmpfs cannot overlap anything (accepted as a layer from Linux 6.15).
@@ -190,6 +201,24 @@ fn read_only_overlay_view(original: &OwnedFd, spare: &Path) -> Result<OwnedFd, O
             // The name now holds another file (replaced or deleted since it was started).
             source: io::Error::from_raw_os_error(libc::ESTALE),
         }),
+    }
+}
+
+/// Whether one of the directories `a` and `b` is the other or inside it, on one filesystem
+/// (overlayfs refuses such layers). False when unknown: overlayfs then tells.
+fn overlapping(a: &OwnedFd, b: &OwnedFd) -> bool {
+    let (Ok(sa), Ok(sb)) = (fstat(a), fstat(b)) else {
+        return false;
+    };
+    if sa.st_dev != sb.st_dev {
+        return false;
+    }
+    match (
+        std::fs::read_link(fd_path(a)),
+        std::fs::read_link(fd_path(b)),
+    ) {
+        (Ok(pa), Ok(pb)) => pa.starts_with(&pb) || pb.starts_with(&pa),
+        _ => false,
     }
 }
 

@@ -306,13 +306,6 @@ impl Runtime {
     /// once.
     pub fn execute(&self, spec: &ExecuteSpec) -> Result<ExecutionResult> {
         spec.validate()?;
-        match self.image(&spec.image) {
-            Ok(_) => {}
-            Err(Error::Image(crate::image::ImageError::NotFound(name))) => {
-                return Err(ExecuteError::UnknownImage(name).into())
-            }
-            Err(e) => return Err(e),
-        }
         let id = execution_id();
         // The profile's user (65534) applies unless the caller or the image names one.
         let profile = HardenedProfile::new("/", vec!["sh".to_string()])
@@ -342,7 +335,14 @@ impl Runtime {
             },
             ..Default::default()
         };
-        let container = self.create_from_image(&id, &spec.image, &image_opts, &opts)?;
+        // An unknown image fails there before anything is created (one index read, not two).
+        let container = match self.create_from_image(&id, &spec.image, &image_opts, &opts) {
+            Ok(container) => container,
+            Err(Error::Image(crate::image::ImageError::NotFound(name))) => {
+                return Err(ExecuteError::UnknownImage(name).into())
+            }
+            Err(e) => return Err(e),
+        };
         // From here on, any return (or panic) force-deletes the container.
         let mut container = container.guard();
         let pipes = std::mem::take(container.pipes());

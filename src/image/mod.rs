@@ -47,9 +47,11 @@
 //!   safe: of two installs of one name, one wins and the other gets [`ImageError::Exists`].
 //! - **Names, versions and users.** A name points to one image at a time; installing over it
 //!   needs [`InstallOptions::update`], which swaps the name in one index write. Containers hold
-//!   the version they were made from with [`ImageStore::acquire`] until
-//!   [`ImageStore::release`]; a version no name points to goes (with its flattened tree) when
-//!   its last user releases it. [`ImageStore::remove`] is refused while the image is in use,
+//!   the version they were made from with [`ImageStore::acquire_for_boot`] (a lease file of
+//!   their own, not synced: it ends with the boot) until [`ImageStore::release`];
+//!   [`ImageStore::acquire`] is the same with a lease synced to disk, for users that outlive a
+//!   reboot. A version no name points to goes (with its flattened tree) when its last user
+//!   releases it. [`ImageStore::remove`] is refused while the image is in use,
 //!   unless forced. Layers and configs no image needs stay until [`ImageStore::prune`].
 
 mod archive;

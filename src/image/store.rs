@@ -5,7 +5,10 @@
 //!                         hold setuid binaries that no host user but root may reach)
 //!   lock                  flock: shared to read the index, exclusive to change it (short)
 //!   gc.lock               flock: shared by each install for its whole run, exclusive by prune
-//!   index.json            names -> image digest, the images' records, users -> image digest
+//!   index.json            names -> image digest, the images' records (and, from stores
+//!                         written before leases/ existed, users -> image digest)
+//!   leases/<hex>          one user's hold on an image: {"user", "image", "boot_id"?}, <hex> the
+//!                         sha256 of the user (a container's private bundle path, or any token)
 //!   blobs/sha256/<hex>    image configs
 //!   layers/<hex>/fs/      an extracted layer, keyed by its diff id (uncompressed digest)
 //!   layers/<hex>/info.json  its size and whether it has whiteouts
@@ -17,6 +20,16 @@
 //! directory or file, and `index.json` is replaced by a rename too, so a killed install leaves at
 //! most an unlocked directory in `tmp/`, which the next [`ImageStore::open`] (or
 //! [`ImageStore::prune`]) removes.
+//!
+//! Leases are files of their own, so that taking and giving back an image (twice per container)
+//! does not rewrite `index.json`, and need not wait for a disk: the index, which must survive a
+//! power loss, is written and `fsync`ed only when names or records change. A lease taken with
+//! [`ImageStore::acquire`] is synced too; one taken for a container
+//! (`ImageStore::acquire_for_boot`, what `husk run --image` and `Runtime::execute` use) is not:
+//! it protects the image's trees while a container's overlay mounts them, and no mount survives
+//! a reboot. Such a lease records the boot it was taken in (`/proc/sys/kernel/random/boot_id`),
+//! and a lease of an earlier boot holds nothing (a lost unlink must not keep an image forever);
+//! so does a lease file that a power loss left empty or torn (only an unsynced one can be).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -143,9 +156,44 @@ struct Index {
     /// Image digest -> record.
     #[serde(default)]
     images: BTreeMap<String, Record>,
-    /// User (container id) -> image digest.
-    #[serde(default)]
+    /// User (container id) -> image digest: leases of stores written before `leases/` existed.
+    /// Still honoured and given back; new leases are files (see [`Lease`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     users: BTreeMap<String, String>,
+}
+
+/// One user's hold on an image: the file `leases/<sha256 of the user>`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Lease {
+    user: String,
+    /// The image digest.
+    image: String,
+    /// For a lease that ends with the boot (a container's): the boot it was taken in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
+}
+
+/// The current boot's id, if the kernel tells it.
+fn boot_id() -> Option<&'static str> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .as_deref()
+}
+
+impl Lease {
+    /// Whether the lease still holds its image: not one of an earlier boot.
+    fn live(&self) -> bool {
+        match (&self.boot_id, boot_id()) {
+            (Some(then), Some(now)) => then == now,
+            _ => true,
+        }
+    }
 }
 
 /// The shortest digest prefix (hex digits) that names an image, as docker's short ids.
@@ -381,6 +429,7 @@ impl ImageStore {
             ("layers", 0o700),
             ("rootfs", 0o700),
             ("tmp", 0o700),
+            ("leases", 0o700),
         ] {
             let path = store.root.join(dir);
             match std::fs::DirBuilder::new().mode(mode).create(&path) {
@@ -515,6 +564,12 @@ impl ImageStore {
 
     /// Writes `bytes` to `dest` atomically: a temporary file in `tmp/`, synced, renamed.
     fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+        self.write_renamed(dest, bytes, true)
+    }
+
+    /// Writes `bytes` to `dest`: a temporary file in `tmp/`, synced if `sync`, renamed (so a
+    /// reader never sees a partial file; without `sync`, a power loss may leave it empty).
+    fn write_renamed(&self, dest: &Path, bytes: &[u8], sync: bool) -> Result<(), ImageError> {
         let tmp = self.root.join("tmp").join(format!(
             ".write-{}-{}",
             std::process::id(),
@@ -530,7 +585,9 @@ impl ImageStore {
                     .custom_flags(libc::O_CLOEXEC),
             )?;
             f.write_all(bytes)?;
-            f.sync_all()?;
+            if sync {
+                f.sync_all()?;
+            }
             std::fs::rename(&tmp, dest)
         };
         write()
@@ -854,10 +911,12 @@ impl ImageStore {
     /// Removes unreferenced image records from `index`, and moves their flattened trees to
     /// `tmp/` (the returned value removes them when dropped, after the lock is released).
     fn collect(&self, index: &mut Index) -> Result<Vec<TempDir>, ImageError> {
+        let leases = self.leases(true)?;
         let used: BTreeSet<String> = index
             .names
             .values()
             .chain(index.users.values())
+            .chain(leases.values())
             .cloned()
             .collect();
         let gone: Vec<String> = index
@@ -876,6 +935,70 @@ impl ImageStore {
             }
         }
         Ok(trash)
+    }
+
+    /// The lease file of `user`.
+    fn lease_path(&self, user: &str) -> PathBuf {
+        let name = extract::sha256(user.as_bytes());
+        self.root
+            .join("leases")
+            .join(name.trim_start_matches("sha256:"))
+    }
+
+    /// The lease file at `path`: `None` if there is none, or it is unreadable (a power loss
+    /// can leave an unsynced one empty: see the module docs).
+    fn read_lease(path: &Path) -> Result<Option<Lease>, ImageError> {
+        match crate::hostfs::read_regular(path, 64 << 10) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).ctx(|| format!("read {}", path.display())),
+        }
+    }
+
+    /// The live leases: user -> image digest. With `clean` (under the exclusive lock), the
+    /// files of dead ones (an earlier boot's, or torn) are removed.
+    fn leases(&self, clean: bool) -> Result<BTreeMap<String, String>, ImageError> {
+        let dir = self.root.join("leases");
+        let mut live = BTreeMap::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(live),
+            Err(e) => return Err(e).ctx(|| format!("read {}", dir.display())),
+        };
+        for entry in entries {
+            let path = entry.ctx(|| format!("read {}", dir.display()))?.path();
+            match Self::read_lease(&path)? {
+                Some(lease) if lease.live() => {
+                    live.insert(lease.user, lease.image);
+                }
+                _ if clean => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(e).ctx(|| format!("remove {}", path.display()))
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        Ok(live)
+    }
+
+    /// Every user of the image `digest`: the leases, and the index's users of older stores.
+    fn users_of(&self, index: &Index, digest: &str) -> Result<Vec<String>, ImageError> {
+        let mut users: BTreeSet<String> = self
+            .leases(false)?
+            .into_iter()
+            .filter(|(_, d)| d == digest)
+            .map(|(u, _)| u)
+            .collect();
+        users.extend(
+            index
+                .users
+                .iter()
+                .filter(|(_, d)| *d == digest)
+                .map(|(u, _)| u.clone()),
+        );
+        Ok(users.into_iter().collect())
     }
 
     /// Moves a directory into `tmp/` as an unlocked temporary, to be removed outside the lock.
@@ -960,12 +1083,7 @@ impl ImageStore {
                 .names
                 .iter()
                 .any(|(n, d)| *d == digest && !names.contains(n));
-            let users: Vec<&str> = index
-                .users
-                .iter()
-                .filter(|(_, d)| **d == digest)
-                .map(|(u, _)| u.as_str())
-                .collect();
+            let users = self.users_of(&index, &digest)?;
             if !users.is_empty() && !other_names && !force {
                 return Err(ImageError::InUse {
                     name: key,
@@ -986,8 +1104,24 @@ impl ImageStore {
     /// Records that `user` (a container id, or any token) uses the image now installed as
     /// `name`, and returns it. That version is kept while the user holds it, even if the name
     /// is updated to another version or removed with force. A user holds one image at a time:
-    /// acquiring again replaces the previous one.
+    /// acquiring again replaces the previous one. The lease is on disk (synced) when this
+    /// returns, and outlives a reboot.
     pub fn acquire(&self, name: &str, user: &str) -> Result<Image, ImageError> {
+        self.take_lease(name, user, None)
+    }
+
+    /// [`ImageStore::acquire`] for a user that does not outlive the boot, as a container (its
+    /// mounts of the image do not survive a reboot): the lease is not synced to disk, and a
+    /// lease of an earlier boot holds nothing. Cheaper: no wait for the disk.
+    pub fn acquire_for_boot(&self, name: &str, user: &str) -> Result<Image, ImageError> {
+        match boot_id() {
+            Some(boot) => self.take_lease(name, user, Some(boot)),
+            // Without a boot id, a lease cannot tell it is stale: a durable one, then.
+            None => self.take_lease(name, user, None),
+        }
+    }
+
+    fn take_lease(&self, name: &str, user: &str, boot: Option<&str>) -> Result<Image, ImageError> {
         if user.is_empty() {
             return Err(ImageError::format("acquire", "empty user"));
         }
@@ -1001,13 +1135,50 @@ impl ImageStore {
                     ImageError::format("image index", format!("no record for {key}"))
                 })?;
             let image = self.image_from(&key, &digest, &rec)?;
-            index.users.insert(user.to_string(), digest);
-            let trash = self.collect(&mut index)?;
-            self.save_index(&index)?;
+            let path = self.lease_path(user);
+            let previous = Self::read_lease(&path)?.map(|l| l.image);
+            let lease = Lease {
+                user: user.to_string(),
+                image: digest.clone(),
+                boot_id: boot.map(str::to_string),
+            };
+            let bytes = serde_json::to_vec(&lease).map_err(|e| ImageError::Io {
+                context: "serialize an image lease".into(),
+                source: io::Error::other(e),
+            })?;
+            let durable = boot.is_none();
+            self.write_renamed(&path, &bytes, durable)?;
+            if durable {
+                sync_dir(&self.root.join("leases"))?;
+            }
+            // A lease of an older store moves to its file; the index changes only then, or when
+            // the user's previous image has no other holder now.
+            let migrated = index.users.remove(user);
+            let changed = migrated.is_some();
+            let dropped = previous.into_iter().chain(migrated).any(|d| d != digest);
+            let trash = if changed || dropped {
+                self.collect_and_save(&mut index, changed)?
+            } else {
+                Vec::new()
+            };
             (image, trash)
         };
         drop(trash);
         Ok(image)
+    }
+
+    /// [`ImageStore::collect`], and the index saved if that (or `changed`) changed it.
+    fn collect_and_save(
+        &self,
+        index: &mut Index,
+        changed: bool,
+    ) -> Result<Vec<TempDir>, ImageError> {
+        let before = index.images.len();
+        let trash = self.collect(index)?;
+        if changed || index.images.len() != before {
+            self.save_index(index)?;
+        }
+        Ok(trash)
     }
 
     /// Ends `user`'s use of its image; a version no name points to any more is removed then.
@@ -1016,12 +1187,25 @@ impl ImageStore {
         let trash = {
             let _lock = self.lock_exclusive()?;
             let mut index = self.load_index()?;
-            if index.users.remove(user).is_none() {
+            let path = self.lease_path(user);
+            let lease = Self::read_lease(&path)?;
+            let had_file = match std::fs::remove_file(&path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e).ctx(|| format!("remove {}", path.display())),
+            };
+            let old = index.users.remove(user);
+            if !had_file && old.is_none() {
                 return Ok(());
             }
-            let trash = self.collect(&mut index)?;
-            self.save_index(&index)?;
-            trash
+            // Nothing to collect while a name still points to the image.
+            let unnamed = |d: &String| !index.names.values().any(|n| n == d);
+            let orphan = lease.map(|l| l.image).iter().chain(old.iter()).any(unnamed);
+            if orphan || old.is_some() {
+                self.collect_and_save(&mut index, old.is_some())?
+            } else {
+                Vec::new()
+            }
         };
         drop(trash);
         Ok(())
@@ -1032,12 +1216,7 @@ impl ImageStore {
         let _lock = self.lock_shared()?;
         let index = self.load_index()?;
         let (_, digest) = index.resolve(name)?;
-        Ok(index
-            .users
-            .iter()
-            .filter(|(_, d)| **d == digest)
-            .map(|(u, _)| u.clone())
-            .collect())
+        self.users_of(&index, &digest)
     }
 
     /// Removes layers, configs and flattened trees that no installed image (or image still in
@@ -1094,6 +1273,13 @@ impl ImageStore {
         }
         Ok(names)
     }
+}
+
+/// `fsync` of a directory, so that a rename into it survives a power loss.
+fn sync_dir(dir: &Path) -> Result<(), ImageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("sync {}", dir.display()))
 }
 
 /// Checks a blob's digest and size against its descriptor.
@@ -1197,5 +1383,111 @@ mod tests {
             resolved(&index, "abcdef01234"),
             Err("image not found: docker.io/library/abcdef01234:latest".into())
         );
+    }
+
+    /// A store with the images `digests` (no layers: a config blob and an empty flattened
+    /// tree each) under `names`, and the old index's `users`.
+    fn store_with(
+        dir: &Path,
+        names: &[(&str, usize)],
+        users: &[(&str, usize)],
+        count: usize,
+    ) -> (ImageStore, Vec<String>) {
+        let store = ImageStore::open(dir).unwrap();
+        let mut index = Index::default();
+        let mut digests = Vec::new();
+        for i in 0..count {
+            let config = format!(
+                r#"{{"architecture":"amd64","os":"linux","config":{{"Env":["N={i}"]}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+            );
+            let digest = extract::sha256(config.as_bytes());
+            let hex = sha256_hex(&digest).unwrap().to_string();
+            store
+                .write_atomic(&dir.join("blobs/sha256").join(&hex), config.as_bytes())
+                .unwrap();
+            std::fs::create_dir(dir.join("rootfs").join(&hex)).unwrap();
+            let record = Record {
+                config_digest: digest.clone(),
+                layers: vec![],
+                size: 0,
+                created: None,
+                rootfs: format!("rootfs/{hex}"),
+            };
+            index.images.insert(digest.clone(), record);
+            digests.push(digest);
+        }
+        for (name, i) in names {
+            index
+                .names
+                .insert(ImageStore::key(name).unwrap(), digests[*i].clone());
+        }
+        for (user, i) in users {
+            index.users.insert(user.to_string(), digests[*i].clone());
+        }
+        store.save_index(&index).unwrap();
+        (store, digests)
+    }
+
+    fn tree(store: &ImageStore, digest: &str) -> PathBuf {
+        store
+            .root()
+            .join("rootfs")
+            .join(sha256_hex(digest).unwrap())
+    }
+
+    #[test]
+    fn leases_kept_in_an_older_index_still_hold_and_move_to_files() {
+        let dir = husk_testing::TempDir::new("husk-store-leases");
+        let (store, d) = store_with(dir.path(), &[("app", 0)], &[("c1", 0), ("c2", 1)], 2);
+        assert_eq!(store.users("app").unwrap(), ["c1"]);
+        // c2 held an image no name points to: released, it goes.
+        assert!(tree(&store, &d[1]).is_dir());
+        store.release("c2").unwrap();
+        assert!(!tree(&store, &d[1]).exists(), "an unheld image stays");
+        assert!(!store.load_index().unwrap().images.contains_key(&d[1]));
+        // Acquired again, c1's lease leaves the index for a file of its own.
+        store.acquire_for_boot("app", "c1").unwrap();
+        assert!(store.load_index().unwrap().users.is_empty());
+        assert!(store.lease_path("c1").is_file());
+        assert_eq!(store.users("app").unwrap(), ["c1"]);
+        let err = store.remove("app", false).unwrap_err().to_string();
+        assert!(err.contains("in use by c1"), "{err}");
+        store.release("c1").unwrap();
+        assert!(!store.lease_path("c1").exists());
+        assert!(store.users("app").unwrap().is_empty());
+        store.remove("app", false).unwrap();
+        assert!(!tree(&store, &d[0]).exists());
+    }
+
+    #[test]
+    fn a_lease_of_an_earlier_boot_or_torn_by_a_power_loss_holds_nothing() {
+        let dir = husk_testing::TempDir::new("husk-store-leases");
+        let (store, d) = store_with(dir.path(), &[("app", 0), ("old", 1)], &[], 2);
+        store.acquire_for_boot("app", "here").unwrap();
+        store.acquire("old", "durable").unwrap();
+        // A container of an earlier boot, and a lease file a power loss left empty.
+        let stale = Lease {
+            user: "gone".into(),
+            image: d[1].clone(),
+            boot_id: Some("an-earlier-boot".into()),
+        };
+        store
+            .write_atomic(
+                &store.lease_path("gone"),
+                &serde_json::to_vec(&stale).unwrap(),
+            )
+            .unwrap();
+        store.write_atomic(&store.lease_path("torn"), b"").unwrap();
+        assert_eq!(store.users("app").unwrap(), ["here"]);
+        assert_eq!(store.users("old").unwrap(), ["durable"]);
+        // The durable lease keeps "old" through a forced rm; the stale ones count for nothing.
+        store.remove("old", true).unwrap();
+        assert!(tree(&store, &d[1]).is_dir(), "removed while held");
+        assert!(!store.lease_path("gone").exists(), "stale lease kept");
+        assert!(!store.lease_path("torn").exists(), "torn lease kept");
+        store.release("durable").unwrap();
+        assert!(!tree(&store, &d[1]).exists(), "kept by a stale lease");
+        assert!(tree(&store, &d[0]).is_dir());
+        assert!(store.lease_path("here").is_file());
     }
 }
