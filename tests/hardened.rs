@@ -621,6 +621,80 @@ echo "devices.list=$(cat /sys/fs/cgroup/devices/devices.list | xargs)"
     );
 }
 
+/// The device cgroup (v1 devices controller, or v2 eBPF filter) refuses a device outside the
+/// profile's list even where the node itself is reachable and its mode lets anyone open it: a
+/// node of /dev/kmsg (1:11), mode 0666, bound into the sandbox and opened write-only (which
+/// writes nothing and, unlike a read, needs no syslog permission). The control run allows 1:11
+/// in `linux.resources.devices` and opens it, so the refusal is the device rule's, not the
+/// file's mode or the mount's. (Not /dev/net/tun: the runtime's default list allows 10:200,
+/// as runc's does.)
+#[test]
+fn a_reachable_device_outside_the_list_cannot_be_opened() {
+    use husk::oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, MountBuilder};
+    let sandbox = Sandbox::new();
+    let nodes = husk_testing::TempDir::new("husk-test-devnode");
+    let kmsg = nodes.join("kmsg");
+    nix::sys::stat::mknod(
+        &kmsg,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 11),
+    )
+    .expect("mknod a kmsg node");
+    std::fs::set_permissions(&kmsg, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // In a subshell: a failed redirection of `exec` ends the shell that tries it.
+    let script = r#"
+if (exec 3>/devtest/kmsg) 2>/dev/null; then echo "kmsg=opened"; else echo "kmsg=$( (exec 3>/devtest/kmsg) 2>&1)"; fi
+"#;
+    let profile = sandbox.profile(script);
+    let bind_nodes = |spec: &mut Spec| {
+        let mount = MountBuilder::default()
+            .destination("/devtest")
+            .typ("bind")
+            .source(nodes.path())
+            .options(vec!["bind".to_string()])
+            .build()
+            .unwrap();
+        spec.mounts_mut().get_or_insert_with(Vec::new).push(mount);
+    };
+    let outcome = sandbox.run_edited(&profile, bind_nodes);
+    assert_exit0(&outcome);
+    let seen = outcome.value("kmsg").unwrap_or("missing");
+    assert!(
+        seen.contains("Operation not permitted"),
+        "the device rule did not refuse 1:11 (EPERM expected): {seen}\n{}",
+        outcome.describe()
+    );
+
+    let control = sandbox.run_edited(&profile, |spec| {
+        bind_nodes(spec);
+        let allow = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(1)
+            .minor(11)
+            .access("w")
+            .build()
+            .unwrap();
+        let resources = spec
+            .linux_mut()
+            .as_mut()
+            .unwrap()
+            .resources_mut()
+            .get_or_insert_with(Default::default);
+        let mut devices = resources.devices().clone().unwrap_or_default();
+        devices.push(allow);
+        resources.set_devices(Some(devices));
+    });
+    assert_exit0(&control);
+    assert_eq!(
+        control.value("kmsg"),
+        Some("opened"),
+        "control: allowed, the node must open\n{}",
+        control.describe()
+    );
+}
+
 #[test]
 fn rlimits_and_memory_limit_are_applied() {
     let sandbox = Sandbox::new();

@@ -667,6 +667,32 @@ fn anonymous_pull_installs_an_image_that_runs() {
     assert_eq!(store.list(&rt).len(), 2);
 }
 
+/// Pulls `reference` from a registry at `host` that wants basic auth (`extra` flags added to
+/// each pull): refused without credentials and with a wrong password, each in one line naming
+/// the host and nothing installed; installed with the right ones.
+fn pull_with_flag_credentials(
+    rt: &Runtime,
+    store: &Store,
+    host: &str,
+    reference: &str,
+    extra: &[&str],
+) {
+    let pull = |credentials: &[&str]| -> Vec<String> {
+        std::iter::once("pull")
+            .chain(extra.iter().copied())
+            .chain(credentials.iter().copied())
+            .chain(std::iter::once(reference))
+            .map(str::to_owned)
+            .collect()
+    };
+    let out = store.run(rt, pull(&[]));
+    assert_fails_with(&out, &[host, "authentication required"]);
+    let out = store.run(rt, pull(&["--username", USER, "--password", "wrong"]));
+    assert_fails_with(&out, &[host, "credentials rejected"]);
+    assert!(store.list(rt).is_empty());
+    store.run_ok(rt, pull(&["--username", USER, "--password", PASSWORD]));
+}
+
 #[test]
 fn basic_auth_is_required_and_credentials_come_from_flags_stdin_or_docker_config() {
     let rt = runtime();
@@ -677,34 +703,7 @@ fn basic_auth_is_required_and_credentials_come_from_flags_stdin_or_docker_config
     let reference = format!("{}/test/busybox:1", registry.host());
     let store = Store::new();
 
-    let out = store.run(&rt, ["pull", &reference]);
-    assert_fails_with(&out, &[&registry.host(), "authentication required"]);
-
-    let out = store.run(
-        &rt,
-        [
-            "pull",
-            "--username",
-            USER,
-            "--password",
-            "wrong",
-            &reference,
-        ],
-    );
-    assert_fails_with(&out, &[&registry.host(), "credentials rejected"]);
-    assert!(store.list(&rt).is_empty());
-
-    store.run_ok(
-        &rt,
-        [
-            "pull",
-            "--username",
-            USER,
-            "--password",
-            PASSWORD,
-            &reference,
-        ],
-    );
+    pull_with_flag_credentials(&rt, &store, &registry.host(), &reference, &[]);
     assert_eq!(
         store.list(&rt),
         vec![(reference.clone(), pushed.manifest.clone())]
@@ -778,22 +777,7 @@ fn assert_refused_naming(rt: &Runtime, reference: &str, blob: &str, pushed: &Pus
     let store = Store::new();
     let out = store.run(rt, ["pull", reference]);
     assert_fails_with(&out, &[blob]);
-    assert!(store.list(rt).is_empty(), "an image was installed");
-    let left: Vec<PathBuf> = store
-        .files()
-        .into_iter()
-        .filter(|p| {
-            p.ends_with("bin/busybox")
-                || p.ends_with("etc/husk-arch")
-                || p.ends_with("etc/evil")
-                || p.file_name().is_some_and(|n| {
-                    let n = n.to_string_lossy();
-                    pushed.layers.iter().any(|l| l.ends_with(n.as_ref()))
-                        || pushed.manifest.ends_with(n.as_ref())
-                })
-        })
-        .collect();
-    assert!(left.is_empty(), "the failed pull left files: {left:?}");
+    assert_nothing_installed(rt, &store, pushed);
 }
 
 #[test]
@@ -1194,7 +1178,8 @@ fn library_pull_fetches_only_the_layers_the_store_lacks() {
     assert_eq!(store.images().unwrap().len(), 1);
 }
 
-/// Asserts that `store` holds no image and no file of `pushed` (blobs, extracted trees).
+/// Asserts that `store` holds no image and no file of `pushed` (blobs, extracted trees, a
+/// tampered layer's `etc/evil`).
 fn assert_nothing_installed(rt: &Runtime, store: &Store, pushed: &Pushed) {
     assert!(store.list(rt).is_empty(), "an image was installed");
     let left: Vec<PathBuf> = store
@@ -1203,6 +1188,7 @@ fn assert_nothing_installed(rt: &Runtime, store: &Store, pushed: &Pushed) {
         .filter(|p| {
             p.ends_with("bin/busybox")
                 || p.ends_with("etc/husk-arch")
+                || p.ends_with("etc/evil")
                 || p.file_name().is_some_and(|n| {
                     let n = n.to_string_lossy();
                     pushed.layers.iter().any(|l| l.ends_with(n.as_ref()))
@@ -1411,36 +1397,12 @@ fn basic_auth_over_https() {
     let reference = format!("{}/test/busybox:1", registry.host());
     let store = Store::new();
     let ca_file = ca.cert().display().to_string();
-
-    let out = store.run(&rt, ["pull", "--ca-file", &ca_file, &reference]);
-    assert_fails_with(&out, &[&registry.host(), "authentication required"]);
-    let out = store.run(
+    pull_with_flag_credentials(
         &rt,
-        [
-            "pull",
-            "--ca-file",
-            &ca_file,
-            "--username",
-            USER,
-            "--password",
-            "wrong",
-            &reference,
-        ],
-    );
-    assert_fails_with(&out, &[&registry.host(), "credentials rejected"]);
-    assert!(store.list(&rt).is_empty());
-    store.run_ok(
-        &rt,
-        [
-            "pull",
-            "--ca-file",
-            &ca_file,
-            "--username",
-            USER,
-            "--password",
-            PASSWORD,
-            &reference,
-        ],
+        &store,
+        &registry.host(),
+        &reference,
+        &["--ca-file", &ca_file],
     );
     assert_eq!(store.list(&rt), vec![(reference.clone(), pushed.manifest)]);
     let seen = store.run_in_image(&rt, &reference, "cat /etc/husk-arch");
