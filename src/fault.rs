@@ -10,6 +10,8 @@
 //! nothing it does not already have (whoever sets husk's environment can kill it, or stop its
 //! children). The cost is one environment lookup per point, a handful per command.
 
+use std::fmt::Display;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -22,11 +24,12 @@ enum Action {
     StopInit,
 }
 
-fn requested(point: &str) -> Option<Action> {
+/// `point` is only formatted when the variable is set: most runs never pay for it.
+fn requested(point: impl Display) -> Option<Action> {
     let wanted = std::env::var_os(VARIABLE)?;
     let wanted = wanted.to_str()?;
     let (name, action) = wanted.split_once(':').unwrap_or((wanted, "kill"));
-    if name != point {
+    if name != point.to_string() {
         return None;
     }
     match action {
@@ -36,7 +39,7 @@ fn requested(point: &str) -> Option<Action> {
 }
 
 /// The step `point` of a command is reached: SIGKILLs this process when `HUSK_FAULT` names it.
-pub(crate) fn point(point: &str) {
+pub(crate) fn point(point: impl Display) {
     if requested(point) == Some(Action::KillSelf) {
         let _ = kill(Pid::this(), Signal::SIGKILL);
     }
@@ -45,7 +48,7 @@ pub(crate) fn point(point: &str) {
 /// A step where the container's init (`init_pid`) waits for the host: `HUSK_FAULT=<point>:stop-init`
 /// stops it there with SIGSTOP. Only such steps make a stop deterministic: an init that is free
 /// to run on may already have sent its next message when the signal lands.
-pub(crate) fn stop_init_point(point: &str, init_pid: i32) {
+pub(crate) fn stop_init_point(point: impl Display, init_pid: i32) {
     if requested(point) == Some(Action::StopInit) {
         let _ = kill(Pid::from_raw(init_pid), Signal::SIGSTOP);
     }

@@ -421,7 +421,7 @@ impl Session<'_> {
         let fds: Vec<i32> = fifo.iter().map(|f| f.as_raw_fd()).collect();
         // Stage 1 waits for the bootstrap, so a stop here keeps it from ever reporting its pid.
         crate::fault::stop_init_point(
-            &format!("{}.bootstrap-sending", requests.command()),
+            format_args!("{}.bootstrap-sending", requests.command()),
             self.stage1.id() as i32,
         );
         if let Err(e) = self
@@ -446,7 +446,7 @@ impl Session<'_> {
             .map_err(std::io::Error::from)
             .context(|| "set the bootstrap socket's receive timeout".into())?;
         }
-        crate::fault::point(&format!("{}.bootstrap-sent", requests.command()));
+        crate::fault::point(format_args!("{}.bootstrap-sent", requests.command()));
         let mut ready = false;
         loop {
             let (msg, mut fds) = match self.channel.recv::<ToParent>() {

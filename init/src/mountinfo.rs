@@ -17,8 +17,8 @@ use std::path::PathBuf;
 /// One mount, from one line of mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry<'a> {
-    /// The directory of the filesystem shown at the mount point (`/` unless a bind of a subtree).
-    pub root: PathBuf,
+    /// The root field as the kernel wrote it (escaped): see [`MountEntry::root`].
+    root_field: &'a str,
     /// Where it is mounted, in the reader's mount namespace.
     pub mount_point: PathBuf,
     /// Per-mount options (`rw,nosuid,relatime`), in the kernel's order.
@@ -42,12 +42,18 @@ impl<'a> MountEntry<'a> {
         let _source = right.next()?;
         let super_options = right.next().unwrap_or_default();
         Some(MountEntry {
-            root: unescape_path(root),
+            root_field: root,
             mount_point: unescape_path(mount_point),
             mount_options,
             fs_type,
             super_options,
         })
+    }
+
+    /// The directory of the filesystem shown at the mount point (`/` unless a bind of a
+    /// subtree). Unescaped on demand: the init's readers look only at mount points.
+    pub fn root(&self) -> PathBuf {
+        unescape_path(self.root_field)
     }
 
     /// Every mount of a whole mountinfo text, in its order (lines that do not parse are skipped).
@@ -59,6 +65,9 @@ impl<'a> MountEntry<'a> {
 /// Undoes the kernel's octal escapes of a mountinfo path field (`\040` for a space, ...),
 /// keeping bytes that are not UTF-8 as they are.
 pub fn unescape_path(field: &str) -> PathBuf {
+    if !field.contains('\\') {
+        return PathBuf::from(field);
+    }
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -90,7 +99,7 @@ mod tests {
     fn parses_fields_and_unescapes_paths() {
         let line = "36 25 0:31 /sub /sys/fs/cgroup/cpu\\054cpuacct rw,nosuid shared:12 - cgroup cgroup rw,cpu,cpuacct";
         let entry = MountEntry::parse(line).unwrap();
-        assert_eq!(entry.root, PathBuf::from("/sub"));
+        assert_eq!(entry.root(), PathBuf::from("/sub"));
         assert_eq!(
             entry.mount_point,
             PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")

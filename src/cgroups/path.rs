@@ -76,8 +76,8 @@ pub fn parse_mountinfo(content: &str) -> Vec<CgroupMount> {
             continue;
         }
         let mount = CgroupMount {
+            root: entry.root(),
             mount_point: entry.mount_point,
-            root: entry.root,
             unified,
             controllers,
         };
