@@ -253,6 +253,15 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Pushes a one-platform image for the host (`test/busybox:1`); returns what was pushed
+    /// and its reference at this registry.
+    fn push_host_image(&self) -> (Pushed, String) {
+        let mut layout = Layout::new();
+        let pushed = layout.add_image(host_arch());
+        self.push(layout.finish("1"), "1", "test/busybox", false);
+        (pushed, format!("{}/test/busybox:1", self.host()))
+    }
+
     /// Pushes the OCI layout `layout` (tag `tag`) as `repo:tag`; `all` copies every manifest of
     /// an index. Returns the pushed manifest's digest.
     fn push(&self, layout: &Path, tag: &str, repo: &str, all: bool) -> String {
@@ -697,10 +706,7 @@ fn pull_with_flag_credentials(
 fn basic_auth_is_required_and_credentials_come_from_flags_stdin_or_docker_config() {
     let rt = runtime();
     let registry = Registry::start(true);
-    let mut layout = Layout::new();
-    let pushed = layout.add_image(host_arch());
-    registry.push(layout.finish("1"), "1", "test/busybox", false);
-    let reference = format!("{}/test/busybox:1", registry.host());
+    let (pushed, reference) = registry.push_host_image();
     let store = Store::new();
 
     pull_with_flag_credentials(&rt, &store, &registry.host(), &reference, &[]);
@@ -784,10 +790,7 @@ fn assert_refused_naming(rt: &Runtime, reference: &str, blob: &str, pushed: &Pus
 fn a_tampered_blob_is_refused_naming_it_and_nothing_is_installed() {
     let rt = runtime();
     let registry = Registry::start(false);
-    let mut layout = Layout::new();
-    let pushed = layout.add_image(host_arch());
-    registry.push(layout.finish("1"), "1", "test/busybox", false);
-    let reference = format!("{}/test/busybox:1", registry.host());
+    let (pushed, reference) = registry.push_host_image();
 
     // Attack 1: the registry's copy of the second layer is replaced, after the push, by another
     // well-formed layer (a different tar, gzip like the original) that plants etc/evil.
@@ -1046,9 +1049,8 @@ fn serve_token_proxy(stream: TcpStream, port: u16, upstream: u16) -> Option<Stri
 fn bearer_token_auth_exchanges_credentials_for_a_token() {
     let rt = runtime();
     let registry = Registry::start(false);
-    let mut layout = Layout::new();
-    let pushed = layout.add_image(host_arch());
-    registry.push(layout.finish("1"), "1", "test/busybox", false);
+    // Reached through another name below, not the registry's own reference.
+    let (pushed, _) = registry.push_host_image();
     let proxy = TokenProxy::start(registry.port);
     let reference = format!("127.0.0.1:{}/test/busybox:1", proxy.port);
     let store_dir = TempDir::new("husk-test-store");
@@ -1204,12 +1206,8 @@ fn https_pull_with_a_ca_file_installs_an_image_that_runs() {
     let rt = runtime();
     let ca = TestCa::new();
     let registry = Registry::start_tls(false, &ca);
-    let mut layout = Layout::new();
-    let pushed = layout.add_image(host_arch());
-    registry.push(layout.finish("1"), "1", "test/busybox", false);
-
+    let (pushed, reference) = registry.push_host_image();
     let store = Store::new();
-    let reference = format!("{}/test/busybox:1", registry.host());
     let ca_file = ca.cert();
     store.run_ok(
         &rt,
@@ -1235,10 +1233,7 @@ fn https_pull_from_a_registry_with_an_unknown_ca_is_refused_as_untrusted() {
     let rt = runtime();
     let ca = TestCa::new();
     let registry = Registry::start_tls(false, &ca);
-    let mut layout = Layout::new();
-    let pushed = layout.add_image(host_arch());
-    registry.push(layout.finish("1"), "1", "test/busybox", false);
-    let reference = format!("{}/test/busybox:1", registry.host());
+    let (pushed, reference) = registry.push_host_image();
     let store = Store::new();
 
     // No CA: the host's store does not know the throwaway CA. Loopback, but a registry that speaks
@@ -1270,10 +1265,7 @@ fn https_trusts_certs_d_directories_and_the_host_store_and_names_a_bad_ca_file()
     let rt = runtime();
     let ca = TestCa::new();
     let registry = Registry::start_tls(false, &ca);
-    let mut layout = Layout::new();
-    let pushed = layout.add_image(host_arch());
-    registry.push(layout.finish("1"), "1", "test/busybox", false);
-    let reference = format!("{}/test/busybox:1", registry.host());
+    let (pushed, reference) = registry.push_host_image();
     let store = Store::new();
 
     // Docker's layout: <root>/<host:port>/ca.crt, the root given with --certs-dir.
@@ -1391,10 +1383,7 @@ fn basic_auth_over_https() {
     let rt = runtime();
     let ca = TestCa::new();
     let registry = Registry::start_tls(true, &ca);
-    let mut layout = Layout::new();
-    let pushed = layout.add_image(host_arch());
-    registry.push(layout.finish("1"), "1", "test/busybox", false);
-    let reference = format!("{}/test/busybox:1", registry.host());
+    let (pushed, reference) = registry.push_host_image();
     let store = Store::new();
     let ca_file = ca.cert().display().to_string();
     pull_with_flag_credentials(
@@ -1413,9 +1402,8 @@ fn basic_auth_over_https() {
 fn a_non_loopback_name_is_not_downgraded_to_plain_http() {
     let rt = runtime();
     let registry = Registry::start(false);
-    let mut layout = Layout::new();
-    let pushed = layout.add_image(host_arch());
-    registry.push(layout.finish("1"), "1", "test/busybox", false);
+    // Reached through another name below, not the registry's own reference.
+    let (pushed, _) = registry.push_host_image();
     let store = Store::new();
 
     // Linux connects 0.0.0.0 to the local host, so this reaches the plain HTTP registry on
