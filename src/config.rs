@@ -463,7 +463,12 @@ impl ContainerConfig {
             domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
             sysctl,
             process: process_plan,
-            seccomp: linux.seccomp().clone(),
+            seccomp: linux
+                .seccomp()
+                .as_ref()
+                .map(crate::seccomp_cache::filter)
+                .transpose()?,
+            seccomp_listener: seccomp_listener(&linux),
             new_session_keyring: !opts.no_new_keyring,
             create_container_hooks: plans("hooks.createContainer", hooks.create_container())?,
             start_container_hooks: plans("hooks.startContainer", hooks.start_container())?,
@@ -642,7 +647,12 @@ pub fn exec_bootstrap(
         domainname: None,
         sysctl: Vec::new(),
         process: process_plan,
-        seccomp: linux.seccomp().clone(),
+        seccomp: linux
+            .seccomp()
+            .as_ref()
+            .map(crate::seccomp_cache::filter)
+            .transpose()?,
+        seccomp_listener: seccomp_listener(&linux),
         new_session_keyring: false,
         create_container_hooks: Vec::new(),
         start_container_hooks: Vec::new(),
@@ -1487,4 +1497,11 @@ fn check_oci_version(version: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Where a seccomp agent listens, and what it is told, from `linux.seccomp`.
+fn seccomp_listener(linux: &oci_spec::runtime::Linux) -> Option<(PathBuf, Option<String>)> {
+    let seccomp = linux.seccomp().as_ref()?;
+    let path = seccomp.listener_path().clone()?;
+    Some((path, seccomp.listener_metadata().clone()))
 }

@@ -74,6 +74,7 @@ pub mod image;
 mod image_container;
 pub mod profile;
 mod resources;
+mod seccomp_cache;
 mod spawn;
 pub mod state;
 pub mod stdio;

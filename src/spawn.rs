@@ -554,9 +554,9 @@ impl Session<'_> {
 /// Hands a seccomp notify fd to the agent at `linux.seccomp.listenerPath`: the process state
 /// (runtime-spec `ContainerProcessState`) as the payload, the fd as SCM_RIGHTS.
 fn send_to_seccomp_agent(boot: &Bootstrap, pid: i32, state: &OciState, fd: &OwnedFd) -> Result<()> {
-    let seccomp = boot.seccomp.as_ref();
-    let listener = seccomp
-        .and_then(|s| s.listener_path().clone())
+    let (listener, metadata) = boot
+        .seccomp_listener
+        .clone()
         .ok_or_else(|| Error::config("linux.seccomp.listenerPath", "needed for SCMP_ACT_NOTIFY"))?;
     let mut message = serde_json::json!({
         "ociVersion": state.oci_version,
@@ -570,7 +570,7 @@ fn send_to_seccomp_agent(boot: &Bootstrap, pid: i32, state: &OciState, fd: &Owne
             "bundle": state.bundle,
         },
     });
-    if let Some(meta) = seccomp.and_then(|s| s.listener_metadata().clone()) {
+    if let Some(meta) = metadata {
         message["metadata"] = meta.into();
     }
     if !state.annotations.is_empty() {

@@ -36,7 +36,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape: a parent and an init from different builds refuse
 /// each other instead of misreading.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The argument that makes the husk binary (or an embedding program) run as the container's
 /// init. Not `init`: a program that embeds husk may have an `init` subcommand of its own.
@@ -247,7 +247,12 @@ pub struct Bootstrap {
     pub domainname: Option<String>,
     pub sysctl: Vec<(String, String)>,
     pub process: ProcessPlan,
-    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// `linux.seccomp`, built by the runtime (the init only loads it).
+    pub seccomp: Option<crate::security::SeccompFilter>,
+    /// `linux.seccomp.listenerPath` and `listenerMetadata`: the runtime hands the notify fd
+    /// to that agent itself, so they are its own and never sent to the init.
+    #[serde(skip)]
+    pub seccomp_listener: Option<(PathBuf, Option<String>)>,
     pub new_session_keyring: bool,
     pub create_container_hooks: Vec<HookPlan>,
     pub start_container_hooks: Vec<HookPlan>,

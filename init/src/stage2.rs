@@ -81,12 +81,7 @@ pub(crate) fn run(
             }
             caps
         });
-    let filter = boot
-        .seccomp
-        .as_ref()
-        .map(security::build_filter)
-        .transpose()
-        .map_err(|e| security_failure("build seccomp filter", &e))?;
+    let filter = boot.seccomp.clone();
     // Nothing of the runtime's may reach the container: only stdio and the preserved fds.
     // Marked before any filter is in force, since many profiles do not allow close_range;
     // every fd opened from here on is close-on-exec from the start.
@@ -380,11 +375,7 @@ fn load_filter(channel: &Channel, f: security::SeccompFilter) -> Result<(), Init
 }
 
 fn security_failure(step: &str, e: &security::SecurityError) -> InitFailure {
-    InitFailure {
-        step: step.to_string(),
-        errno: e.errno(),
-        detail: Some(e.to_string()),
-    }
+    e.failure(step)
 }
 
 fn hook_failure(kind: &str, e: &crate::hooks::HookError) -> InitFailure {

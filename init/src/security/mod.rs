@@ -114,6 +114,15 @@ pub enum SecurityError {
 }
 
 impl SecurityError {
+    /// The failure as the init reports a step's: `step`, the errno and this error's text.
+    pub fn failure(&self, step: &str) -> crate::proto::InitFailure {
+        crate::proto::InitFailure {
+            step: step.to_string(),
+            errno: self.errno(),
+            detail: Some(self.to_string()),
+        }
+    }
+
     /// The errno behind the failure, if the kernel or libseccomp reported one.
     pub fn errno(&self) -> Option<i32> {
         match self {

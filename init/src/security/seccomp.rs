@@ -120,6 +120,13 @@ pub fn refuse_notify_deadlocks(s: &LinuxSeccomp) -> Result<(), NotifyRefusal> {
 }
 
 /// A filter built from the spec, not yet loaded.
+///
+/// Built by the runtime on the host (and cached there: the build with libseccomp takes about a
+/// millisecond) and sent to the init in the bootstrap, which only loads it. Over the wire it
+/// is the program, its flags and whether it yields a listener; the bounds and the skipped
+/// names stay with the builder, which reports them.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(into = "FilterWire", from = "FilterWire")]
 pub struct SeccompFilter {
     /// The program to load: the ENOSYS prologue, then libseccomp's program.
     program: Vec<libc::sock_filter>,
@@ -129,6 +136,44 @@ pub struct SeccompFilter {
     newer_than_profile: Vec<AbiBound>,
     uses_notify: bool,
     skipped_syscalls: Vec<String>,
+}
+
+/// What of a [`SeccompFilter`] crosses to the init: the program as `(code, jt, jf, k)`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FilterWire {
+    program: Vec<(u16, u8, u8, u32)>,
+    flags: libc::c_ulong,
+    uses_notify: bool,
+}
+
+impl From<SeccompFilter> for FilterWire {
+    fn from(f: SeccompFilter) -> Self {
+        FilterWire {
+            program: f
+                .program
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect(),
+            flags: f.flags,
+            uses_notify: f.uses_notify,
+        }
+    }
+}
+
+impl From<FilterWire> for SeccompFilter {
+    fn from(w: FilterWire) -> Self {
+        SeccompFilter {
+            program: w
+                .program
+                .into_iter()
+                .map(|(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+                .collect(),
+            flags: w.flags,
+            newer_than_profile: Vec::new(),
+            uses_notify: w.uses_notify,
+            skipped_syscalls: Vec::new(),
+        }
+    }
 }
 
 impl fmt::Debug for SeccompFilter {
