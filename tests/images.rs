@@ -261,6 +261,17 @@ fn oci_layout_installs_lists_inspects_and_runs_from_rootfs_and_overlay() {
         Some(&b"hello"[..]),
         "PAX xattr kept"
     );
+    let link = image.layers[1].join("data/link");
+    assert_eq!(
+        lgetxattr(&link, "trusted.husk").as_deref(),
+        Some(&b"on the link"[..]),
+        "a symlink's trusted.* xattr kept"
+    );
+    assert_eq!(
+        lgetxattr(&link, "user.husk"),
+        None,
+        "user.* left out on a symlink"
+    );
     assert!(image.rootfs.starts_with(store.join("rootfs")), "{image:?}");
     assert!(!image.rootfs.join("data/gone").exists());
 

@@ -667,12 +667,16 @@ impl Extractor<'_> {
                 nix::sys::stat::FchmodatFlags::FollowSymlink,
             )
             .ctx(|| ctx("chmod"))?;
-            for (x, value) in &meta.xattrs {
-                setxattr_at(dir, name, x, value).ctx(|| ctx(&format!("set xattr {x} on")))?;
-            }
         }
-        // Symlinks' xattrs are not kept: only trusted.* and security.* may be set on one, and
-        // images do not carry them.
+        for (x, value) in &meta.xattrs {
+            // On a symlink the kernel takes trusted.* and security.* only (a user.* one is
+            // EPERM, as for GNU tar, which leaves it out too).
+            let kept_on_a_symlink = x.starts_with("trusted.") || x.starts_with("security.");
+            if !chmod && !kept_on_a_symlink {
+                continue;
+            }
+            setxattr_at(dir, name, x, value).ctx(|| ctx(&format!("set xattr {x} on")))?;
+        }
         let t = TimeSpec::new(meta.mtime, 0);
         nix::sys::stat::utimensat(
             Some(dir.as_raw_fd()),

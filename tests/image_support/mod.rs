@@ -321,7 +321,10 @@ pub fn feature_layers() -> (Vec<u8>, Vec<u8>) {
         Entry::file("data/setuid", "#!/bin/sh\n").mode(0o4755),
         Entry::file("data/xattr", "x\n").xattr("user.husk", b"hello"),
         Entry::hard_link("data/hard", "data/keep"),
-        Entry::symlink("data/link", "/data/keep"),
+        // The kernel takes trusted.* and security.* xattrs on a symlink, not user.* ones.
+        Entry::symlink("data/link", "/data/keep")
+            .xattr("trusted.husk", b"on the link")
+            .xattr("user.husk", b"refused on a link"),
         Entry::char_dev("data/null", 1, 3),
         Entry::fifo("data/fifo"),
     ]);
