@@ -475,6 +475,7 @@ fn held_by_writer(dir: &Path) -> bool {
 
 /// How a container's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExitStatus {
     /// It called `exit` with this code.
     Exited(i32),

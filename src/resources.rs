@@ -117,6 +117,7 @@ impl Container {
 
 /// Something that happened to a container, from [`Container::events`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The periodic usage report.
     Stats(Box<Stats>),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 /// Each variant names the file or the `linux.resources` field involved; kernel errors keep their
 /// errno, reachable through [`CgroupError::raw_os_error`].
 #[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
 pub enum CgroupError {
     /// `statfs` of the cgroup mount root failed.
     #[error("cannot inspect {path} to detect the cgroup mode: {source}")]

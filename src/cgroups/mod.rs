@@ -97,6 +97,7 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The cgroup layout of the host.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum CgroupMode {
     /// cgroup v1 only.
     Legacy,

@@ -20,6 +20,7 @@ use super::{fsio, CgroupError, CgroupManager, CgroupMode};
 
 /// What happened since the watch's descriptor last became readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OomWakeup {
     /// This many OOM events (v1: OOM situations; v2: processes OOM-killed).
     Oom(u64),

@@ -41,6 +41,8 @@ pub fn run(root: &Path, a: EventsArgs) -> CmdResult {
         match event? {
             Event::Stats(stats) => print_event(&a.id, "stats", Some(stats_json(&stats, mode))),
             Event::Oom => print_event(&a.id, "oom", None),
+            // runc prints only these two kinds; a kind added later is not shown.
+            _ => {}
         }
     }
     Ok(0)
