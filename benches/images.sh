@@ -23,11 +23,17 @@ for tool in hyperfine podman containerd ctr dockerd docker jq; do
 done
 
 T=$(mktemp -d /var/tmp/husk-bench-images.XXXXXX)
+# Run-time state (containers' state, bundles, sockets) on a tmpfs, where a systemd host keeps it (/run), for every
+# tool alike; images stay on disk. Here /run is on the root disk, an ext4 mounted with `discard`, where every file
+# replaced or removed waits for a synchronous discard (0.3-0.5 ms each, ten or more per container start). Not
+# podman's: with its runroot and tmp_dir there, `podman run --rm` waited for its container's exit for minutes
+# (not investigated), so they stay on disk.
+R=$T/run
 IMG=docker.io/library/husk-bench:latest
 PIDS=()
 cleanup() {
     set +e
-    "$husk" --root "$T/husk-root" list -q 2>/dev/null | xargs -r -n1 "$husk" --root "$T/husk-root" delete -f
+    "$husk" --root "$R/husk-root" list -q 2>/dev/null | xargs -r -n1 "$husk" --root "$R/husk-root" delete -f
     [ -n "${PODMAN_READY:-}" ] && podman rm -af >/dev/null 2>&1 && podman rmi -af >/dev/null 2>&1
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done; kill -9 "$p" 2>/dev/null; done
@@ -45,6 +51,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+mkdir -p "$R" && mount -t tmpfs -o mode=0755,size=2g husk-bench-run "$R"
+
 # One tar that is both an OCI image layout and a docker-save archive, from the test rootfs.
 gzip -dc "$rootfs_tgz" >"$T/rootfs.tar"
 o=$T/oci; mkdir -p "$o/blobs/sha256"
@@ -59,7 +67,7 @@ printf '[{"Config":"blobs/sha256/%s","RepoTags":["%s"],"Layers":["blobs/sha256/%
 tar -C "$o" -cf "$T/image.tar" oci-layout index.json manifest.json blobs
 
 # husk: the image in a private store, and a bundle of the same rootfs for the bundle `run`.
-H="$husk --root $T/husk-root --store $T/husk-store"
+H="$husk --root $R/husk-root --store $T/husk-store"
 $H image install --format oci --name husk-bench "$T/image.tar" >/dev/null
 mkdir -p "$T/bundle/rootfs"; tar -C "$T/bundle/rootfs" -xf "$T/rootfs.tar"
 (cd "$T/bundle" && "$husk" spec && jq '.process.terminal=false | .process.args=["/bin/true"]' config.json >c && mv c config.json)
@@ -91,14 +99,14 @@ export CONTAINERS_CONF=$T/podman/containers.conf CONTAINERS_STORAGE_CONF=$T/podm
 podman load -q -i "$T/image.tar" >/dev/null; PODMAN_READY=1
 mkdir -p "$T/containerd"
 printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n' \
-    "$T/containerd/root" "$T/containerd/state" "$T/containerd/sock" "$T/containerd/sock.ttrpc" >"$T/containerd/config.toml"
+    "$T/containerd/root" "$R/containerd/state" "$T/containerd/sock" "$T/containerd/sock.ttrpc" >"$T/containerd/config.toml"
 containerd --config "$T/containerd/config.toml" >"$T/containerd/log" 2>&1 & PIDS+=($!)
 CTR="ctr -a $T/containerd/sock -n husk-bench"
 for _ in $(seq 150); do $CTR version >/dev/null 2>&1 && break; sleep 0.2; done
 $CTR image import "$T/image.tar" >/dev/null
 mkdir -p "$T/docker"
 cat >"$T/docker/daemon.json" <<EOF
-{"data-root": "$T/docker/data", "exec-root": "$T/docker/exec", "pidfile": "$T/docker/pid",
+{"data-root": "$T/docker/data", "exec-root": "$R/docker/exec", "pidfile": "$T/docker/pid",
  "hosts": ["unix://$T/docker/sock"], "bridge": "none", "iptables": false, "ip6tables": false, "ip-forward": false,
  "ip-masq": false, "storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"]}
 EOF
@@ -115,7 +123,7 @@ if [ -z "${BENCH_EXECUTE:-}" ]; then
     cargo build --release --example bench_execute >/dev/null 2>&1 || { echo "benches/images.sh: cannot build examples/bench_execute" >&2; exit 1; }
 fi
 [ -x "$example" ] || { echo "benches/images.sh: $example is not executable" >&2; exit 1; }
-exec_out=$("$example" "$rootfs_tgz" "$T/exec-store" "$T/exec-root" "$exec_runs")
+exec_out=$("$example" "$rootfs_tgz" "$T/exec-store" "$R/exec-root" "$exec_runs")
 p50=$(sed -n 's/^execute p50 \([0-9.]*\) p99.*/\1/p' <<<"$exec_out")
 p99=$(sed -n 's/^execute p50 [0-9.]* p99 \([0-9.]*\).*/\1/p' <<<"$exec_out")
 concurrent=$(sed -n 's/^execute 20 concurrent \([0-9.]*\)$/\1/p' <<<"$exec_out")
