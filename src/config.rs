@@ -463,11 +463,7 @@ impl ContainerConfig {
             domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
             sysctl,
             process: process_plan,
-            seccomp: linux
-                .seccomp()
-                .as_ref()
-                .map(crate::seccomp_cache::filter)
-                .transpose()?,
+            seccomp: seccomp_filter(&linux)?,
             seccomp_listener: seccomp_listener(&linux),
             new_session_keyring: !opts.no_new_keyring,
             create_container_hooks: plans("hooks.createContainer", hooks.create_container())?,
@@ -647,11 +643,7 @@ pub fn exec_bootstrap(
         domainname: None,
         sysctl: Vec::new(),
         process: process_plan,
-        seccomp: linux
-            .seccomp()
-            .as_ref()
-            .map(crate::seccomp_cache::filter)
-            .transpose()?,
+        seccomp: seccomp_filter(&linux)?,
         seccomp_listener: seccomp_listener(&linux),
         new_session_keyring: false,
         create_container_hooks: Vec::new(),
@@ -1497,6 +1489,17 @@ fn check_oci_version(version: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `linux.seccomp` built into its program (see [`crate::seccomp_cache`]).
+fn seccomp_filter(
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<husk_init::security::SeccompFilter>> {
+    linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp_cache::filter)
+        .transpose()
 }
 
 /// Where a seccomp agent listens, and what it is told, from `linux.seccomp`.
