@@ -11,7 +11,7 @@
 //! A profile libseccomp refuses fails the create before anything is spawned, with the same
 //! step, errno and text the init used to report.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use husk_init::security::SeccompFilter;
 use oci_spec::runtime::LinuxSeccomp;
@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 /// Profiles kept; the oldest goes first.
 const KEPT: usize = 8;
 
-type Cache = Vec<(String, Arc<SeccompFilter>)>;
+type Cache = Vec<(String, SeccompFilter)>;
 
 static CACHE: Mutex<Cache> = Mutex::new(Vec::new());
 
@@ -30,7 +30,7 @@ pub(crate) fn filter(profile: &LinuxSeccomp) -> Result<SeccompFilter> {
     let key = serde_json::to_string(profile)
         .map_err(|e| Error::config("linux.seccomp", e.to_string()))?;
     if let Some(found) = lock().iter().find(|(k, _)| *k == key) {
-        return Ok(SeccompFilter::clone(&found.1));
+        return Ok(found.1.clone());
     }
     // Built outside the lock: another thread's create does not wait for this one's.
     let built = husk_init::security::build_filter(profile)
@@ -40,7 +40,7 @@ pub(crate) fn filter(profile: &LinuxSeccomp) -> Result<SeccompFilter> {
         if cache.len() == KEPT {
             cache.remove(0);
         }
-        cache.push((key, Arc::new(built.clone())));
+        cache.push((key, built.clone()));
     }
     Ok(built)
 }

@@ -521,7 +521,7 @@ impl Extractor<'_> {
                 nix::unistd::symlinkat(OsStr::from_bytes(&target), Some(parent.as_raw_fd()), name)
                     .ctx(|| ctx("symlink"))?;
                 if self.kind == Kind::Layer {
-                    self.set_meta_at(parent, name, &meta, &shown, false)?;
+                    self.set_meta_at(parent, name, &meta, &shown, true)?;
                 }
             }
             T::Link => {
@@ -554,7 +554,7 @@ impl Extractor<'_> {
                     dev,
                 )
                 .ctx(|| ctx("mknod"))?;
-                self.set_meta_at(parent, name, &meta, &shown, true)?;
+                self.set_meta_at(parent, name, &meta, &shown, false)?;
             }
             other => {
                 return Err(self.refuse(
@@ -646,7 +646,7 @@ impl Extractor<'_> {
         name: &OsStr,
         meta: &Meta,
         shown: &str,
-        chmod: bool,
+        symlink: bool,
     ) -> Result<(), ImageError> {
         let what = self.what;
         let ctx = |op: &str| format!("{what}: {op} {shown}");
@@ -658,8 +658,8 @@ impl Extractor<'_> {
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .ctx(|| ctx("chown"))?;
-        if chmod {
-            // Not a symlink (the caller just made a device node or fifo in the private tree).
+        if !symlink {
+            // The caller just made this device node or fifo in the private tree.
             nix::sys::stat::fchmodat(
                 Some(dir.as_raw_fd()),
                 name,
@@ -672,7 +672,7 @@ impl Extractor<'_> {
             // On a symlink the kernel takes trusted.* and security.* only (a user.* one is
             // EPERM, as for GNU tar, which leaves it out too).
             let kept_on_a_symlink = x.starts_with("trusted.") || x.starts_with("security.");
-            if !chmod && !kept_on_a_symlink {
+            if symlink && !kept_on_a_symlink {
                 continue;
             }
             setxattr_at(dir, name, x, value).ctx(|| ctx(&format!("set xattr {x} on")))?;
