@@ -212,3 +212,55 @@ fn main_process_streams_can_be_pipes() {
     assert_eq!(c.wait().unwrap(), ExitStatus::Exited(0));
     rt.load(&id).unwrap().delete(false).unwrap();
 }
+
+/// One process creates containers with two seccomp profiles that differ only in an errno, in
+/// turns: the runtime keeps built programs per profile (src/seccomp_cache.rs), and each container
+/// must still get its own profile's errno, seen from inside.
+#[test]
+fn containers_of_one_process_each_get_their_own_seccomp_profile() {
+    use std::io::Read;
+    require_root();
+    let cli = CliRuntime::with_binary(env!("CARGO_BIN_EXE_husk"));
+    let rt = engine(&cli);
+    let opts = husk::CreateOptions {
+        stdio: husk::StdioConfig {
+            stdin: husk::Stdio::Null,
+            stdout: husk::Stdio::Piped,
+            stderr: husk::Stdio::Piped,
+        },
+        ..Default::default()
+    };
+    let mkdir_error = |errno: u32| -> String {
+        let bundle = Bundle::new(&cli)
+            .sh("mkdir /tmp/denied-by-seccomp 2>&1; echo done")
+            .set(
+                "/linux/seccomp",
+                serde_json::json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                  "errnoRet": errno}]
+                }),
+            );
+        let id = unique_id("seccomp-cache");
+        let mut c = rt.create(&id, bundle.path(), &opts).expect("create");
+        let mut stdout = c.pipes().stdout.take().expect("stdout pipe");
+        c.start().expect("start");
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).unwrap();
+        assert_eq!(c.wait().unwrap(), ExitStatus::Exited(0), "{out}");
+        rt.load(&id).unwrap().delete(false).unwrap();
+        out
+    };
+    for _ in 0..2 {
+        let eperm = mkdir_error(1);
+        assert!(
+            eperm.contains("Operation not permitted"),
+            "errno 1: {eperm}"
+        );
+        let enospc = mkdir_error(28);
+        assert!(
+            enospc.contains("No space left on device"),
+            "errno 28: {enospc}"
+        );
+    }
+}
